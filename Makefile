@@ -1,0 +1,61 @@
+# Everything a fresh machine needs, from python3 and make alone.
+# uv is bootstrapped into a small tools venv; the project environment lives in .venv.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(shell command -v $(PYTHON))
+export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+export IPYTHONDIR := $(CURDIR)/.cache/ipython
+export JUPYTER_RUNTIME_DIR := $(CURDIR)/.cache/jupyter
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+
+.PHONY: setup demo dev test check lint format lock clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --quiet
+	@touch $@
+
+## setup: create .venv with every locked dependency (runtime and dev)
+setup: $(VENV)/.synced
+
+## demo: sandbox + real Dagster ingestion + analytics + report, then a summary
+demo: setup
+	$(BIN)/pipeline demo
+
+## dev: sandbox with a steady workload, Dagster UI and daemon on http://127.0.0.1:3000
+dev: setup
+	$(BIN)/pipeline dev
+
+## test: the whole test suite (what CI runs)
+test: setup
+	$(BIN)/pytest
+
+## check: format check, lint, types, then the tests
+check: setup
+	$(BIN)/ruff format --check pipeline tests bench
+	$(BIN)/ruff check pipeline tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+format: setup
+	$(BIN)/ruff format pipeline tests bench
+	$(BIN)/ruff check --fix pipeline tests bench
+
+## lock: re-resolve uv.lock after editing pyproject.toml
+lock: $(UV)
+	$(UV) lock
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .cache
