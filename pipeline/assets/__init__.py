@@ -1,0 +1,1 @@
+"""Dagster assets, resources, checks and automation, assembled in `pipeline.definitions`."""

@@ -1,0 +1,189 @@
+"""Warehouse tables and their versioned migrations.
+
+Migrations are applied in order when a read-write connection opens; each runs in its own
+transaction and is recorded in `schema_migrations`, so applying them again changes nothing.
+Columns of `observations` mirror `pipeline.model.Observation`; `OBSERVATION_COLUMNS` is the polars
+schema that batches are built in, validated against and appended with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import duckdb
+import polars as pl
+
+UTC_TIME = pl.Datetime("us", "UTC")
+
+ORDER_COLUMNS: dict[str, pl.DataType] = {
+    "provider": pl.String(),
+    "order_id": pl.String(),
+    "order_kind": pl.String(),
+    "registered_at": UTC_TIME,
+    "created_at": UTC_TIME,
+    "service": pl.String(),
+    "country": pl.String(),
+    "source": pl.String(),
+}
+
+OBSERVATION_COLUMNS: dict[str, pl.DataType] = {
+    "observation_id": pl.String(),
+    "provider": pl.String(),
+    "order_id": pl.String(),
+    "order_kind": pl.String(),
+    "polled_at": UTC_TIME,
+    "attempt": pl.Int32(),
+    "http_status": pl.Int32(),
+    "latency_ms": pl.Float64(),
+    "error_class": pl.String(),
+    "error_message": pl.String(),
+    "retry_after_s": pl.Float64(),
+    "state": pl.String(),
+    "provider_status": pl.String(),
+    "provider_substatus": pl.String(),
+    "status_unrecognized": pl.Boolean(),
+    "is_terminal": pl.Boolean(),
+    "is_success": pl.Boolean(),
+    "is_paid": pl.Boolean(),
+    "has_code": pl.Boolean(),
+    "code_sha256": pl.String(),
+    "code_length": pl.Int32(),
+    "phone_masked": pl.String(),
+    "items_total": pl.Int32(),
+    "items_succeeded": pl.Int32(),
+    "amount": pl.Float64(),
+    "amount_unit": pl.String(),
+    "service": pl.String(),
+    "country": pl.String(),
+    "provider_created_at": UTC_TIME,
+    "provider_scheduled_at": UTC_TIME,
+    "provider_updated_at": UTC_TIME,
+    "provider_paid_at": UTC_TIME,
+    "provider_expires_at": UTC_TIME,
+    "provider_timestamp_raw": pl.String(),
+    "payload_sha256": pl.String(),
+}
+
+PAYLOAD_COLUMNS: dict[str, pl.DataType] = {
+    "payload_sha256": pl.String(),
+    "provider": pl.String(),
+    "body_redacted": pl.String(),
+    "size_bytes": pl.Int64(),
+    "first_seen_at": UTC_TIME,
+}
+
+QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
+    "quarantine_id": pl.String(),
+    "batch_id": pl.String(),
+    "quarantined_at": UTC_TIME,
+    "provider": pl.String(),
+    "order_id": pl.String(),
+    "polled_at": UTC_TIME,
+    "reasons": pl.String(),
+    "row_json": pl.String(),
+}
+
+_DUCKDB_TYPES: dict[type[pl.DataType], str] = {
+    pl.String: "VARCHAR",
+    pl.Datetime: "TIMESTAMPTZ",
+    pl.Int32: "INTEGER",
+    pl.Int64: "BIGINT",
+    pl.Float64: "DOUBLE",
+    pl.Boolean: "BOOLEAN",
+}
+
+
+def _columns_sql(columns: dict[str, pl.DataType], not_null: set[str]) -> str:
+    parts = []
+    for name, dtype in columns.items():
+        sql_type = _DUCKDB_TYPES[type(dtype)]
+        parts.append(f"{name} {sql_type}{' NOT NULL' if name in not_null else ''}")
+    return ",\n    ".join(parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Migration:
+    """One schema change, applied once."""
+
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "orders, observations, payloads, quarantine",
+        f"""
+CREATE TABLE orders (
+    {_columns_sql(ORDER_COLUMNS, {"provider", "order_id", "order_kind", "registered_at"})},
+    PRIMARY KEY (provider, order_id)
+);
+CREATE TABLE observations (
+    {_columns_sql(OBSERVATION_COLUMNS, {"observation_id", "provider", "order_id", "polled_at", "state"})},
+    PRIMARY KEY (observation_id)
+);
+CREATE TABLE payloads (
+    {_columns_sql(PAYLOAD_COLUMNS, {"payload_sha256"})},
+    PRIMARY KEY (payload_sha256)
+);
+CREATE TABLE quarantine (
+    {_columns_sql(QUARANTINE_COLUMNS, {"quarantine_id"})},
+    PRIMARY KEY (quarantine_id)
+);
+""",
+    ),
+    Migration(
+        2,
+        "order_tracking: per-order poll state for the scheduler",
+        """
+CREATE TABLE order_tracking (
+    provider VARCHAR NOT NULL,
+    order_id VARCHAR NOT NULL,
+    last_polled_at TIMESTAMPTZ,
+    last_state VARCHAR,
+    last_ok_at TIMESTAMPTZ,
+    is_terminal BOOLEAN NOT NULL DEFAULT false,
+    terminal_seen_at TIMESTAMPTZ,
+    grace_checked BOOLEAN NOT NULL DEFAULT false,
+    polls INTEGER NOT NULL DEFAULT 0,
+    consecutive_errors INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (provider, order_id)
+);
+""",
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
+    """Versions already recorded in `schema_migrations`."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
+    )
+    rows = con.execute("SELECT version FROM schema_migrations").fetchall()
+    return {int(row[0]) for row in rows}
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply every pending migration; returns the versions applied now (empty if none)."""
+    done = applied_versions(con)
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(migration.sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, now())",
+                [migration.version, migration.name],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,112 @@
+"""Reading and writing the warehouse: bulk appends from polars through Arrow, reads into polars.
+
+Writes never go row by row: a polars frame is registered as an Arrow view and inserted with one
+statement. Keys are deterministic, so appending the same rows twice stores them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline.warehouse.connection import connect
+from pipeline.warehouse.schema import migrate
+
+_BATCH_VIEW = "_incoming_batch"
+
+# table -> primary key columns, for idempotent appends
+KEYS: dict[str, tuple[str, ...]] = {
+    "orders": ("provider", "order_id"),
+    "observations": ("observation_id",),
+    "payloads": ("payload_sha256",),
+    "quarantine": ("quarantine_id",),
+}
+
+
+class Warehouse:
+    """The DuckDB warehouse file. Holds only its location: connections are opened per use."""
+
+    def __init__(self, path: Path | str, *, lock_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.path)!r})"
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A UTC connection; read-write ones are migrated to the latest schema first."""
+        con = connect(self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s)
+        try:
+            if not read_only:
+                migrate(con)
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside one transaction, committed on success."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def read(
+        self, sql: str, params: Sequence[Any] | None = None, *, read_only: bool = False
+    ) -> pl.DataFrame:
+        """Run one query and return its result as a polars frame."""
+        with self.connect(read_only=read_only) as con:
+            return query(con, sql, params)
+
+    def initialise(self) -> None:
+        """Create the file and apply migrations."""
+        with self.connect():
+            pass
+
+
+def query(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> pl.DataFrame:
+    """Run `sql` on an open connection; the result as polars."""
+    return con.sql(sql, params=list(params) if params else None).pl()
+
+
+def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
+    """Insert `frame` into `table`, skipping rows whose key is already stored.
+
+    Returns:
+        The number of rows actually inserted.
+    """
+    if frame.is_empty():
+        return 0
+    key = list(KEYS[table])
+    frame = frame.unique(subset=key, keep="first", maintain_order=True)
+    con.register(_BATCH_VIEW, frame.to_arrow())
+    try:
+        inserted = con.execute(
+            f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM {_BATCH_VIEW}"
+        ).fetchone()
+    finally:
+        con.unregister(_BATCH_VIEW)
+    return int(inserted[0]) if inserted else 0
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
+    """Replace a derived table with `frame` (derived tables can always be rebuilt)."""
+    con.register(_BATCH_VIEW, frame.to_arrow())
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {_BATCH_VIEW}")
+    finally:
+        con.unregister(_BATCH_VIEW)
+    return frame.height
+

@@ -1,0 +1,86 @@
+"""Warehouse writes and reads: idempotent bulk appends, payloads stored once, UTC round trips."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import polars as pl
+
+from pipeline.model import Observation, OrderState
+from pipeline.warehouse import Warehouse, append
+from pipeline.warehouse.frames import observations_frame, payloads_frame
+from pipeline.warehouse.schema import OBSERVATION_COLUMNS
+
+POLLED_AT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def _observation(order_id: str = "abcd_1234", **changes: object) -> Observation:
+    fields: dict[str, object] = {
+        "provider": "baanx",
+        "order_id": order_id,
+        "order_kind": "product_order",
+        "polled_at": POLLED_AT,
+        "state": OrderState.PENDING.value,
+        "is_terminal": False,
+        "http_status": 200,
+        "latency_ms": 12.5,
+        "provider_status": "STARTED",
+        "payload_sha256": "f" * 64,
+        "payload_redacted": '{"status":"STARTED"}',
+    }
+    fields.update(changes)
+    return Observation(**fields)  # type: ignore[arg-type]
+
+
+def test_the_same_observation_twice_stores_one_row(warehouse: Warehouse) -> None:
+    frame = observations_frame([_observation()])
+    with warehouse.transaction() as con:
+        assert append(con, "observations", frame) == 1
+    with warehouse.transaction() as con:
+        assert append(con, "observations", frame) == 0
+        assert append(con, "observations", pl.concat([frame, frame])) == 0
+    assert warehouse.read("SELECT count(*) AS n FROM observations")["n"].item() == 1
+
+
+def test_a_retry_is_a_distinct_row_with_a_distinct_key(warehouse: Warehouse) -> None:
+    frame = observations_frame([_observation(), _observation(attempt=2)])
+    with warehouse.transaction() as con:
+        assert append(con, "observations", frame) == 2
+
+
+def test_identical_bodies_are_stored_once(warehouse: Warehouse) -> None:
+    observations = [_observation("a"), _observation("b"), _observation("c", payload_sha256="e" * 64)]
+    with warehouse.transaction() as con:
+        assert append(con, "payloads", payloads_frame(observations)) == 2
+        assert append(con, "payloads", payloads_frame(observations)) == 0
+
+
+def test_append_goes_through_arrow_with_the_declared_schema(warehouse: Warehouse) -> None:
+    frame = observations_frame([_observation()])
+    assert dict(frame.schema) == OBSERVATION_COLUMNS
+    with warehouse.transaction() as con:
+        append(con, "observations", frame)
+    stored = warehouse.read("SELECT * FROM observations")
+    assert stored.select(frame.columns).schema == frame.schema
+
+
+def test_timestamps_round_trip_in_utc_to_the_microsecond(warehouse: Warehouse) -> None:
+    oslo = timezone(timedelta(hours=1))
+    local = POLLED_AT.astimezone(oslo)
+    with warehouse.transaction() as con:
+        append(con, "observations", observations_frame([_observation(polled_at=local)]))
+    stored = warehouse.read("SELECT polled_at FROM observations")
+    assert stored.schema["polled_at"] == pl.Datetime("us", "UTC")
+    assert stored["polled_at"].item() == POLLED_AT
+    session_zone = warehouse.read("SELECT current_setting('TimeZone') AS tz")["tz"].item()
+    assert session_zone == "UTC"
+
+
+def test_a_failed_transaction_leaves_nothing_behind(warehouse: Warehouse) -> None:
+    try:
+        with warehouse.transaction() as con:
+            append(con, "observations", observations_frame([_observation()]))
+            raise RuntimeError("simulated crash mid-batch")
+    except RuntimeError:
+        pass
+    assert warehouse.read("SELECT count(*) AS n FROM observations")["n"].item() == 0
