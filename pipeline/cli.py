@@ -13,6 +13,8 @@ import sys
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulator": ("pipeline.simulator.command", "run the local provider sandbox"),
+    "track": ("pipeline.commands.track", "register orders to track"),
+    "poll": ("pipeline.commands.poll", "poll due orders now, without Dagster"),
 }
 
 

@@ -91,22 +91,28 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> i
         return 0
     key = list(KEYS[table])
     frame = frame.unique(subset=key, keep="first", maintain_order=True)
-    con.register(_BATCH_VIEW, frame.to_arrow())
-    try:
+    with registered(con, _BATCH_VIEW, frame):
         inserted = con.execute(
             f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM {_BATCH_VIEW}"
         ).fetchone()
-    finally:
-        con.unregister(_BATCH_VIEW)
     return int(inserted[0]) if inserted else 0
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
     """Replace a derived table with `frame` (derived tables can always be rebuilt)."""
-    con.register(_BATCH_VIEW, frame.to_arrow())
-    try:
+    with registered(con, _BATCH_VIEW, frame):
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {_BATCH_VIEW}")
-    finally:
-        con.unregister(_BATCH_VIEW)
     return frame.height
+
+
+@contextmanager
+def registered(
+    con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame
+) -> Iterator[None]:
+    """`frame` visible to SQL as view `name` (zero-copy through Arrow) for the block's duration."""
+    con.register(name, frame.to_arrow())
+    yield
+    # Not in a `finally`: after a failed statement the transaction is aborted, unregistering
+    # would fail too and hide the real error. The view dies with the connection anyway.
+    con.unregister(name)
 

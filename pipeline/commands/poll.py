@@ -1,0 +1,77 @@
+"""`pipeline poll`: poll due orders without Dagster (for cron users and debugging)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+
+from pipeline.model import PROVIDERS
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `pipeline poll`."""
+    parser.add_argument("--provider", action="append", choices=PROVIDERS,
+                        help="poll only this provider (repeatable; default: all)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="run a single tick (the default)")
+    mode.add_argument("--duration", type=float, metavar="SECONDS",
+                      help="run ticks for this many seconds")
+    parser.add_argument("--tick", type=float, default=5.0, metavar="SECONDS",
+                        help="seconds between ticks (default 5)")
+    parser.add_argument("--no-inbox", action="store_true",
+                        help="do not register CSV files waiting in the inbox first")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Poll and print a per-provider summary."""
+    from pipeline.intake import process_inbox
+    from pipeline.polling.client import Poller
+    from pipeline.polling.tick import TickResult, run_tick, run_window
+    from pipeline.providers.registry import ADAPTERS
+    from pipeline.settings import Settings
+    from pipeline.warehouse import Warehouse
+
+    settings = Settings.from_env()
+    warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
+    if not args.no_inbox and settings.inbox_dir.is_dir():
+        for path, outcome in process_inbox(warehouse, settings.inbox_dir):
+            print(f"inbox {path.name}: {outcome}")
+    providers = args.provider or list(PROVIDERS)
+
+    async def main() -> TickResult:
+        async with Poller(settings, ADAPTERS) as poller:
+            if args.duration:
+                return await run_window(
+                    warehouse, poller, duration_s=args.duration, providers=providers,
+                    tick_s=args.tick,
+                )
+            return await run_tick(warehouse, poller, providers=providers, tick_s=args.tick)
+
+    result = asyncio.run(main())
+    print(format_summary(result))
+    return 1 if result.write_errors else 0
+
+
+def format_summary(result: object) -> str:
+    """A per-provider table of what the poll did."""
+    from pipeline.polling.tick import TickResult
+
+    assert isinstance(result, TickResult)
+    lines = [
+        f"{'provider':<12} {'due':>5} {'polled':>6} {'ok':>5} {'errors':<28} {'p50 ms':>7}  states"
+    ]
+    for slug, tick in result.providers.items():
+        errors = ", ".join(f"{k}={v}" for k, v in sorted(tick.errors.items())) or "-"
+        skipped = ", ".join(f"{k}={v}" for k, v in sorted(tick.skipped.items()))
+        if skipped:
+            errors += f" (skipped {skipped})"
+        p50 = f"{statistics.median(tick.latencies_ms):.1f}" if tick.latencies_ms else "-"
+        states = ", ".join(f"{k}={v}" for k, v in sorted(tick.states.items())) or "-"
+        lines.append(
+            f"{slug:<12} {tick.due:>5} {tick.polled:>6} {tick.ok:>5} {errors:<28} {p50:>7}  {states}"
+        )
+    lines.append(f"stored {result.written} observation(s), quarantined {result.quarantined}")
+    for error in result.write_errors:
+        lines.append(f"NOT STORED: {error}")
+    return "\n".join(lines)

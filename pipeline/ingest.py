@@ -1,0 +1,117 @@
+"""The write path of one batch of observations, in one transaction.
+
+Validate with pandera; append valid rows to `observations` and their redacted bodies to `payloads`
+(once per hash); send failing rows to `quarantine` with reasons; update `order_tracking`, the
+scheduler's per-order memory. Keys are deterministic, so re-writing a batch changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import duckdb
+import polars as pl
+
+from pipeline.model import Observation
+from pipeline.validation import split_valid
+from pipeline.warehouse import Warehouse, append
+from pipeline.warehouse.store import registered
+from pipeline.warehouse.frames import observations_frame, payloads_frame
+
+_TRACKING_VIEW = "_tracking_batch"
+
+TRACKING_UPSERT = f"""
+INSERT INTO order_tracking AS t (provider, order_id, last_polled_at, last_state, last_ok_at,
+    is_terminal, terminal_seen_at, grace_checked, polls, consecutive_errors)
+SELECT provider, order_id, last_polled_at, last_state, last_ok_at,
+    coalesce(is_terminal, false), terminal_seen_at, false, polls, trailing_errors
+FROM {_TRACKING_VIEW}
+ON CONFLICT (provider, order_id) DO UPDATE SET
+    last_polled_at = greatest(t.last_polled_at, excluded.last_polled_at),
+    last_state = coalesce(excluded.last_state, t.last_state),
+    last_ok_at = coalesce(excluded.last_ok_at, t.last_ok_at),
+    grace_checked = t.grace_checked OR (t.is_terminal AND excluded.last_ok_at IS NOT NULL),
+    is_terminal = coalesce(excluded.is_terminal, t.is_terminal),
+    terminal_seen_at = CASE WHEN coalesce(excluded.is_terminal, t.is_terminal)
+        THEN coalesce(t.terminal_seen_at, excluded.terminal_seen_at) END,
+    polls = t.polls + excluded.polls,
+    consecutive_errors = CASE WHEN excluded.last_ok_at IS NULL
+        THEN t.consecutive_errors + excluded.polls ELSE excluded.consecutive_errors END
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchResult:
+    """What writing a batch did."""
+
+    received: int
+    written: int
+    quarantined: int
+    payloads_new: int
+
+
+def write_batch(
+    warehouse: Warehouse, observations: Sequence[Observation], *, batch_id: str | None = None
+) -> BatchResult:
+    """Validate and store `observations` in one transaction."""
+    if not observations:
+        return BatchResult(0, 0, 0, 0)
+    frame = observations_frame(observations)
+    validated = split_valid(frame, batch_id=batch_id)
+    valid_ids = set(validated.valid["observation_id"].to_list())
+    payloads = payloads_frame(
+        o for o, key in zip(observations, frame["observation_id"], strict=True) if key in valid_ids
+    )
+    with warehouse.transaction() as con:
+        written = append(con, "observations", validated.valid)
+        payloads_new = append(con, "payloads", payloads)
+        quarantined = append(con, "quarantine", validated.quarantine)
+        update_tracking(con, validated.valid, validated.quarantine)
+    return BatchResult(len(observations), written, quarantined, payloads_new)
+
+
+def update_tracking(
+    con: duckdb.DuckDBPyConnection, valid: pl.DataFrame, quarantined: pl.DataFrame
+) -> None:
+    """Fold a batch into `order_tracking`: last poll, last valid state, terminal bookkeeping."""
+    summary = tracking_summary(valid, quarantined)
+    if summary.is_empty():
+        return
+    with registered(con, _TRACKING_VIEW, summary):
+        con.execute(TRACKING_UPSERT)
+
+
+def tracking_summary(valid: pl.DataFrame, quarantined: pl.DataFrame) -> pl.DataFrame:
+    """Per order: latest poll, latest answered state, first terminal sighting, trailing errors."""
+    polls = pl.concat(
+        [
+            valid.select(
+                "provider", "order_id", "polled_at", "state", "is_terminal",
+                ok=pl.col("error_class").is_null(),
+            ),
+            # A quarantined answer still counts as a poll, but says nothing about the state.
+            quarantined.select(
+                "provider", "order_id", "polled_at",
+                state=pl.lit(None, pl.String), is_terminal=pl.lit(None, pl.Boolean),
+                ok=pl.lit(False),
+            ),
+        ],
+        how="vertical_relaxed",
+    ).filter(pl.col("polled_at").is_not_null())
+    ok_polled_at = pl.when(pl.col("ok")).then(pl.col("polled_at"))
+    return (
+        polls.sort("polled_at")
+        .group_by("provider", "order_id")
+        .agg(
+            last_polled_at=pl.col("polled_at").max(),
+            last_state=pl.col("state").filter(pl.col("ok")).last(),
+            last_ok_at=ok_polled_at.max(),
+            is_terminal=pl.col("is_terminal").filter(pl.col("ok")).last(),
+            terminal_seen_at=pl.col("polled_at").filter(pl.col("ok") & pl.col("is_terminal")).min(),
+            polls=pl.len().cast(pl.Int32),
+            trailing_errors=(pl.col("polled_at") > ok_polled_at.max().fill_null(pl.datetime(1970, 1, 1, time_zone="UTC")))
+            .sum()
+            .cast(pl.Int32),
+        )
+    )

@@ -1,0 +1,114 @@
+"""Who gets polled when: the cadence policy, terminal grace re-checks, and priority under a budget.
+
+An open order is due `cadence(state)` seconds after its last poll (at once if never polled). A
+terminal order gets one grace re-check `terminal_grace_s` after it was first seen terminal, then
+is left alone; so is any order older than its provider's maximum tracking age. When the budget
+cannot cover every due order, the most overdue orders in the states most likely to change go first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import polars as pl
+
+from pipeline.model import OrderState
+from pipeline.providers.base import PollingPolicy
+
+# How likely an order is to change soon, relative to `pending`: never-polled orders come first,
+# then orders being worked on; a terminal order's grace re-check comes last.
+NEVER_POLLED_WEIGHT = 3.0
+TERMINAL_GRACE_WEIGHT = 0.5
+STATE_WEIGHT: dict[str, float] = {
+    OrderState.PROCESSING.value: 1.5,
+    OrderState.PENDING.value: 1.0,
+    OrderState.UNKNOWN.value: 1.0,
+}
+
+DUE_QUERY = """
+SELECT o.provider, o.order_id, o.order_kind, o.registered_at, o.created_at, o.service, o.country,
+       t.last_polled_at, t.last_state, coalesce(t.is_terminal, false) AS is_terminal,
+       t.terminal_seen_at
+FROM orders o
+LEFT JOIN order_tracking t USING (provider, order_id)
+WHERE NOT coalesce(t.is_terminal AND t.grace_checked, false)
+"""
+
+
+def policy_frame(policies: Mapping[str, PollingPolicy]) -> pl.DataFrame:
+    """One row per (provider, state) with its cadence, plus the provider-wide limits."""
+    rows = []
+    for provider, policy in policies.items():
+        for state in OrderState:
+            rows.append(
+                {
+                    "provider": provider,
+                    "policy_state": state.value,
+                    "cadence_s": policy.cadence_for(state.value),
+                    "terminal_grace_s": policy.terminal_grace_s,
+                    "max_tracking_age_s": policy.max_tracking_age_s,
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+def due_orders(
+    candidates: pl.DataFrame,
+    policies: Mapping[str, PollingPolicy],
+    now: datetime,
+    budgets: Mapping[str, int] | None = None,
+) -> pl.DataFrame:
+    """The candidates due at `now`, highest priority first, at most `budgets[provider]` each.
+
+    Args:
+        candidates: rows of `DUE_QUERY`.
+        policies: polling policy per provider.
+        now: the tick's time (UTC).
+        budgets: maximum orders per provider in this tick; absent means no cap.
+    """
+    if candidates.is_empty():
+        return candidates.with_columns(priority=pl.lit(None, pl.Float64))
+    now_lit = pl.lit(now).dt.convert_time_zone("UTC")
+    state = pl.col("last_state").fill_null(OrderState.UNKNOWN.value)
+    frame = (
+        candidates.filter(pl.col("provider").is_in(list(policies)))
+        .with_columns(policy_state=state)
+        .join(policy_frame(policies), on=["provider", "policy_state"], how="left")
+        .with_columns(
+            age_s=(now_lit - pl.col("registered_at")).dt.total_microseconds() / 1e6,
+            next_due=pl.when(pl.col("last_polled_at").is_null())
+            .then(pl.col("registered_at"))
+            .when(pl.col("is_terminal"))
+            .then(pl.col("terminal_seen_at") + pl.duration(seconds=pl.col("terminal_grace_s")))
+            .otherwise(pl.col("last_polled_at") + pl.duration(seconds=pl.col("cadence_s"))),
+        )
+        .filter(
+            (pl.col("next_due") <= now_lit)
+            & ((pl.col("age_s") <= pl.col("max_tracking_age_s")) | pl.col("is_terminal"))
+        )
+        .with_columns(priority=_priority(now_lit))
+        .sort(["priority", "next_due"], descending=[True, False])
+    )
+    if budgets:
+        frame = frame.filter(
+            pl.int_range(pl.len()).over("provider")
+            < pl.col("provider").replace_strict(budgets, default=None, return_dtype=pl.Int64)
+            .fill_null(2**62)
+        )
+    return frame.drop("policy_state", "terminal_grace_s", "max_tracking_age_s", "age_s")
+
+
+def _priority(now: pl.Expr) -> pl.Expr:
+    """Overdue-ness in cadences, scaled by how likely the state is to change."""
+    overdue_s = (now - pl.col("next_due")).dt.total_microseconds() / 1e6
+    weight = (
+        pl.when(pl.col("last_polled_at").is_null())
+        .then(NEVER_POLLED_WEIGHT)
+        .when(pl.col("is_terminal"))
+        .then(TERMINAL_GRACE_WEIGHT)
+        .otherwise(
+            pl.col("policy_state").replace_strict(STATE_WEIGHT, default=1.0, return_dtype=pl.Float64)
+        )
+    )
+    return (1.0 + overdue_s / pl.col("cadence_s")) * weight

@@ -1,0 +1,95 @@
+"""Cadence policy: who is due, terminal grace re-checks, tracking age, priority under a budget."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from pipeline.polling.schedule import due_orders
+from pipeline.providers.base import PollingPolicy
+from pipeline.warehouse.schema import UTC_TIME
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+POLICY = PollingPolicy(
+    cadence_s={"pending": 10.0, "processing": 5.0},
+    default_cadence_s=20.0,
+    terminal_grace_s=60.0,
+    max_tracking_age_s=3600.0,
+)
+
+
+def _candidates(rows: list[dict[str, object]]) -> pl.DataFrame:
+    base: dict[str, object] = {
+        "provider": "baanx",
+        "order_kind": "product_order",
+        "registered_at": NOW - timedelta(minutes=5),
+        "created_at": None,
+        "service": None,
+        "country": None,
+        "last_polled_at": None,
+        "last_state": None,
+        "is_terminal": False,
+        "terminal_seen_at": None,
+    }
+    schema = {
+        "provider": pl.String, "order_id": pl.String, "order_kind": pl.String,
+        "registered_at": UTC_TIME, "created_at": UTC_TIME, "service": pl.String,
+        "country": pl.String, "last_polled_at": UTC_TIME, "last_state": pl.String,
+        "is_terminal": pl.Boolean, "terminal_seen_at": UTC_TIME,
+    }
+    return pl.DataFrame([{**base, **row} for row in rows], schema=schema)
+
+
+def _ago(seconds: float) -> datetime:
+    return NOW - timedelta(seconds=seconds)
+
+
+def test_due_follows_the_cadence_of_the_last_state() -> None:
+    frame = _candidates(
+        [
+            {"order_id": "never"},
+            {"order_id": "pending-due", "last_polled_at": _ago(11), "last_state": "pending"},
+            {"order_id": "pending-early", "last_polled_at": _ago(9), "last_state": "pending"},
+            {"order_id": "processing-due", "last_polled_at": _ago(6), "last_state": "processing"},
+            {"order_id": "unknown-early", "last_polled_at": _ago(19), "last_state": "unknown"},
+        ]
+    )
+    due = due_orders(frame, {"baanx": POLICY}, NOW)
+    assert set(due["order_id"]) == {"never", "pending-due", "processing-due"}
+
+
+def test_terminal_orders_get_one_grace_recheck() -> None:
+    frame = _candidates(
+        [
+            {"order_id": "fresh-terminal", "last_polled_at": _ago(5), "last_state": "completed",
+             "is_terminal": True, "terminal_seen_at": _ago(5)},
+            {"order_id": "grace-due", "last_polled_at": _ago(61), "last_state": "completed",
+             "is_terminal": True, "terminal_seen_at": _ago(61)},
+        ]
+    )
+    due = due_orders(frame, {"baanx": POLICY}, NOW)
+    assert due["order_id"].to_list() == ["grace-due"]
+
+
+def test_orders_past_the_tracking_age_are_left_alone() -> None:
+    frame = _candidates(
+        [{"order_id": "old", "registered_at": _ago(3601), "last_polled_at": _ago(100),
+          "last_state": "pending"}]
+    )
+    assert due_orders(frame, {"baanx": POLICY}, NOW).is_empty()
+
+
+def test_budget_keeps_the_most_overdue_and_most_changeable_first() -> None:
+    frame = _candidates(
+        [
+            {"order_id": "pending-slightly", "last_polled_at": _ago(11), "last_state": "pending"},
+            {"order_id": "pending-very", "last_polled_at": _ago(60), "last_state": "pending"},
+            {"order_id": "processing", "last_polled_at": _ago(11), "last_state": "processing"},
+            {"order_id": "never"},
+        ]
+    )
+    due = due_orders(frame, {"baanx": POLICY}, NOW, budgets={"baanx": 2})
+    assert due["order_id"].to_list() == ["never", "pending-very"]
+    everything = due_orders(frame, {"baanx": POLICY}, NOW)
+    assert everything["order_id"].to_list()[-1] == "pending-slightly"

@@ -1,0 +1,56 @@
+"""The write path: one transaction per batch, idempotent, quarantine kept, tracking folded in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pipeline.ingest import write_batch
+from pipeline.model import Observation
+from pipeline.warehouse import Warehouse
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _obs(order_id: str, seconds: float, state: str = "pending", **changes: object) -> Observation:
+    fields: dict[str, object] = {
+        "provider": "baanx",
+        "order_id": order_id,
+        "order_kind": "product_order",
+        "polled_at": T0 + timedelta(seconds=seconds),
+        "state": state,
+        "is_terminal": state in {"completed", "expired", "failed"},
+        "http_status": 200,
+        "payload_sha256": "a" * 64,
+        "payload_redacted": '{"status":"STARTED"}',
+    }
+    fields.update(changes)
+    return Observation(**fields)  # type: ignore[arg-type]
+
+
+def test_rewriting_a_batch_stores_nothing_new(warehouse: Warehouse) -> None:
+    batch = [_obs("o1", 0), _obs("o2", 0), _obs("o3", 0, state="bogus")]
+    first = write_batch(warehouse, batch)
+    assert (first.written, first.quarantined, first.payloads_new) == (2, 1, 1)
+    again = write_batch(warehouse, batch)
+    assert (again.written, again.quarantined, again.payloads_new) == (0, 0, 0)
+    counts = warehouse.read(
+        "SELECT (SELECT count(*) FROM observations) AS obs, (SELECT count(*) FROM quarantine) AS q"
+    ).row(0)
+    assert counts == (2, 1)
+
+
+def test_tracking_remembers_last_state_terminal_time_and_errors(warehouse: Warehouse) -> None:
+    write_batch(warehouse, [_obs("o1", 0), _obs("o1", 5, http_status=500, error_class="server_error")])
+    row = warehouse.read("SELECT * FROM order_tracking WHERE order_id = 'o1'").row(0, named=True)
+    assert row["last_state"] == "pending" and row["polls"] == 2
+    assert row["consecutive_errors"] == 1 and row["last_ok_at"] == T0
+
+    write_batch(warehouse, [_obs("o1", 10, state="completed")])
+    row = warehouse.read("SELECT * FROM order_tracking WHERE order_id = 'o1'").row(0, named=True)
+    assert row["is_terminal"] and row["terminal_seen_at"] == T0 + timedelta(seconds=10)
+    assert row["consecutive_errors"] == 0 and not row["grace_checked"]
+
+    write_batch(warehouse, [_obs("o1", 70, state="completed")])
+    row = warehouse.read("SELECT * FROM order_tracking WHERE order_id = 'o1'").row(0, named=True)
+    assert row["grace_checked"] and row["terminal_seen_at"] == T0 + timedelta(seconds=10)
+    assert row["polls"] == 4
