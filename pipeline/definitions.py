@@ -1,20 +1,27 @@
-"""The one place the Dagster graph is assembled: assets, checks, schedules, sensors, resources."""
+"""The one place the Dagster graph is assembled: assets, checks, schedules, sensors, resources.
+
+Groups: `ingestion` (orders and one observations asset per provider), then the derived groups
+`history`, `analytics` and `reporting`, refreshed by declarative automation.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from pipeline.assets.intake import orders
-from pipeline.assets.resources import WarehouseResource
-from pipeline.settings import Settings
-
-_settings = Settings.from_env()
+from pipeline.assets.automation import (
+    automation_sensor,
+    inbox_sensor,
+    ingestion_job,
+    ingestion_schedule,
+    orders_job,
+)
+from pipeline.assets.ingestion import orders, provider_observations
+from pipeline.assets.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[orders],
-    resources={
-        "warehouse": WarehouseResource(
-            data_dir=str(_settings.data_dir), lock_timeout_s=_settings.lock_timeout_s
-        ),
-    },
+    assets=[orders, provider_observations],
+    jobs=[ingestion_job, orders_job],
+    schedules=[ingestion_schedule],
+    sensors=[inbox_sensor, automation_sensor],
+    resources=build_resources(),
 )

@@ -79,6 +79,20 @@ SECRET_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 
 
+CONFIG_VARIABLES = ("PIPELINE_DATA_DIR", "PIPELINE_SANDBOX_URL", "PIPELINE_LOCK_TIMEOUT_S")
+PROVIDER_VARIABLES: tuple[str, ...] = tuple(
+    [f"{slug.upper()}_BASE_URL" for slug in PROVIDERS]
+    + [name for names in SECRET_VARIABLES.values() for name in names]
+)
+
+
+def configured_variables() -> set[str]:
+    """Names of the configuration variables set in the process environment."""
+    return {
+        name for name in (*CONFIG_VARIABLES, *PROVIDER_VARIABLES) if os.environ.get(name, "").strip()
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class ProviderSettings:
     """Where a provider lives and the credentials to ask it.

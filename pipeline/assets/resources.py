@@ -1,31 +1,91 @@
-"""Dagster resources: the warehouse location and provider settings, from configuration."""
+"""Dagster resources: where the warehouse lives and how to reach each provider.
+
+Every configuration variable that is set enters as `dg.EnvVar`, so the Dagster UI shows the
+variable's name, never its value. Variables not set are left empty and `Settings` falls back to
+its defaults (the sandbox and its development credentials).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-from pipeline.settings import Settings
+from pipeline.settings import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_LOCK_TIMEOUT_S,
+    DEFAULT_SANDBOX_URL,
+    PROVIDER_VARIABLES,
+    Settings,
+    configured_variables,
+)
 from pipeline.warehouse import Warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Where the DuckDB warehouse lives. Opens nothing until an asset asks for a connection."""
+    """The DuckDB warehouse. Opens nothing until an asset asks for a connection."""
 
-    data_dir: str
-    lock_timeout_s: float = 30.0
+    data_dir: str = DEFAULT_DATA_DIR
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
 
     def warehouse(self) -> Warehouse:
         """The read-write warehouse."""
-        return Warehouse(Path(self.data_dir) / "warehouse.duckdb", lock_timeout_s=self.lock_timeout_s)
+        path = Path(self.data_dir) / "warehouse.duckdb"
+        return Warehouse(path, lock_timeout_s=self.lock_timeout_s)
 
-    def settings(self) -> Settings:
-        """Full settings with this resource's data directory."""
-        base = Settings.from_env()
-        return Settings(
-            data_dir=Path(self.data_dir),
-            sandbox_url=base.sandbox_url,
-            lock_timeout_s=self.lock_timeout_s,
-            providers=base.providers,
+
+class ProvidersResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Provider base URLs and credentials; one optional field per environment variable."""
+
+    sandbox_url: str = DEFAULT_SANDBOX_URL
+    sms4sats_base_url: str | None = None
+    smsonline_base_url: str | None = None
+    ordinalsbot_base_url: str | None = None
+    baanx_base_url: str | None = None
+    altinn_base_url: str | None = None
+    sms4sats_api_key: str | None = None
+    smsonline_user_id: str | None = None
+    smsonline_api_key: str | None = None
+    ordinalsbot_api_key: str | None = None
+    baanx_access_token: str | None = None
+    baanx_client_id: str | None = None
+    altinn_token: str | None = None
+    altinn_platform_access_token: str | None = None
+
+    def settings(self, data_dir: str, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Settings:
+        """Full settings for a run, with the warehouse resource's location."""
+        environ = {
+            name: value
+            for name in PROVIDER_VARIABLES
+            if (value := getattr(self, name.lower(), None))
+        }
+        environ.update(
+            PIPELINE_DATA_DIR=data_dir,
+            PIPELINE_SANDBOX_URL=self.sandbox_url,
+            PIPELINE_LOCK_TIMEOUT_S=str(lock_timeout_s),
         )
+        return Settings.from_env(environ)
+
+
+def build_resources() -> dict[str, Any]:
+    """Resources wired to the configuration variables that are set, each through `dg.EnvVar`."""
+    present = configured_variables()
+
+    def env(name: str) -> dict[str, Any]:
+        return {name.lower(): dg.EnvVar(name)} if name in present else {}
+
+    warehouse_config: dict[str, Any] = {}
+    if "PIPELINE_DATA_DIR" in present:
+        warehouse_config["data_dir"] = dg.EnvVar("PIPELINE_DATA_DIR")
+    if "PIPELINE_LOCK_TIMEOUT_S" in present:
+        warehouse_config["lock_timeout_s"] = dg.EnvVar.float("PIPELINE_LOCK_TIMEOUT_S")
+    provider_config: dict[str, Any] = {}
+    if "PIPELINE_SANDBOX_URL" in present:
+        provider_config["sandbox_url"] = dg.EnvVar("PIPELINE_SANDBOX_URL")
+    for name in PROVIDER_VARIABLES:
+        provider_config.update(env(name))
+    return {
+        "warehouse": WarehouseResource(**warehouse_config),
+        "providers": ProvidersResource(**provider_config),
+    }

@@ -49,6 +49,8 @@ class PollingPolicy:
         rate_limit_per_minute: the provider's documented limit, None if none is documented.
         budget_share: share of the documented limit we allow ourselves (headroom).
         max_concurrency: simultaneous requests to this provider.
+        resolution_window_s: an open order older than this is stuck (the provider's own
+            window, e.g. sms4sats auto-cancels at 21 min); None means `max_tracking_age_s`.
     """
 
     cadence_s: Mapping[str, float]
@@ -58,6 +60,7 @@ class PollingPolicy:
     rate_limit_per_minute: float | None = None
     budget_share: float = 0.8
     max_concurrency: int = 8
+    resolution_window_s: float | None = None
 
     def cadence_for(self, state: str) -> float:
         """Seconds between polls for an order in `state`."""

@@ -620,9 +620,7 @@ class ParseContext:
             **facts,
         )
 
-    def error(
-        self, error_class: ErrorClass, message: str | None, **facts: Any
-    ) -> Observation:
+    def error(self, error_class: ErrorClass, message: str | None, **facts: Any) -> Observation:
         """A poll error: the previous state is repeated, `message` is made safe."""
         state = self.previous_state
         return Observation(

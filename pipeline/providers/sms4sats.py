@@ -8,7 +8,8 @@ carry `smsStatus`. Contract: PROVIDERS.md §1 and §6.3.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pipeline.model import Observation, OrderKind, OrderState, TrackedOrder
 from pipeline.providers.base import PollingPolicy, RequestSpec
@@ -70,7 +71,10 @@ class Sms4satsAdapter(BaseAdapter):
 
     slug = "sms4sats"
     policy = POLICY
-    redactions: dict[str, Transform] = {"code": hashed_code_value, "number": masked_phone_value}
+    redactions: ClassVar[Mapping[str, Transform]] = {
+        "code": hashed_code_value,
+        "number": masked_phone_value,
+    }
 
     def build_request(self, order: TrackedOrder, settings: ProviderSettings) -> RequestSpec:
         """`GET {base}/orderstatus?orderId=…`; the id travels as a query parameter."""
@@ -156,9 +160,7 @@ class Sms4satsAdapter(BaseAdapter):
                 OrderState.FAILED, provider_substatus=SUBSTATUS_SEND_ERROR, **facts
             )
         if sms_status is None:
-            return ctx.observation(
-                OrderState.PROCESSING if paid else OrderState.PENDING, **facts
-            )
+            return ctx.observation(OrderState.PROCESSING if paid else OrderState.PENDING, **facts)
         state = STATUS_MAP.get(sms_status.strip().lower())
         if state is None:
             return ctx.observation(OrderState.UNKNOWN, status_unrecognized=True, **facts)

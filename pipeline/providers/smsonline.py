@@ -9,7 +9,8 @@ lease clock (`expiredAt`). Contract: PROVIDERS.md §2 and §6.3.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from pipeline.model import ErrorClass, Observation, OrderState, TrackedOrder
 from pipeline.providers.base import PollingPolicy, RequestSpec
@@ -79,7 +80,7 @@ class SmsOnlineAdapter(BaseAdapter):
 
     slug = "smsonline"
     policy = POLICY
-    redactions: dict[str, Transform] = {
+    redactions: ClassVar[Mapping[str, Transform]] = {
         "receivedSMS": hashed_code_value,
         "phoneNumber": masked_phone_value,
         "userId": hashed_value,

@@ -1,0 +1,255 @@
+"""Data-quality checks per provider, evaluated on the warehouse after each ingestion window.
+
+Each check returns an `AssetCheckResult` whose metadata says what failed and where (order ids are
+hashed prefixes, never full ids). Thresholds are named constants; WARN means look, ERROR means act.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from pipeline.polling.schedule import policy_frame
+from pipeline.providers.base import PollingPolicy
+from pipeline.warehouse import query
+
+CHECK_NAMES = (
+    "quarantine_rate",
+    "coverage_freshness",
+    "impossible_transitions",
+    "stuck_orders",
+    "unknown_status_rate",
+)
+LOOKBACK = timedelta(hours=1)
+QUARANTINE_WARN, QUARANTINE_ERROR = 0.01, 0.05
+UNKNOWN_WARN, UNKNOWN_ERROR = 0.01, 0.10
+# An open order counts as fresh if polled within this many cadences.
+FRESH_WITHIN_CADENCES = 3.0
+COVERAGE_WARN, COVERAGE_ERROR = 0.90, 0.50
+EXAMPLES = 5
+
+# Transitions no provider's lifecycle allows: leaving a terminal state for an open one.
+IMPOSSIBLE_TRANSITIONS_SQL = """
+WITH answered AS (
+    SELECT order_id, polled_at, state, is_terminal,
+           lag(state) OVER (PARTITION BY order_id ORDER BY polled_at, attempt) AS previous_state,
+           lag(is_terminal) OVER (PARTITION BY order_id ORDER BY polled_at, attempt) AS was_terminal
+    FROM observations
+    WHERE provider = $provider AND error_class IS NULL AND state <> 'unknown'
+)
+SELECT order_id, previous_state, state, polled_at
+FROM answered
+WHERE was_terminal AND NOT is_terminal
+ORDER BY polled_at DESC
+"""
+
+
+def short_id(order_id: str) -> str:
+    """A stable, non-reversible label for an order id in metadata and logs."""
+    return hashlib.sha256(order_id.encode()).hexdigest()[:12]
+
+
+def _severity(value: float, warn: float, error: float, *, higher_is_worse: bool = True) -> tuple[
+    bool, dg.AssetCheckSeverity
+]:
+    bad_error = value > error if higher_is_worse else value < error
+    bad_warn = value > warn if higher_is_worse else value < warn
+    if bad_error:
+        return False, dg.AssetCheckSeverity.ERROR
+    if bad_warn:
+        return False, dg.AssetCheckSeverity.WARN
+    return True, dg.AssetCheckSeverity.WARN
+
+
+def quarantine_rate(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, provider: str, now: datetime
+) -> dg.AssetCheckResult:
+    """Share of the last hour's answers that failed validation."""
+    since = now - LOOKBACK
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM quarantine WHERE provider = ? AND quarantined_at >= ?),"
+        " (SELECT count(*) FROM observations WHERE provider = ? AND polled_at >= ?)",
+        [provider, since, provider, since],
+    ).fetchone()
+    quarantined, stored = (int(row[0]), int(row[1])) if row else (0, 0)
+    rate = quarantined / (quarantined + stored) if quarantined + stored else 0.0
+    passed, severity = _severity(rate, QUARANTINE_WARN, QUARANTINE_ERROR)
+    reasons = query(
+        con,
+        "SELECT reasons, count(*) AS n FROM quarantine WHERE provider = ? AND quarantined_at >= ?"
+        " GROUP BY reasons ORDER BY n DESC LIMIT 3",
+        [provider, since],
+    )
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="quarantine_rate",
+        passed=passed,
+        severity=severity,
+        metadata={
+            "quarantine_rate": dg.MetadataValue.float(rate),
+            "quarantined": dg.MetadataValue.int(quarantined),
+            "stored": dg.MetadataValue.int(stored),
+            "top_reasons": dg.MetadataValue.json(reasons.to_dicts()),
+        },
+    )
+
+
+def coverage_freshness(
+    con: duckdb.DuckDBPyConnection,
+    key: dg.AssetKey,
+    provider: str,
+    policy: PollingPolicy,
+    now: datetime,
+) -> dg.AssetCheckResult:
+    """Share of open orders polled within a few cadences of their state, and the worst lag."""
+    open_orders = query(
+        con,
+        "SELECT o.order_id, o.registered_at, t.last_polled_at, "
+        "coalesce(t.last_state, 'unknown') AS policy_state "
+        "FROM orders o LEFT JOIN order_tracking t USING (provider, order_id) "
+        "WHERE o.provider = ? AND NOT coalesce(t.is_terminal, false) AND o.registered_at >= ?",
+        [provider, now - timedelta(seconds=policy.max_tracking_age_s)],
+    )
+    cadences = policy_frame({provider: policy}).select("policy_state", "cadence_s")
+    frame = open_orders.join(cadences, on="policy_state", how="left").with_columns(
+        lag_s=(
+            pl.lit(now).dt.convert_time_zone("UTC")
+            - pl.coalesce("last_polled_at", "registered_at")
+        ).dt.total_microseconds()
+        / 1e6
+    )
+    fresh = frame.filter(pl.col("lag_s") <= pl.col("cadence_s") * FRESH_WITHIN_CADENCES).height
+    share = fresh / frame.height if frame.height else 1.0
+    worst = frame.sort("lag_s", descending=True).head(EXAMPLES)
+    passed, severity = _severity(share, COVERAGE_WARN, COVERAGE_ERROR, higher_is_worse=False)
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="coverage_freshness",
+        passed=passed,
+        severity=severity,
+        metadata={
+            "open_orders": dg.MetadataValue.int(frame.height),
+            "fresh_share": dg.MetadataValue.float(share),
+            "worst_lag_s": dg.MetadataValue.float(float(worst["lag_s"].max() or 0.0)),
+            "most_lagging": dg.MetadataValue.json(
+                [
+                    {"order": short_id(r["order_id"]), "lag_s": round(r["lag_s"], 1)}
+                    for r in worst.iter_rows(named=True)
+                ]
+            ),
+        },
+    )
+
+
+def impossible_transitions(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, provider: str
+) -> dg.AssetCheckResult:
+    """Orders seen leaving a terminal state (a provider bug, or ids reused)."""
+    found = con.sql(IMPOSSIBLE_TRANSITIONS_SQL, params={"provider": provider}).pl()
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="impossible_transitions",
+        passed=found.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "count": dg.MetadataValue.int(found.height),
+            "examples": dg.MetadataValue.json(
+                [
+                    {
+                        "order": short_id(r["order_id"]),
+                        "from": r["previous_state"],
+                        "to": r["state"],
+                        "at": r["polled_at"].isoformat(),
+                    }
+                    for r in found.head(EXAMPLES).iter_rows(named=True)
+                ]
+            ),
+        },
+    )
+
+
+def stuck_orders(
+    con: duckdb.DuckDBPyConnection,
+    key: dg.AssetKey,
+    provider: str,
+    policy: PollingPolicy,
+    now: datetime,
+) -> dg.AssetCheckResult:
+    """Open orders older than the provider's window: they should have resolved by now."""
+    window_s = policy.resolution_window_s or policy.max_tracking_age_s
+    stuck = query(
+        con,
+        "SELECT o.order_id, o.registered_at, coalesce(t.last_state, 'unknown') AS last_state "
+        "FROM orders o LEFT JOIN order_tracking t USING (provider, order_id) "
+        "WHERE o.provider = ? AND NOT coalesce(t.is_terminal, false) "
+        "AND o.registered_at < ? ORDER BY o.registered_at",
+        [provider, now - timedelta(seconds=window_s)],
+    )
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="stuck_orders",
+        passed=stuck.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "count": dg.MetadataValue.int(stuck.height),
+            "window_s": dg.MetadataValue.float(window_s),
+            "by_state": dg.MetadataValue.json(
+                dict(stuck.group_by("last_state").len().sort("last_state").iter_rows())
+            ),
+            "oldest": dg.MetadataValue.json(
+                [
+                    {"order": short_id(r["order_id"]), "registered_at": r["registered_at"].isoformat()}
+                    for r in stuck.head(EXAMPLES).iter_rows(named=True)
+                ]
+            ),
+        },
+    )
+
+
+def unknown_status_rate(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, provider: str, now: datetime
+) -> dg.AssetCheckResult:
+    """Share of the last hour's answers whose status we did not recognise."""
+    row = con.execute(
+        "SELECT count(*) FILTER (WHERE status_unrecognized OR state = 'unknown'), count(*), "
+        "list(DISTINCT provider_status) FILTER (WHERE status_unrecognized) "
+        "FROM observations WHERE provider = ? AND polled_at >= ? AND error_class IS NULL",
+        [provider, now - LOOKBACK],
+    ).fetchone()
+    unknown, answered, statuses = (int(row[0]), int(row[1]), row[2] or []) if row else (0, 0, [])
+    rate = unknown / answered if answered else 0.0
+    passed, severity = _severity(rate, UNKNOWN_WARN, UNKNOWN_ERROR)
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="unknown_status_rate",
+        passed=passed,
+        severity=severity,
+        metadata={
+            "unknown_rate": dg.MetadataValue.float(rate),
+            "unknown": dg.MetadataValue.int(unknown),
+            "answered": dg.MetadataValue.int(answered),
+            "unrecognised_statuses": dg.MetadataValue.json(sorted(str(s) for s in statuses)[:10]),
+        },
+    )
+
+
+def run_checks(
+    con: duckdb.DuckDBPyConnection,
+    key: dg.AssetKey,
+    provider: str,
+    policy: PollingPolicy,
+    now: datetime | None = None,
+) -> list[dg.AssetCheckResult]:
+    """Every check of one provider's observations asset."""
+    now = now or datetime.now(UTC)
+    return [
+        quarantine_rate(con, key, provider, now),
+        coverage_freshness(con, key, provider, policy, now),
+        impossible_transitions(con, key, provider),
+        stuck_orders(con, key, provider, policy, now),
+        unknown_status_rate(con, key, provider, now),
+    ]

@@ -1,0 +1,1 @@
+"""Provider adapters: one module per provider turning its status answers into `Observation`s."""
