@@ -16,6 +16,7 @@ import polars as pl
 from pipeline.polling.schedule import policy_frame
 from pipeline.providers.base import PollingPolicy
 from pipeline.warehouse import query
+from pipeline.warehouse.store import first_row
 
 CHECK_NAMES = (
     "quarantine_rate",
@@ -70,12 +71,12 @@ def quarantine_rate(
 ) -> dg.AssetCheckResult:
     """Share of the last hour's answers that failed validation."""
     since = now - LOOKBACK
-    row = con.execute(
+    quarantined, stored = first_row(
+        con,
         "SELECT (SELECT count(*) FROM quarantine WHERE provider = ? AND quarantined_at >= ?),"
         " (SELECT count(*) FROM observations WHERE provider = ? AND polled_at >= ?)",
         [provider, since, provider, since],
-    ).fetchone()
-    quarantined, stored = (int(row[0]), int(row[1])) if row else (0, 0)
+    )
     rate = quarantined / (quarantined + stored) if quarantined + stored else 0.0
     passed, severity = _severity(rate, QUARANTINE_WARN, QUARANTINE_ERROR)
     reasons = query(
@@ -214,13 +215,13 @@ def unknown_status_rate(
     con: duckdb.DuckDBPyConnection, key: dg.AssetKey, provider: str, now: datetime
 ) -> dg.AssetCheckResult:
     """Share of the last hour's answers whose status we did not recognise."""
-    row = con.execute(
+    unknown, answered, statuses = first_row(
+        con,
         "SELECT count(*) FILTER (WHERE status_unrecognized OR state = 'unknown'), count(*), "
-        "list(DISTINCT provider_status) FILTER (WHERE status_unrecognized) "
+        "coalesce(list(DISTINCT provider_status) FILTER (WHERE status_unrecognized), []) "
         "FROM observations WHERE provider = ? AND polled_at >= ? AND error_class IS NULL",
         [provider, now - LOOKBACK],
-    ).fetchone()
-    unknown, answered, statuses = (int(row[0]), int(row[1]), row[2] or []) if row else (0, 0, [])
+    )
     rate = unknown / answered if answered else 0.0
     passed, severity = _severity(rate, UNKNOWN_WARN, UNKNOWN_ERROR)
     return dg.AssetCheckResult(

@@ -81,6 +81,17 @@ def query(
     return con.sql(sql, params=list(params) if params else None).pl()
 
 
+def first_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> tuple[Any, ...]:
+    """The first row of a statement's result, with the result fully consumed.
+
+    A partly fetched `execute()` result blocks every later statement on the connection.
+    """
+    rows = con.execute(sql, list(params) if params else None).fetchall()
+    return tuple(rows[0]) if rows else ()
+
+
 def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
     """Insert `frame` into `table`, skipping rows whose key is already stored.
 
@@ -92,10 +103,10 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> i
     key = list(KEYS[table])
     frame = frame.unique(subset=key, keep="first", maintain_order=True)
     with registered(con, _BATCH_VIEW, frame):
-        inserted = con.execute(
-            f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM {_BATCH_VIEW}"
-        ).fetchone()
-    return int(inserted[0]) if inserted else 0
+        inserted = first_row(
+            con, f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM {_BATCH_VIEW}"
+        )
+    return int(inserted[0])
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
