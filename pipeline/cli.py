@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulator": ("pipeline.simulator.command", "run the local provider sandbox"),
     "track": ("pipeline.commands.track", "register orders to track"),
     "poll": ("pipeline.commands.poll", "poll due orders now, without Dagster"),
+    "dev": ("pipeline.commands.dev", "sandbox + workload + Dagster UI and daemon"),
 }
 
 

@@ -16,8 +16,8 @@ import polars as pl
 from pipeline.model import Observation
 from pipeline.validation import split_valid
 from pipeline.warehouse import Warehouse, append
-from pipeline.warehouse.store import registered
 from pipeline.warehouse.frames import observations_frame, payloads_frame
+from pipeline.warehouse.store import registered
 
 _TRACKING_VIEW = "_tracking_batch"
 
@@ -87,13 +87,20 @@ def tracking_summary(valid: pl.DataFrame, quarantined: pl.DataFrame) -> pl.DataF
     polls = pl.concat(
         [
             valid.select(
-                "provider", "order_id", "polled_at", "state", "is_terminal",
+                "provider",
+                "order_id",
+                "polled_at",
+                "state",
+                "is_terminal",
                 ok=pl.col("error_class").is_null(),
             ),
             # A quarantined answer still counts as a poll, but says nothing about the state.
             quarantined.select(
-                "provider", "order_id", "polled_at",
-                state=pl.lit(None, pl.String), is_terminal=pl.lit(None, pl.Boolean),
+                "provider",
+                "order_id",
+                "polled_at",
+                state=pl.lit(None, pl.String),
+                is_terminal=pl.lit(None, pl.Boolean),
                 ok=pl.lit(False),
             ),
         ],
@@ -110,7 +117,10 @@ def tracking_summary(valid: pl.DataFrame, quarantined: pl.DataFrame) -> pl.DataF
             is_terminal=pl.col("is_terminal").filter(pl.col("ok")).last(),
             terminal_seen_at=pl.col("polled_at").filter(pl.col("ok") & pl.col("is_terminal")).min(),
             polls=pl.len().cast(pl.Int32),
-            trailing_errors=(pl.col("polled_at") > ok_polled_at.max().fill_null(pl.datetime(1970, 1, 1, time_zone="UTC")))
+            trailing_errors=(
+                pl.col("polled_at")
+                > ok_polled_at.max().fill_null(pl.datetime(1970, 1, 1, time_zone="UTC"))
+            )
             .sum()
             .cast(pl.Int32),
         )

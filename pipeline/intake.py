@@ -1,4 +1,4 @@
-"""Registering orders to track: from the CLI, from CSV files, and from CSV files dropped in the inbox.
+"""Registering orders to track: from the CLI, from CSV files, and from CSV files in the inbox.
 
 Ids are checked per provider before anything is stored. Registering an order twice is harmless:
 the first registration wins. An inbox file is registered whole or not at all; processed files

@@ -89,7 +89,9 @@ PROVIDER_VARIABLES: tuple[str, ...] = tuple(
 def configured_variables() -> set[str]:
     """Names of the configuration variables set in the process environment."""
     return {
-        name for name in (*CONFIG_VARIABLES, *PROVIDER_VARIABLES) if os.environ.get(name, "").strip()
+        name
+        for name in (*CONFIG_VARIABLES, *PROVIDER_VARIABLES)
+        if os.environ.get(name, "").strip()
     }
 
 

@@ -128,7 +128,9 @@ def _quarantine_rows(rejected: pl.DataFrame, batch_id: str | None) -> pl.DataFra
                 "row_json": row_json,
             }
         )
-    frame = pl.DataFrame(rows, schema={k: v for k, v in QUARANTINE_COLUMNS.items() if k != "reasons"})
+    frame = pl.DataFrame(
+        rows, schema={k: v for k, v in QUARANTINE_COLUMNS.items() if k != "reasons"}
+    )
     return frame.with_columns(reasons=rejected["reasons"]).select(list(QUARANTINE_COLUMNS))
 
 

@@ -40,7 +40,9 @@ def test_rewriting_a_batch_stores_nothing_new(warehouse: Warehouse) -> None:
 
 
 def test_tracking_remembers_last_state_terminal_time_and_errors(warehouse: Warehouse) -> None:
-    write_batch(warehouse, [_obs("o1", 0), _obs("o1", 5, http_status=500, error_class="server_error")])
+    write_batch(
+        warehouse, [_obs("o1", 0), _obs("o1", 5, http_status=500, error_class="server_error")]
+    )
     row = warehouse.read("SELECT * FROM order_tracking WHERE order_id = 'o1'").row(0, named=True)
     assert row["last_state"] == "pending" and row["polls"] == 2
     assert row["consecutive_errors"] == 1 and row["last_ok_at"] == T0

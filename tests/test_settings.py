@@ -72,7 +72,7 @@ def test_secret_value_never_appears_in_repr_str_format_or_logs(
     settings = Settings.from_env({"SMSONLINE_API_KEY": planted, "ALTINN_TOKEN": planted})
     secret = settings.provider("smsonline").secret("api_key")
     assert secret is not None and secret.reveal() == planted
-    rendered = [repr(settings), str(settings), f"{secret}", f"{secret!r}", "%s" % secret]
+    rendered = [repr(settings), str(settings), f"{secret}", f"{secret!r}", "%s" % (secret,)]  # noqa: UP031
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("test").info("settings %s secret %s %r", settings, secret, secret)
     rendered.append(caplog.text)

@@ -29,8 +29,9 @@ def _obs(order_id: str, **changes: object) -> Observation:
 
 
 def test_clean_batch_passes_whole() -> None:
-    result = split_valid(observations_frame([_obs("a"), _obs("b", error_class="timeout",
-                                                             http_status=None)]))
+    result = split_valid(
+        observations_frame([_obs("a"), _obs("b", error_class="timeout", http_status=None)])
+    )
     assert result.valid.height == 2 and result.quarantine.is_empty()
 
 

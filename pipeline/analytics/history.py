@@ -19,8 +19,8 @@ Where the provider reports its own event time, the interval carries it as `provi
 `update_status_history` folds new observations into an existing history, touching only the
 orders that have new observations and seeding each from its current (last) interval, so a tick
 costs work proportional to its new observations. The result equals a full rebuild as long as new
-observations are newer than what the history has seen; `late_observations` finds the ones that
-are not, so the caller can rebuild those orders from the full log instead.
+observations are newer than what the history has seen or replay what it has seen;
+`late_observations` finds the others, so the caller can rebuild those orders from the log.
 """
 
 from __future__ import annotations
@@ -201,34 +201,43 @@ def late_observations(
 ) -> pl.DataFrame:
     """New observations that an incremental update cannot place correctly.
 
-    These are valid answers older than their order's current interval, or at most as new as its
-    last poll but in another state. Replayed observations (same state, inside the current
-    interval) are not late. When this is not empty, rebuild the affected orders from the log.
+    A valid answer no newer than its order's last poll in `existing_history` is a replay when an
+    interval of that order already covers its time with the same state (it changes nothing);
+    otherwise it is late. Pass the touched orders' whole history. When the result is not empty,
+    rebuild the affected orders from the observation log.
 
     Returns:
         The offending rows of `new_observations` (conformed columns).
     """
     new = conform_observations(new_observations).filter(is_state_evidence())
-    seeds = _current_intervals(existing_history, new.select(ORDER_KEY).unique())
+    history = conform_history(existing_history).join(
+        new.select(ORDER_KEY).unique(), on=ORDER_KEY, how="semi"
+    )
+    last_poll = history.group_by(ORDER_KEY).agg(pl.col("last_seen_at").max().alias("_last_poll"))
+    covering = history.select(
+        *ORDER_KEY,
+        pl.col("entered_by").alias("_from"),
+        pl.col("last_seen_at").alias("_to"),
+        pl.col("state").cast(pl.String).alias("_state"),
+    ).sort("_from")
+    checked = (
+        new.join(last_poll, on=ORDER_KEY, how="inner")
+        .filter(pl.col("polled_at") <= pl.col("_last_poll"))
+        .sort("polled_at")
+        .join_asof(
+            covering,
+            left_on="polled_at",
+            right_on="_from",
+            by=ORDER_KEY,
+            strategy="backward",
+            check_sortedness=False,
+        )
+    )
+    is_replay = (pl.col("polled_at") <= pl.col("_to")) & (pl.col("state") == pl.col("_state"))
     return (
-        new.join(
-            seeds.select(
-                *ORDER_KEY,
-                pl.col("state").cast(pl.String).alias("_seed_state"),
-                pl.col("entered_by").alias("_seed_entered_by"),
-                pl.col("last_seen_at").alias("_seed_last_seen_at"),
-            ),
-            on=ORDER_KEY,
-            how="inner",
-        )
-        .filter(
-            (pl.col("polled_at") < pl.col("_seed_entered_by"))
-            | (
-                (pl.col("polled_at") <= pl.col("_seed_last_seen_at"))
-                & (pl.col("state") != pl.col("_seed_state"))
-            )
-        )
-        .drop("_seed_state", "_seed_entered_by", "_seed_last_seen_at")
+        checked.filter(~is_replay.fill_null(False))
+        .select(new.columns)
+        .sort([*ORDER_KEY, "polled_at"])
     )
 
 

@@ -186,16 +186,20 @@ def values_at(
 ) -> pl.DataFrame:
     """Step-function values of `columns` at each horizon, per group (long format).
 
-    Before a group's first time the cumulative incidence is 0 and survival 1; intervals are null.
+    Before a group's first time the cumulative incidence is 0 and survival 1; intervals are null
+    there. Past the end of follow-up (the last time is before the horizon and some orders were
+    still open then) the estimate is unknown, and every column is null.
 
     Returns:
         One row per (group, horizon) with the group columns, `horizon_s` and `columns`.
     """
     groups = list(group_by)
+    ends = table.group_by(groups).agg(
+        pl.col("time_s").max().alias("_last_time"),
+        pl.col("survival").min().alias("_last_survival"),
+    )
     grid = (
-        table.select(groups)
-        .unique()
-        .join(pl.DataFrame({"horizon_s": [float(h) for h in horizons_s]}), how="cross")
+        ends.join(pl.DataFrame({"horizon_s": [float(h) for h in horizons_s]}), how="cross")
         .sort("horizon_s")
     )
     at = grid.join_asof(
@@ -207,9 +211,13 @@ def values_at(
         check_sortedness=False,
     )
     start = {"cif": 0.0, "survival": 1.0, "km_event": 1.0}
-    return at.with_columns(
-        [pl.col(c).fill_null(start[c]) for c in columns if c in start]
-    ).select(*groups, "horizon_s", *columns)
+    followed = (pl.col("horizon_s") <= pl.col("_last_time")) | (pl.col("_last_survival") <= 0.0)
+    return (
+        at.with_columns([pl.col(c).fill_null(start[c]) for c in columns if c in start])
+        .with_columns([pl.when(followed).then(pl.col(c)).alias(c) for c in columns])
+        .select(*groups, "horizon_s", *columns)
+        .sort([*groups, "horizon_s"])
+    )
 
 
 def cif_quantiles(table: pl.DataFrame, group_by: Sequence[str], q: float = 0.5) -> pl.DataFrame:

@@ -44,7 +44,7 @@ orders_job = dg.define_asset_job(
 def derived_condition(cron: str = DERIVED_CRON) -> dg.AutomationCondition:
     """Refresh once per cron tick, and not while a refresh is already running."""
     return (
-        dg.AutomationCondition.cron_tick_passed(cron).since_last_handled()
+        dg.AutomationCondition.cron_tick_passed(cron).since_last_handled()  # type: ignore[misc]
         & ~dg.AutomationCondition.in_progress()
     )
 

@@ -54,9 +54,9 @@ def short_id(order_id: str) -> str:
     return hashlib.sha256(order_id.encode()).hexdigest()[:12]
 
 
-def _severity(value: float, warn: float, error: float, *, higher_is_worse: bool = True) -> tuple[
-    bool, dg.AssetCheckSeverity
-]:
+def _severity(
+    value: float, warn: float, error: float, *, higher_is_worse: bool = True
+) -> tuple[bool, dg.AssetCheckSeverity]:
     bad_error = value > error if higher_is_worse else value < error
     bad_warn = value > warn if higher_is_worse else value < warn
     if bad_error:
@@ -118,8 +118,7 @@ def coverage_freshness(
     cadences = policy_frame({provider: policy}).select("policy_state", "cadence_s")
     frame = open_orders.join(cadences, on="policy_state", how="left").with_columns(
         lag_s=(
-            pl.lit(now).dt.convert_time_zone("UTC")
-            - pl.coalesce("last_polled_at", "registered_at")
+            pl.lit(now).dt.convert_time_zone("UTC") - pl.coalesce("last_polled_at", "registered_at")
         ).dt.total_microseconds()
         / 1e6
     )
@@ -135,7 +134,7 @@ def coverage_freshness(
         metadata={
             "open_orders": dg.MetadataValue.int(frame.height),
             "fresh_share": dg.MetadataValue.float(share),
-            "worst_lag_s": dg.MetadataValue.float(float(worst["lag_s"].max() or 0.0)),
+            "worst_lag_s": dg.MetadataValue.float(max(frame["lag_s"].to_list(), default=0.0)),
             "most_lagging": dg.MetadataValue.json(
                 [
                     {"order": short_id(r["order_id"]), "lag_s": round(r["lag_s"], 1)}
@@ -203,7 +202,10 @@ def stuck_orders(
             ),
             "oldest": dg.MetadataValue.json(
                 [
-                    {"order": short_id(r["order_id"]), "registered_at": r["registered_at"].isoformat()}
+                    {
+                        "order": short_id(r["order_id"]),
+                        "registered_at": r["registered_at"].isoformat(),
+                    }
                     for r in stuck.head(EXAMPLES).iter_rows(named=True)
                 ]
             ),

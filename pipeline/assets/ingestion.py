@@ -9,7 +9,6 @@ provider in outage gets no materialization: the healthy providers are materializ
 step fails naming the failed ones, so only their assets show the failure in the UI.
 """
 
-
 import asyncio
 import statistics
 from collections.abc import Mapping
@@ -124,7 +123,10 @@ def provider_observations(
                 asset_key=key, metadata=window_metadata(result.providers[slug], totals)
             )
             for check in run_checks(con, key, slug, ADAPTERS[slug].policy, now):
-                if dg.AssetCheckKey(key, check.check_name or "") in context.selected_asset_check_keys:
+                if (
+                    dg.AssetCheckKey(key, check.check_name or "")
+                    in context.selected_asset_check_keys
+                ):
                     yield check
     if failed:
         raise dg.Failure(

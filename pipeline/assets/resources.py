@@ -78,8 +78,8 @@ def build_resources() -> dict[str, Any]:
     warehouse_config: dict[str, Any] = {}
     if "PIPELINE_DATA_DIR" in present:
         warehouse_config["data_dir"] = dg.EnvVar("PIPELINE_DATA_DIR")
-    if "PIPELINE_LOCK_TIMEOUT_S" in present:
-        warehouse_config["lock_timeout_s"] = dg.EnvVar.float("PIPELINE_LOCK_TIMEOUT_S")
+    # Not a secret, and Dagster has no float EnvVar: resolved here.
+    warehouse_config["lock_timeout_s"] = Settings.from_env().lock_timeout_s
     provider_config: dict[str, Any] = {}
     if "PIPELINE_SANDBOX_URL" in present:
         provider_config["sandbox_url"] = dg.EnvVar("PIPELINE_SANDBOX_URL")

@@ -11,16 +11,29 @@ from pipeline.model import PROVIDERS
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of `pipeline poll`."""
-    parser.add_argument("--provider", action="append", choices=PROVIDERS,
-                        help="poll only this provider (repeatable; default: all)")
+    parser.add_argument(
+        "--provider",
+        action="append",
+        choices=PROVIDERS,
+        help="poll only this provider (repeatable; default: all)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="run a single tick (the default)")
-    mode.add_argument("--duration", type=float, metavar="SECONDS",
-                      help="run ticks for this many seconds")
-    parser.add_argument("--tick", type=float, default=5.0, metavar="SECONDS",
-                        help="seconds between ticks (default 5)")
-    parser.add_argument("--no-inbox", action="store_true",
-                        help="do not register CSV files waiting in the inbox first")
+    mode.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="run ticks for this many seconds"
+    )
+    parser.add_argument(
+        "--tick",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between ticks (default 5)",
+    )
+    parser.add_argument(
+        "--no-inbox",
+        action="store_true",
+        help="do not register CSV files waiting in the inbox first",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         async with Poller(settings, ADAPTERS) as poller:
             if args.duration:
                 return await run_window(
-                    warehouse, poller, duration_s=args.duration, providers=providers,
+                    warehouse,
+                    poller,
+                    duration_s=args.duration,
+                    providers=providers,
                     tick_s=args.tick,
                 )
             return await run_tick(warehouse, poller, providers=providers, tick_s=args.tick)
@@ -68,9 +84,8 @@ def format_summary(result: object) -> str:
             errors += f" (skipped {skipped})"
         p50 = f"{statistics.median(tick.latencies_ms):.1f}" if tick.latencies_ms else "-"
         states = ", ".join(f"{k}={v}" for k, v in sorted(tick.states.items())) or "-"
-        lines.append(
-            f"{slug:<12} {tick.due:>5} {tick.polled:>6} {tick.ok:>5} {errors:<28} {p50:>7}  {states}"
-        )
+        counts = f"{tick.due:>5} {tick.polled:>6} {tick.ok:>5}"
+        lines.append(f"{slug:<12} {counts} {errors:<28} {p50:>7}  {states}")
     lines.append(f"stored {result.written} observation(s), quarantined {result.quarantined}")
     for error in result.write_errors:
         lines.append(f"NOT STORED: {error}")

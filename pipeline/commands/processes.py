@@ -70,7 +70,9 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def wait_for_http(url: str, *, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_http(
+    url: str, *, timeout_s: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until `url` answers (any status); fail early if `process` dies.
 
     Raises:
@@ -80,7 +82,9 @@ def wait_for_http(url: str, *, timeout_s: float, process: subprocess.Popen[bytes
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with code {process.returncode} before {url} answered")
+            raise RuntimeError(
+                f"process exited with code {process.returncode} before {url} answered"
+            )
         try:
             httpx.get(url, timeout=1.0)
             return

@@ -141,11 +141,27 @@ class Poller:
             )
             body = response.content
         except httpx.TimeoutException as error:
-            return _transport_failure(order, polled_at, started, attempt, previous_state,
-                                      ErrorClass.TIMEOUT, error, spec.log_url)
+            return _transport_failure(
+                order,
+                polled_at,
+                started,
+                attempt,
+                previous_state,
+                ErrorClass.TIMEOUT,
+                error,
+                spec.log_url,
+            )
         except httpx.TransportError as error:
-            return _transport_failure(order, polled_at, started, attempt, previous_state,
-                                      ErrorClass.CONNECTION_ERROR, error, spec.log_url)
+            return _transport_failure(
+                order,
+                polled_at,
+                started,
+                attempt,
+                previous_state,
+                ErrorClass.CONNECTION_ERROR,
+                error,
+                spec.log_url,
+            )
         latency_ms = (time.perf_counter() - started) * 1000
         observation = lane.adapter.parse(
             response.status_code,

@@ -36,10 +36,12 @@ class RetryPolicy:
     max_retry_after_s: float = 10.0
 
     def should_retry(self, error_class: str | None, attempt: int) -> bool:
-        """Whether attempt number `attempt` (1-based), which failed with `error_class`, is retried."""
+        """Whether attempt `attempt` (1-based), which failed with `error_class`, is retried."""
         return error_class in RETRYABLE and attempt < self.max_attempts
 
-    def delay_s(self, attempt: int, retry_after_s: float | None, rng: random.Random) -> float | None:
+    def delay_s(
+        self, attempt: int, retry_after_s: float | None, rng: random.Random
+    ) -> float | None:
         """Seconds to wait before the next attempt, or None to give up for this tick."""
         if retry_after_s is not None:
             if retry_after_s > self.max_retry_after_s:

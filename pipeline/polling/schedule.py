@@ -93,7 +93,8 @@ def due_orders(
     if budgets:
         frame = frame.filter(
             pl.int_range(pl.len()).over("provider")
-            < pl.col("provider").replace_strict(budgets, default=None, return_dtype=pl.Int64)
+            < pl.col("provider")
+            .replace_strict(budgets, default=None, return_dtype=pl.Int64)
             .fill_null(2**62)
         )
     return frame.drop("policy_state", "terminal_grace_s", "max_tracking_age_s", "age_s")
@@ -108,7 +109,9 @@ def _priority(now: pl.Expr) -> pl.Expr:
         .when(pl.col("is_terminal"))
         .then(TERMINAL_GRACE_WEIGHT)
         .otherwise(
-            pl.col("policy_state").replace_strict(STATE_WEIGHT, default=1.0, return_dtype=pl.Float64)
+            pl.col("policy_state").replace_strict(
+                STATE_WEIGHT, default=1.0, return_dtype=pl.Float64
+            )
         )
     )
     return (1.0 + overdue_s / pl.col("cadence_s")) * weight

@@ -153,9 +153,9 @@ async def run_window(
         total.merge(result)
         if on_tick is not None:
             on_tick(result)
-        if stop_when_idle and not any(t.due for t in result.providers.values()):
-            if not _open_orders(warehouse, slugs):
-                break
+        idle = not any(t.due for t in result.providers.values())
+        if stop_when_idle and idle and not _open_orders(warehouse, slugs):
+            break
         next_start = started + tick_s
         if next_start >= deadline:
             break

@@ -42,6 +42,8 @@ SECRET_KEY_PARTS = ("token", "apikey", "secret", "authorization", "password", "c
 """A JSON key whose lower-cased, punctuation-free name contains one of these is dropped."""
 ERROR_DETAIL_KEYS = ("errorMessage", "error", "reason", "message", "title", "detail")
 """Keys that carry a human-readable reason in provider error bodies, in order of preference."""
+FREE_TEXT_KEYS = frozenset({*ERROR_DETAIL_KEYS, "description", "note"})
+"""Keys whose values are prose a provider may fill with anything: scrubbed hardest."""
 
 _NOT_FOUND = re.compile(r"not\s*found|no\s+such\s+order|unknown\s+order|does\s+not\s+exist", re.I)
 _ISO_TIMESTAMP = re.compile(
@@ -56,6 +58,9 @@ _SECRET_ASSIGNMENT = re.compile(
     r"(\"?\s*[:=]\s*\"?)(?:bearer\s+)?([^&\s\"',;}\]]+)"
 )
 _BEARER = re.compile(r"(?i)\bbearer\s+[\w.~+/=-]+")
+_JWT = re.compile(r"\beyJ[\w-]{5,}(?:\.[\w-]*){0,2}")
+_OPAQUE_TOKEN = re.compile(r"(?<![\w.+/=-])(?=[\w.+/=-]*\d)(?=[\w.+/=-]*[A-Za-z])[\w.+/=-]{20,}")
+"""Long words mixing letters and digits (keys, tokens, ids): redacted in prose only."""
 _DIGIT_RUN = re.compile(rf"\d{{{MESSAGE_DIGIT_RUN},}}")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -367,16 +372,27 @@ def is_secret_key(key: str) -> bool:
 
 
 def scrub_text(text: str) -> str:
-    """Replace credential values in free text: `apiKey=…`, `token: …`, `Bearer …`."""
+    """Replace credential values in text: `apiKey=…`, `token: …`, `Bearer …`, JWTs."""
     text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    return _BEARER.sub(f"Bearer {REDACTED}", text)
+    text = _BEARER.sub(f"Bearer {REDACTED}", text)
+    return _JWT.sub(REDACTED, text)
 
 
-def redact_json(value: Any, transforms: Mapping[str, Transform]) -> Any:
+def scrub_prose(text: str) -> str:
+    """`scrub_text`, plus long opaque words and runs of 4+ digits (codes, phone numbers).
+
+    For provider-written prose (error reasons, descriptions), which may quote anything.
+    """
+    text = _OPAQUE_TOKEN.sub(REDACTED, scrub_text(text))
+    return _DIGIT_RUN.sub("[digits]", text)
+
+
+def redact_json(value: Any, transforms: Mapping[str, Transform], *, prose: bool = False) -> Any:
     """A copy of a decoded body with secrets dropped and sensitive values transformed.
 
     Keys naming credentials are removed at any depth; keys in `transforms` have their value
-    replaced; every other string is passed through `scrub_text`.
+    replaced; strings under `FREE_TEXT_KEYS` go through `scrub_prose`, all others through
+    `scrub_text`.
     """
     if isinstance(value, dict):
         redacted: dict[str, Any] = {}
@@ -386,12 +402,12 @@ def redact_json(value: Any, transforms: Mapping[str, Transform]) -> Any:
             if key in transforms:
                 redacted[key] = transforms[key](item)
             else:
-                redacted[key] = redact_json(item, transforms)
+                redacted[key] = redact_json(item, transforms, prose=key in FREE_TEXT_KEYS)
         return redacted
     if isinstance(value, list):
-        return [redact_json(item, transforms) for item in value]
+        return [redact_json(item, transforms, prose=prose) for item in value]
     if isinstance(value, str):
-        return scrub_text(value)
+        return scrub_prose(value) if prose else scrub_text(value)
     return value
 
 
@@ -403,13 +419,13 @@ def compact_json(value: Any) -> str:
 def redact_text(text: str, sensitive_keys: tuple[str, ...]) -> str:
     """Redact a body that is not valid JSON (truncated, HTML), truncated to 2 KB.
 
-    Credential assignments are scrubbed, and the values of `sensitive_keys` in JSON-looking
-    fragments (`"code":48010`, possibly cut off) are replaced.
+    The values of `sensitive_keys` in JSON-looking fragments (`"code":48010`, possibly cut off)
+    are replaced, then the whole text is treated as prose (`scrub_prose`).
     """
-    text = scrub_text(text)
     for key in sensitive_keys:
         pattern = rf'("{re.escape(key)}"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}}\]\s]+)'
         text = re.sub(pattern, rf'\1"{REDACTED}"', text)
+    text = scrub_prose(text)
     encoded = text.encode("utf-8")[:MAX_TEXT_PAYLOAD_BYTES]
     return encoded.decode("utf-8", errors="ignore")
 
@@ -418,8 +434,7 @@ def safe_message(text: str | None) -> str | None:
     """A short, single-line, redacted version of provider-written text for `error_message`."""
     if text is None:
         return None
-    text = scrub_text(_WHITESPACE.sub(" ", text).strip())
-    text = _DIGIT_RUN.sub("[digits]", text)
+    text = scrub_prose(_WHITESPACE.sub(" ", text).strip())
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 1] + "…"
     return text or None
@@ -558,6 +573,10 @@ class ParseContext:
         transforms: Mapping[str, Transform],
     ) -> ParseContext:
         """Decode `body` and redact it with the provider's `transforms`."""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif not isinstance(body, bytes):
+            body = bytes(body)
         value, problem = decode_json(body)
         redacted: str | None = None
         if problem is None:

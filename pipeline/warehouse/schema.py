@@ -64,6 +64,8 @@ OBSERVATION_COLUMNS: dict[str, pl.DataType] = {
     "payload_sha256": pl.String(),
 }
 
+OBSERVATION_REQUIRED = {"observation_id", "provider", "order_id", "polled_at", "state"}
+
 PAYLOAD_COLUMNS: dict[str, pl.DataType] = {
     "payload_sha256": pl.String(),
     "provider": pl.String(),
@@ -120,7 +122,7 @@ CREATE TABLE orders (
     PRIMARY KEY (provider, order_id)
 );
 CREATE TABLE observations (
-    {_columns_sql(OBSERVATION_COLUMNS, {"observation_id", "provider", "order_id", "polled_at", "state"})},
+    {_columns_sql(OBSERVATION_COLUMNS, OBSERVATION_REQUIRED)},
     PRIMARY KEY (observation_id)
 );
 CREATE TABLE payloads (

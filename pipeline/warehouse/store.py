@@ -117,13 +117,10 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
 
 
 @contextmanager
-def registered(
-    con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame
-) -> Iterator[None]:
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
     """`frame` visible to SQL as view `name` (zero-copy through Arrow) for the block's duration."""
     con.register(name, frame.to_arrow())
     yield
     # Not in a `finally`: after a failed statement the transaction is aborted, unregistering
     # would fail too and hide the real error. The view dies with the connection anyway.
     con.unregister(name)
-

@@ -25,7 +25,9 @@ POLICY = PollingPolicy(
 )
 
 
-def _obs(order_id: str, seconds_ago: float, state: str = "pending", **changes: object) -> Observation:
+def _obs(
+    order_id: str, seconds_ago: float, state: str = "pending", **changes: object
+) -> Observation:
     fields: dict[str, object] = {
         "provider": "baanx",
         "order_id": order_id,
@@ -109,7 +111,13 @@ def test_unknown_status_rate_fails_on_unrecognised_statuses(clean: Warehouse) ->
     write_batch(
         clean,
         [
-            _obs("open", 4 - i / 10, "unknown", provider_status="TELEPORTED", status_unrecognized=True)
+            _obs(
+                "open",
+                4 - i / 10,
+                "unknown",
+                provider_status="TELEPORTED",
+                status_unrecognized=True,
+            )
             for i in range(3)
         ],
     )

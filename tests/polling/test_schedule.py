@@ -33,10 +33,17 @@ def _candidates(rows: list[dict[str, object]]) -> pl.DataFrame:
         "terminal_seen_at": None,
     }
     schema = {
-        "provider": pl.String, "order_id": pl.String, "order_kind": pl.String,
-        "registered_at": UTC_TIME, "created_at": UTC_TIME, "service": pl.String,
-        "country": pl.String, "last_polled_at": UTC_TIME, "last_state": pl.String,
-        "is_terminal": pl.Boolean, "terminal_seen_at": UTC_TIME,
+        "provider": pl.String,
+        "order_id": pl.String,
+        "order_kind": pl.String,
+        "registered_at": UTC_TIME,
+        "created_at": UTC_TIME,
+        "service": pl.String,
+        "country": pl.String,
+        "last_polled_at": UTC_TIME,
+        "last_state": pl.String,
+        "is_terminal": pl.Boolean,
+        "terminal_seen_at": UTC_TIME,
     }
     return pl.DataFrame([{**base, **row} for row in rows], schema=schema)
 
@@ -62,10 +69,20 @@ def test_due_follows_the_cadence_of_the_last_state() -> None:
 def test_terminal_orders_get_one_grace_recheck() -> None:
     frame = _candidates(
         [
-            {"order_id": "fresh-terminal", "last_polled_at": _ago(5), "last_state": "completed",
-             "is_terminal": True, "terminal_seen_at": _ago(5)},
-            {"order_id": "grace-due", "last_polled_at": _ago(61), "last_state": "completed",
-             "is_terminal": True, "terminal_seen_at": _ago(61)},
+            {
+                "order_id": "fresh-terminal",
+                "last_polled_at": _ago(5),
+                "last_state": "completed",
+                "is_terminal": True,
+                "terminal_seen_at": _ago(5),
+            },
+            {
+                "order_id": "grace-due",
+                "last_polled_at": _ago(61),
+                "last_state": "completed",
+                "is_terminal": True,
+                "terminal_seen_at": _ago(61),
+            },
         ]
     )
     due = due_orders(frame, {"baanx": POLICY}, NOW)
@@ -74,8 +91,14 @@ def test_terminal_orders_get_one_grace_recheck() -> None:
 
 def test_orders_past_the_tracking_age_are_left_alone() -> None:
     frame = _candidates(
-        [{"order_id": "old", "registered_at": _ago(3601), "last_polled_at": _ago(100),
-          "last_state": "pending"}]
+        [
+            {
+                "order_id": "old",
+                "registered_at": _ago(3601),
+                "last_polled_at": _ago(100),
+                "last_state": "pending",
+            }
+        ]
     )
     assert due_orders(frame, {"baanx": POLICY}, NOW).is_empty()
 

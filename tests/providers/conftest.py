@@ -59,7 +59,9 @@ def make_order() -> Callable[..., TrackedOrder]:
 def make_settings() -> Callable[..., ProviderSettings]:
     """Build provider settings with the given plain-text secrets."""
 
-    def make(slug: str, base_url: str = "https://api.example.test", **secrets: str) -> ProviderSettings:
+    def make(
+        slug: str, base_url: str = "https://api.example.test", **secrets: str
+    ) -> ProviderSettings:
         return ProviderSettings(
             slug=slug,
             base_url=base_url,

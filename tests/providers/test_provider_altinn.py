@@ -112,7 +112,9 @@ def test_seed_example_facts(
     polled_at: datetime,
 ) -> None:
     obs = _parse(
-        make_order("altinn", ORDER_ID), polled_at, load_fixture("altinn", "completed_email_seed.json")
+        make_order("altinn", ORDER_ID),
+        polled_at,
+        load_fixture("altinn", "completed_email_seed.json"),
     )
     assert (obs.items_total, obs.items_succeeded) == (1, 0)
     assert obs.provider_status == "Completed"
@@ -129,7 +131,9 @@ def test_registered_example_has_placeholder_timestamps(
     make_order: Callable[..., TrackedOrder],
     polled_at: datetime,
 ) -> None:
-    obs = _parse(make_order("altinn", ORDER_ID), polled_at, load_fixture("altinn", "registered.json"))
+    obs = _parse(
+        make_order("altinn", ORDER_ID), polled_at, load_fixture("altinn", "registered.json")
+    )
     assert obs.provider_created_at is None
     assert obs.provider_timestamp_raw == "created=…Z"
     assert (obs.items_total, obs.items_succeeded) == (None, None)
@@ -141,43 +145,71 @@ def test_senders_reference_is_hashed(
     polled_at: datetime,
 ) -> None:
     obs = _parse(
-        make_order("altinn", ORDER_ID), polled_at, load_fixture("altinn", "completed_email_docs.json")
+        make_order("altinn", ORDER_ID),
+        polled_at,
+        load_fixture("altinn", "completed_email_docs.json"),
     )
     assert obs.payload_redacted is not None
     assert "ref-2023-12-01" not in obs.payload_redacted
 
 
+REGISTERED = "Order has been registered and is awaiting requested send time before processing."
+ONGOING = "Order processing is ongoing. Notifications are being generated."
+CONDITION = "Order processing was stopped due to send condition not being met."
+CANCELLED = "Order processing was stopped due to order being cancelled."
+
+
 @pytest.mark.parametrize(
-    ("status", "description", "channel", "summary", "state", "terminal", "success", "substatus"),
+    ("status", "description", "summary", "state", "terminal", "success", "substatus"),
     [
-        ("Registered", "Order has been registered.", "Email", None, "pending", False, None, "Order has been registered."),
-        ("Processing", "Order processing is ongoing.", "Email", None, "processing", False, None, "Order processing is ongoing."),
-        ("Processed", PROCESSED, "Email", {"email": (1, 0)}, "processing", False, None, "awaiting_delivery"),
-        ("Completed", PROCESSED, "Email", {"email": (1, 0)}, "processing", False, None, "generated_awaiting_final"),
-        ("Completed", SEED_COMPLETED, "Email", {"email": (2, 2)}, "completed", True, True, SEED_COMPLETED),
-        ("Completed", FINAL, "Email", {"email": (2, 2)}, "completed", True, True, FINAL),
-        ("Completed", FINAL, "Email", {"email": (2, 1)}, "completed", True, False, FINAL),
-        ("Completed", FINAL, "Email", {"email": (0, 0)}, "completed", True, False, FINAL),
-        ("Completed", FINAL, "Email", None, "completed", True, False, FINAL),
-        ("Completed", FINAL, "Sms", {"sms": (3, 1)}, "completed", True, None, FINAL),
-        ("Completed", FINAL, "Sms", {"sms": (3, 3)}, "completed", True, True, FINAL),
-        ("Completed", FINAL, "EmailAndSms", {"email": (1, 1), "sms": (1, 0)}, "completed", True, None, FINAL),
-        ("SendConditionNotMet", "Order processing was stopped.", "Email", None, "cancelled", True, False, "send_condition_not_met"),
-        ("Cancelled", "Order processing was stopped due to order being cancelled.", "Email", None, "cancelled", True, False, "Order processing was stopped due to order being cancelled."),
+        ("Registered", REGISTERED, None, "pending", False, None, REGISTERED),
+        ("Processing", ONGOING, None, "processing", False, None, ONGOING),
+        ("Processed", PROCESSED, {"email": (1, 0)}, "processing", False, None, "awaiting_delivery"),
+        (
+            "Completed",
+            PROCESSED,
+            {"email": (1, 0)},
+            "processing",
+            False,
+            None,
+            "generated_awaiting_final",
+        ),
+        ("Completed", SEED_COMPLETED, {"email": (2, 2)}, "completed", True, True, SEED_COMPLETED),
+        ("Completed", SEED_COMPLETED, {"email": (2, 0)}, "completed", True, False, SEED_COMPLETED),
+        ("Completed", FINAL, {"email": (2, 2)}, "completed", True, True, FINAL),
+        ("Completed", FINAL, {"email": (2, 1)}, "completed", True, False, FINAL),
+        ("Completed", FINAL, {"email": (0, 0)}, "completed", True, False, FINAL),
+        ("Completed", FINAL, None, "completed", True, False, FINAL),
+        ("Completed", FINAL, {"sms": (3, 1)}, "completed", True, None, FINAL),
+        ("Completed", FINAL, {"sms": (3, 3)}, "completed", True, True, FINAL),
+        ("Completed", FINAL, {"email": (1, 1), "sms": (1, 0)}, "completed", True, None, FINAL),
+        (
+            "SendConditionNotMet",
+            CONDITION,
+            None,
+            "cancelled",
+            True,
+            False,
+            "send_condition_not_met",
+        ),
+        ("Cancelled", CANCELLED, None, "cancelled", True, False, CANCELLED),
     ],
-)  # fmt: skip
+)
 def test_mapping_table(
     make_order: Callable[..., TrackedOrder],
     polled_at: datetime,
     status: str,
     description: str,
-    channel: str,
     summary: dict[str, tuple[int, int]] | None,
     state: str,
     terminal: bool,
     success: bool | None,
     substatus: str,
 ) -> None:
+    channels = set(summary or {})
+    channel = {frozenset({"sms"}): "Sms", frozenset({"email", "sms"}): "EmailAndSms"}.get(
+        frozenset(channels), "Email"
+    )
     body = _order_body(status, description, channel=channel, summary=summary)
     obs = _parse(make_order("altinn", ORDER_ID), polled_at, body)
     assert (obs.state, obs.is_terminal, obs.is_success, obs.provider_substatus) == (
@@ -250,9 +282,11 @@ def test_poll_errors(
         polled_at,
         body,
         status=http_status,
+        headers={"Retry-After": "5"},
         previous_state="processing",
     )
     assert (obs.error_class, obs.state, obs.is_terminal) == (error_class, "processing", False)
+    assert obs.retry_after_s == (5.0 if http_status >= 400 else None)
 
 
 def test_build_request_prefers_the_bearer_token(

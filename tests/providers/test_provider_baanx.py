@@ -129,9 +129,15 @@ def test_poll_errors(
     error_class: str,
 ) -> None:
     obs = _parse(
-        make_order("baanx", ORDER_ID), polled_at, body, status=http_status, previous_state="pending"
+        make_order("baanx", ORDER_ID),
+        polled_at,
+        body,
+        status=http_status,
+        headers={"Retry-After": "5"},
+        previous_state="pending",
     )
     assert (obs.error_class, obs.state, obs.is_terminal) == (error_class, "pending", False)
+    assert obs.retry_after_s == (5.0 if http_status >= 400 else None)
     assert obs.http_status == http_status
 
 

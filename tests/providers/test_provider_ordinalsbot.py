@@ -139,7 +139,9 @@ def test_table_covers_every_documented_state() -> None:
 def test_unknown_state_is_flagged(
     make_order: Callable[..., TrackedOrder], polled_at: datetime
 ) -> None:
-    obs = _parse(make_order("ordinalsbot", ORDER_ID), polled_at, {"status": "ok", "state": "minting"})
+    obs = _parse(
+        make_order("ordinalsbot", ORDER_ID), polled_at, {"status": "ok", "state": "minting"}
+    )
     assert (obs.state, obs.status_unrecognized, obs.is_terminal) == ("unknown", True, False)
     assert obs.error_class is None
     assert obs.is_paid is None
@@ -220,7 +222,7 @@ def test_timestamp_in_wrong_unit_becomes_none(
         (200, b'{"status":"error","error":"error reason"}', {}, "body_error", None),
         (200, b'{"status":"error","error":"Order not found"}', {}, "not_found", None),
         (500, b'{"status":"error","reason":"unable to save data"}', {}, "server_error", None),
-        (429, b'{"status":"error","error":"rate limit exceeded"}', {"Retry-After": "12"}, "rate_limited", 12.0),
+        (429, b'{"status":"error","error":"slow"}', {"Retry-After": "12"}, "rate_limited", 12.0),
         (401, b"", {}, "auth_invalid", None),
         (403, b"", {}, "forbidden", None),
         (404, b"", {}, "not_found", None),
@@ -230,7 +232,7 @@ def test_timestamp_in_wrong_unit_becomes_none(
         (200, b'{"status":"ok","state":"queued","paid":"yes"}', {}, "parse_error", None),
         (200, b'{"status":"ok","expired":"no"}', {}, "parse_error", None),
     ],
-)  # fmt: skip
+)
 def test_poll_errors(
     make_order: Callable[..., TrackedOrder],
     polled_at: datetime,

@@ -29,7 +29,13 @@ CASES: list[tuple[str, int, bytes]] = [
         "sms4sats",
         200,
         json.dumps(
-            {"status": "OK", "paid": True, "code": int(CODE), "number": int(PHONE), "apiKey": API_KEY}
+            {
+                "status": "OK",
+                "paid": True,
+                "code": int(CODE),
+                "number": int(PHONE),
+                "apiKey": API_KEY,
+            }
         ).encode(),
     ),
     ("sms4sats", 200, json.dumps({"status": "OK", "paid": True, "code": CODE}).encode()),
@@ -69,7 +75,11 @@ CASES: list[tuple[str, int, bytes]] = [
         200,
         json.dumps({"ok": False, "errorMessage": f"invalid key apiKey={API_KEY}"}).encode(),
     ),
-    ("smsonline", 200, f'{{"ok":true,"body":[{{"receivedSMS":"{CODE}","phoneNumber":"{PHONE}'.encode()),
+    (
+        "smsonline",
+        200,
+        f'{{"ok":true,"body":[{{"receivedSMS":"{CODE}","phoneNumber":"{PHONE}'.encode(),
+    ),
     (
         "ordinalsbot",
         200,
@@ -95,7 +105,11 @@ CASES: list[tuple[str, int, bytes]] = [
         "altinn",
         200,
         json.dumps(
-            {"processingStatus": {"status": "Processing"}, "token": TOKEN, "PlatformAccessToken": TOKEN}
+            {
+                "processingStatus": {"status": "Processing"},
+                "token": TOKEN,
+                "PlatformAccessToken": TOKEN,
+            }
         ).encode(),
     ),
 ]

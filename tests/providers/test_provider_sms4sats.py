@@ -254,9 +254,7 @@ def test_server_error_message_and_retry_after(
     make_order: Callable[..., TrackedOrder], polled_at: datetime
 ) -> None:
     order = make_order("sms4sats")
-    obs = _parse(
-        order, polled_at, b'{"status":"error","reason":"unable to save data"}', status=500
-    )
+    obs = _parse(order, polled_at, b'{"status":"error","reason":"unable to save data"}', status=500)
     assert obs.error_message == "HTTP 500: unable to save data"
     limited = _parse(order, polled_at, b"", status=429, headers={"retry-after": "7"})
     assert limited.retry_after_s == 7.0

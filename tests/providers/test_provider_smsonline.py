@@ -59,7 +59,9 @@ def test_documented_example(
     polled_at: datetime,
 ) -> None:
     obs = _parse(
-        make_order("smsonline", ORDER_ID), polled_at, load_fixture("smsonline", "order_completed.json")
+        make_order("smsonline", ORDER_ID),
+        polled_at,
+        load_fixture("smsonline", "order_completed.json"),
     )
     assert (obs.state, obs.is_terminal, obs.is_success, obs.error_class) == (
         "code_received",
@@ -100,7 +102,12 @@ def test_documented_example(
         ({"status": None}, "processing", False, False),
         ({"status": "pending", "expiredAt": AFTER_EXPIRY}, "expired", True, False),
         ({"status": "mystery", "expiredAt": AFTER_EXPIRY}, "expired", True, True),
-        ({"status": "pending", "receivedSMS": "", "expiredAt": AFTER_EXPIRY}, "expired", True, False),
+        (
+            {"status": "pending", "receivedSMS": "", "expiredAt": AFTER_EXPIRY},
+            "expired",
+            True,
+            False,
+        ),
     ],
 )
 def test_field_first_rule(

@@ -39,9 +39,11 @@ def test_lock_held_past_the_timeout_fails_naming_file_and_pid(tmp_path: Path) ->
     holder = _hold(path, 60)
     try:
         started = time.monotonic()
-        with pytest.raises(WarehouseLockedError) as raised:
-            with Warehouse(path, lock_timeout_s=1.0).connect():
-                pass
+        with (
+            pytest.raises(WarehouseLockedError) as raised,
+            Warehouse(path, lock_timeout_s=1.0).connect(),
+        ):
+            pass
         waited = time.monotonic() - started
     finally:
         holder.kill()

@@ -49,7 +49,11 @@ def test_a_retry_is_a_distinct_row_with_a_distinct_key(warehouse: Warehouse) -> 
 
 
 def test_identical_bodies_are_stored_once(warehouse: Warehouse) -> None:
-    observations = [_observation("a"), _observation("b"), _observation("c", payload_sha256="e" * 64)]
+    observations = [
+        _observation("a"),
+        _observation("b"),
+        _observation("c", payload_sha256="e" * 64),
+    ]
     with warehouse.transaction() as con:
         assert append(con, "payloads", payloads_frame(observations)) == 2
         assert append(con, "payloads", payloads_frame(observations)) == 0

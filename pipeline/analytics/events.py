@@ -1,0 +1,187 @@
+"""Per-order time-to-event records built from the status history.
+
+One row per order: when its clock starts (origin), whether and how it ended, and the time
+(seconds since origin) to feed the survival estimators.
+
+Choices, and why:
+
+- **Origin**: the provider's creation time where it gives one (`provider_created_at`, first
+  non-null over the order's history), else `orders.created_at` (our clock when the create call
+  returned), else `orders.registered_at`, else the first poll. This is the time a user starts
+  waiting.
+- **Outcome**: the order's *first* interval in an outcome state decides (`event_states` → code 1,
+  `competing_states` → code 2). Later moves (e.g. an SMSOnline order reopened after its first
+  code) do not change it. Orders without one are right-censored (code 0).
+- **Event time**: the provider's own event time where it has one (`provider_event_at`, clipped to
+  [0, upper bound]); otherwise the midpoint of the polling bounds (lower = last poll still in an
+  earlier state, or the origin when the first poll already showed the outcome; upper = first poll
+  in the outcome). With polls every few seconds the midpoint's error is at most half a poll
+  interval and averages out when arrivals are spread evenly within intervals; the first-seen
+  time (upper bound) would bias every estimate late by half an interval.
+- **Censoring time**: the last valid poll minus the origin: all we know is that the order was
+  still open then.
+- Orders with no valid observation at all carry no timing information and get no record. Delayed
+  registration (an order tracked long after it was created) is not modelled as left truncation:
+  the workload registers orders as it creates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import polars as pl
+
+from pipeline.analytics.history import conform_history
+from pipeline.analytics.inputs import (
+    ORDER_KEY,
+    TERMINAL_STATE_VALUES,
+    conform_orders,
+)
+from pipeline.analytics.survival import CENSORED, COMPETING, EVENT
+
+RECORD_COLUMNS: dict[str, pl.DataType] = {
+    "provider": pl.String(),
+    "order_id": pl.String(),
+    "order_kind": pl.String(),
+    "service": pl.String(),
+    "country": pl.String(),
+    "origin_at": pl.Datetime("us", "UTC"),
+    "origin_source": pl.String(),
+    "outcome_state": pl.String(),
+    "event_code": pl.Int8(),
+    "lower_s": pl.Float64(),
+    "upper_s": pl.Float64(),
+    "time_s": pl.Float64(),
+    "time_source": pl.String(),
+    "follow_up_s": pl.Float64(),
+}
+"""Columns of a time-to-event record frame."""
+
+TIME_FROM_PROVIDER = "provider"
+TIME_FROM_MIDPOINT = "midpoint"
+TIME_FROM_LAST_POLL = "last_poll"
+
+
+def _seconds(delta: pl.Expr) -> pl.Expr:
+    return delta.dt.total_microseconds().cast(pl.Float64) / 1e6
+
+
+def _origin_source() -> pl.Expr:
+    return (
+        pl.when(pl.col("provider_created_at").is_not_null())
+        .then(pl.lit("provider_created_at"))
+        .when(pl.col("created_at").is_not_null())
+        .then(pl.lit("created_at"))
+        .when(pl.col("registered_at").is_not_null())
+        .then(pl.lit("registered_at"))
+        .otherwise(pl.lit("first_poll"))
+    )
+
+
+def _since_origin(column: str) -> pl.Expr:
+    """Seconds from the origin to `column`, never negative (clock skew between parties)."""
+    return _seconds(pl.col(column) - pl.col("origin_at")).clip(lower_bound=0.0)
+
+
+def time_to_event_records(
+    history: pl.DataFrame,
+    orders: pl.DataFrame,
+    *,
+    event_states: Collection[str],
+    competing_states: Collection[str] | None = None,
+    order_kinds: Collection[str] | None = None,
+) -> pl.DataFrame:
+    """One time-to-event record per order that has a status history.
+
+    Args:
+        history: the status history (`pipeline.analytics.history`).
+        orders: the orders table (provider, order_id, order_kind, registered_at, created_at,
+            service, country).
+        event_states: states that count as the event of interest.
+        competing_states: states that end the order otherwise; default every other terminal state.
+        order_kinds: keep only these order kinds (None keeps all).
+
+    Returns:
+        Columns `RECORD_COLUMNS`, sorted by order.
+    """
+    events = sorted(set(event_states))
+    competing = sorted(
+        set(competing_states)
+        if competing_states is not None
+        else set(TERMINAL_STATE_VALUES) - set(events)
+    )
+    hist = (
+        conform_history(history)
+        .with_columns(pl.col("state").cast(pl.String))
+        .sort([*ORDER_KEY, "interval_seq"])
+    )
+    per_order = hist.group_by(ORDER_KEY, maintain_order=True).agg(
+        pl.col("order_kind").first().alias("history_kind"),
+        pl.col("provider_created_at").first(ignore_nulls=True),
+        pl.col("entered_by").first().alias("first_seen_at"),
+        pl.col("last_seen_at").max(),
+    )
+    outcome = (
+        hist.filter(pl.col("state").is_in([*events, *competing]))
+        .group_by(ORDER_KEY, maintain_order=True)
+        .agg(
+            pl.col("state").first().alias("outcome_state"),
+            pl.col("entered_after").first().alias("outcome_after"),
+            pl.col("entered_by").first().alias("outcome_by"),
+            pl.col("provider_event_at").first().alias("outcome_provider_at"),
+        )
+    )
+    frame = (
+        per_order.join(outcome, on=ORDER_KEY, how="left")
+        .join(conform_orders(orders), on=ORDER_KEY, how="left")
+        .with_columns(
+            pl.coalesce("order_kind", "history_kind").alias("order_kind"),
+            pl.coalesce(
+                "provider_created_at", "created_at", "registered_at", "first_seen_at"
+            ).alias("origin_at"),
+            _origin_source().alias("origin_source"),
+            pl.when(pl.col("outcome_state").is_in(events))
+            .then(pl.lit(EVENT))
+            .when(pl.col("outcome_state").is_in(competing))
+            .then(pl.lit(COMPETING))
+            .otherwise(pl.lit(CENSORED))
+            .cast(pl.Int8)
+            .alias("event_code"),
+        )
+    )
+    if order_kinds is not None:
+        frame = frame.filter(pl.col("order_kind").is_in(sorted(order_kinds)))
+    has_outcome = pl.col("event_code") != CENSORED
+    frame = frame.with_columns(
+        pl.when(has_outcome)
+        .then(
+            _seconds(pl.coalesce("outcome_after", "origin_at") - pl.col("origin_at")).clip(
+                lower_bound=0.0
+            )
+        )
+        .alias("lower_s"),
+        pl.when(has_outcome).then(_since_origin("outcome_by")).alias("upper_s"),
+        _since_origin("last_seen_at").alias("follow_up_s"),
+    ).with_columns(
+        pl.when(has_outcome)
+        .then(_since_origin("outcome_provider_at").clip(upper_bound=pl.col("upper_s")))
+        .alias("_provider_s"),
+    )
+    return (
+        frame.with_columns(
+            pl.when(~has_outcome)
+            .then(pl.col("follow_up_s"))
+            .when(pl.col("_provider_s").is_not_null())
+            .then(pl.col("_provider_s"))
+            .otherwise((pl.col("lower_s") + pl.col("upper_s")) / 2.0)
+            .alias("time_s"),
+            pl.when(~has_outcome)
+            .then(pl.lit(TIME_FROM_LAST_POLL))
+            .when(pl.col("_provider_s").is_not_null())
+            .then(pl.lit(TIME_FROM_PROVIDER))
+            .otherwise(pl.lit(TIME_FROM_MIDPOINT))
+            .alias("time_source"),
+        )
+        .select([pl.col(c).cast(dtype) for c, dtype in RECORD_COLUMNS.items()])
+        .sort(ORDER_KEY)
+    )

@@ -1,0 +1,567 @@
+"""The published analytics tables: time to code, time to completion, expiry rates, reliability.
+
+Every function takes frames shaped like the warehouse tables and returns one polars frame, ready
+to be stored under the table name in its docstring. Time-to-event figures are computed with
+censoring and competing risks (`pipeline.analytics.survival`) from per-order records
+(`pipeline.analytics.events`); the naive figures beside them are labelled as such.
+
+What "median time to code" means here: the time by which half of all orders have received their
+code, i.e. where the Aalen–Johansen cumulative incidence of the code reaches 0.5. Expiry,
+cancellation and failure compete with the code: an order that expires never gets one, so it
+pushes the median later (or makes it undefined, null, when fewer than half ever get a code). This
+answers the user's question "how long until I have my code", counting the orders that never
+deliver. The Kaplan–Meier that treats competitors as censoring would instead describe a world
+where nothing expires, and overstate how many orders succeed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+from pipeline.analytics.events import time_to_event_records
+from pipeline.analytics.inputs import (
+    FAILURE_STATE_VALUES,
+    QUARANTINE_INPUT,
+    QUARANTINE_REQUIRED,
+    SUCCESS_STATE_VALUES,
+    UNKNOWN_STATE,
+    conform,
+    conform_observations,
+    is_valid_answer,
+)
+from pipeline.analytics.survival import (
+    COMPETING,
+    EVENT,
+    cif_quantiles,
+    event_table,
+    values_at,
+    wilson_interval,
+)
+from pipeline.model import ErrorClass, OrderKind, OrderState
+
+HORIZONS_S: dict[str, float] = {"1m": 60.0, "2m": 120.0, "5m": 300.0, "10m": 600.0, "20m": 1200.0}
+"""Horizons of the reported cumulative incidences: column `cif_<label>`."""
+
+MIN_GROUP_ORDERS = 30
+"""Smallest group (service, country, ...) that gets its own time-to-event row."""
+
+CODE_ORDER_KINDS: tuple[str, ...] = (OrderKind.SMS_RECEIVE.value,)
+"""Order kinds whose deliverable is a code (sms4sats receive, SMSOnline)."""
+
+LEVEL_PROVIDER = "provider"
+GROUP_LEVELS: dict[str, tuple[str, ...]] = {
+    LEVEL_PROVIDER: (),
+    "order_kind": ("order_kind",),
+    "service": ("service",),
+    "country": ("country",),
+    "service_country": ("service", "country"),
+}
+"""Grouping levels: columns whose values (joined by '/') form `group_value`."""
+ALL_VALUE = "all"
+"""`group_value` of the provider-wide row."""
+
+CODE_LEVELS = ("provider", "service", "country", "service_country")
+COMPLETION_LEVELS = ("provider", "order_kind", "service", "country", "service_country")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpiryWindow:
+    """A provider's documented (or assumed) time limit after which an open order expires."""
+
+    provider: str
+    order_kind: str
+    window_s: float
+    is_documented: bool
+    basis: str
+
+
+EXPIRY_WINDOWS: tuple[ExpiryWindow, ...] = (
+    ExpiryWindow("sms4sats", "sms_receive", 21 * 60, True, "auto-cancel after 21 min (§1.8)"),
+    ExpiryWindow("smsonline", "sms_receive", 20 * 60, True, "20-min number lease (§2.9)"),
+    ExpiryWindow("ordinalsbot", "inscription", 10 * 60, True, "invoice lifetime ≈10 min (§3.9)"),
+    ExpiryWindow("baanx", "product_order", 15 * 60, False, "payment window undocumented (§8)"),
+)
+"""Expiry windows per provider (PROVIDERS.md). Altinn orders do not expire, so have no row."""
+
+EXPIRY_GRACE_S = 300.0
+"""Added to the window: the clock may start at payment rather than creation (sms4sats) and the
+expiry is only seen at the next poll, so expiries land a little after the window."""
+
+MIN_RANK_POLLS = 200
+"""A provider needs this many polls ..."""
+MIN_RANK_ORDERS = 30
+"""... and this many orders with a status history to be ranked."""
+
+LATENCY_BUDGET_MS = 2000.0
+"""p95 latency at which the latency component of the reliability score reaches 0."""
+
+SCORE_WEIGHTS: dict[str, float] = {
+    "availability": 0.30,
+    "success_rate": 0.30,
+    "latency": 0.15,
+    "clean_data": 0.15,
+    "recognised_status": 0.10,
+}
+"""Weights of the reliability score components (they sum to 1)."""
+
+_EXPIRED = OrderState.EXPIRED.value
+
+
+def _grouped(records: pl.DataFrame, levels: Sequence[str]) -> pl.DataFrame:
+    """`records` repeated once per grouping level with `group_level` and `group_value` set."""
+    parts = []
+    for level in levels:
+        columns = GROUP_LEVELS[level]
+        value = (
+            pl.concat_str([pl.col(c) for c in columns], separator="/")
+            if columns
+            else pl.lit(ALL_VALUE)
+        )
+        part = records.filter(*[pl.col(c).is_not_null() for c in columns]) if columns else records
+        parts.append(
+            part.with_columns(pl.lit(level).alias("group_level"), value.alias("group_value"))
+        )
+    return pl.concat(parts)
+
+
+def time_to_event_summary(
+    records: pl.DataFrame,
+    *,
+    levels: Sequence[str] = (LEVEL_PROVIDER,),
+    min_group_orders: int = MIN_GROUP_ORDERS,
+    horizons_s: Mapping[str, float] = HORIZONS_S,
+) -> pl.DataFrame:
+    """Censoring-aware time-to-event statistics per provider and finer groups.
+
+    The provider-wide row is always present; finer groups need `min_group_orders` orders.
+
+    Args:
+        records: per-order records (`pipeline.analytics.events.time_to_event_records`).
+        levels: grouping levels from `GROUP_LEVELS`.
+        min_group_orders: smallest finer group reported.
+        horizons_s: label → horizon for the cumulative incidence columns.
+
+    Returns:
+        One row per (provider, group_level, group_value): `n_orders`, `n_events`,
+        `n_competing`, `n_censored`, `median_s` with `median_ci_low_s` / `median_ci_high_s`,
+        `cif_<h>` with `cif_<h>_low` / `cif_<h>_high` per horizon, `naive_median_s`,
+        `naive_mean_s` (over orders that had the event only: biased, shown for contrast) and
+        `median_resolution_s` (median width of the polling bounds around observed events).
+    """
+    keys = ["provider", "group_level", "group_value"]
+    grouped = _grouped(records, levels)
+    is_event = pl.col("event_code") == EVENT
+    counts = grouped.group_by(keys).agg(
+        pl.len().cast(pl.Int64).alias("n_orders"),
+        is_event.sum().cast(pl.Int64).alias("n_events"),
+        (pl.col("event_code") == COMPETING).sum().cast(pl.Int64).alias("n_competing"),
+        (pl.col("event_code") == 0).sum().cast(pl.Int64).alias("n_censored"),
+        pl.col("time_s").filter(is_event).median().alias("naive_median_s"),
+        pl.col("time_s").filter(is_event).mean().alias("naive_mean_s"),
+        (pl.col("upper_s") - pl.col("lower_s")).filter(is_event).median().alias(
+            "median_resolution_s"
+        ),
+    )
+    counts = counts.filter(
+        (pl.col("group_level") == LEVEL_PROVIDER) | (pl.col("n_orders") >= min_group_orders)
+    )
+    grouped = grouped.join(counts.select(keys), on=keys, how="semi")
+    table = event_table(grouped, keys)
+    medians = cif_quantiles(table, keys, 0.5).rename(
+        {
+            "quantile_s": "median_s",
+            "quantile_ci_low_s": "median_ci_low_s",
+            "quantile_ci_high_s": "median_ci_high_s",
+        }
+    )
+    at = values_at(table, keys, list(horizons_s.values()))
+    out = counts.join(medians, on=keys, how="left")
+    for label, horizon in horizons_s.items():
+        out = out.join(
+            at.filter(pl.col("horizon_s") == float(horizon)).select(
+                *keys,
+                pl.col("cif").alias(f"cif_{label}"),
+                pl.col("cif_low").alias(f"cif_{label}_low"),
+                pl.col("cif_high").alias(f"cif_{label}_high"),
+            ),
+            on=keys,
+            how="left",
+        )
+    level_order = {level: i for i, level in enumerate(GROUP_LEVELS)}
+    columns = [
+        *keys,
+        "n_orders",
+        "n_events",
+        "n_competing",
+        "n_censored",
+        "median_s",
+        "median_ci_low_s",
+        "median_ci_high_s",
+        *[f"cif_{label}{suffix}" for label in horizons_s for suffix in ("", "_low", "_high")],
+        "naive_median_s",
+        "naive_mean_s",
+        "median_resolution_s",
+    ]
+    return (
+        out.with_columns(
+            pl.col("group_level").replace_strict(level_order, return_dtype=pl.Int8).alias("_lvl")
+        )
+        .sort(["provider", "_lvl", "group_value"])
+        .select(columns)
+    )
+
+
+def time_to_code(
+    history: pl.DataFrame,
+    orders: pl.DataFrame,
+    *,
+    min_group_orders: int = MIN_GROUP_ORDERS,
+) -> pl.DataFrame:
+    """Table `time_to_code`: time from origin to the SMS code, for SMS receive orders.
+
+    Event: `code_received`. Competing: every other terminal state (expired, cancelled, failed,
+    refunded). See the module docstring for what the median means, and
+    `time_to_event_summary` for the columns.
+    """
+    records = time_to_event_records(
+        history,
+        orders,
+        event_states=[OrderState.CODE_RECEIVED.value],
+        order_kinds=CODE_ORDER_KINDS,
+    )
+    return time_to_event_summary(records, levels=CODE_LEVELS, min_group_orders=min_group_orders)
+
+
+def completion_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+    """Per-order records with success (code_received, completed) as the event and every failure
+    state (failed, expired, cancelled, refunded) competing."""
+    return time_to_event_records(
+        history,
+        orders,
+        event_states=SUCCESS_STATE_VALUES,
+        competing_states=FAILURE_STATE_VALUES,
+    )
+
+
+def time_to_completion(
+    history: pl.DataFrame,
+    orders: pl.DataFrame,
+    *,
+    min_group_orders: int = MIN_GROUP_ORDERS,
+) -> pl.DataFrame:
+    """Table `time_to_completion`: time from origin to a success state, every provider and kind.
+
+    Columns as in `time_to_event_summary`; levels provider, order_kind, service, country and
+    service/country.
+    """
+    return time_to_event_summary(
+        completion_records(history, orders),
+        levels=COMPLETION_LEVELS,
+        min_group_orders=min_group_orders,
+    )
+
+
+def _expiry_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+    """Records with `expired` as the event, for the orders an expiry window applies to."""
+    windows = pl.DataFrame(
+        [
+            {
+                "provider": w.provider,
+                "order_kind": w.order_kind,
+                "window_s": float(w.window_s),
+                "horizon_s": float(w.window_s) + EXPIRY_GRACE_S,
+                "window_documented": w.is_documented,
+            }
+            for w in EXPIRY_WINDOWS
+        ]
+    )
+    records = time_to_event_records(history, orders, event_states=[_EXPIRED])
+    return records.join(windows, on=["provider", "order_kind"], how="inner")
+
+
+def _expiry_summary(records: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Cumulative incidence of expiry at each group's horizon, and the share among resolved."""
+    counts = records.group_by(keys).agg(
+        pl.len().cast(pl.Int64).alias("n_orders"),
+        (pl.col("event_code") == EVENT).sum().cast(pl.Int64).alias("n_expired"),
+        (pl.col("event_code") != 0).sum().cast(pl.Int64).alias("n_resolved"),
+        pl.col("window_s").first(),
+        pl.col("horizon_s").first(),
+        pl.col("window_documented").first(),
+    )
+    table = event_table(records, keys)
+    horizons = sorted(set(counts["horizon_s"].to_list()))
+    at = values_at(table, keys, horizons).join(
+        counts.select(*keys, "horizon_s"), on=[*keys, "horizon_s"], how="semi"
+    )
+    share_low, share_high = wilson_interval(pl.col("n_expired"), pl.col("n_resolved"))
+    return (
+        counts.join(at, on=[*keys, "horizon_s"], how="left")
+        .rename({"cif": "expiry_rate", "cif_low": "ci_low", "cif_high": "ci_high"})
+        .with_columns(
+            pl.when(pl.col("n_resolved") > 0)
+            .then(pl.col("n_expired") / pl.col("n_resolved"))
+            .alias("resolved_share_expired"),
+            share_low.alias("resolved_share_ci_low"),
+            share_high.alias("resolved_share_ci_high"),
+        )
+        .select(
+            *keys,
+            "n_orders",
+            "n_expired",
+            "n_resolved",
+            "expiry_rate",
+            "ci_low",
+            "ci_high",
+            "window_s",
+            "horizon_s",
+            "window_documented",
+            "resolved_share_expired",
+            "resolved_share_ci_low",
+            "resolved_share_ci_high",
+        )
+        .sort(keys)
+    )
+
+
+def expiry_rates(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+    """Table `expiry_rates`: how often orders expire, per provider (`EXPIRY_WINDOWS`).
+
+    `expiry_rate` is the Aalen–Johansen cumulative incidence of `expired` at the provider's
+    window plus `EXPIRY_GRACE_S` (success, cancellation and failure compete; open orders are
+    censored), with its log(−log) 95 % interval (`ci_low`, `ci_high`); null when follow-up does
+    not reach the horizon yet. `resolved_share_expired` is expired / resolved orders with a
+    Wilson 95 % interval: simple, but it ignores open orders.
+
+    Returns:
+        One row per (provider, order_kind) with an expiry window.
+    """
+    return _expiry_summary(_expiry_records(history, orders), ["provider", "order_kind"])
+
+
+def expiry_rates_over_time(
+    history: pl.DataFrame, orders: pl.DataFrame, *, every: str = "1h"
+) -> pl.DataFrame:
+    """Table `expiry_rates_over_time`: `expiry_rates` per bucket of origin time.
+
+    Args:
+        history: the status history.
+        orders: the orders table.
+        every: bucket width as a polars duration string ("1h", "1d").
+
+    Returns:
+        The `expiry_rates` columns plus `bucket_start` (UTC), one row per provider, order kind
+        and bucket that has orders.
+    """
+    records = _expiry_records(history, orders).with_columns(
+        pl.col("origin_at").dt.truncate(every).alias("bucket_start")
+    )
+    return _expiry_summary(records, ["provider", "order_kind", "bucket_start"])
+
+
+def error_mix(observations: pl.DataFrame) -> pl.DataFrame:
+    """Table `provider_error_mix`: polls per provider and error class (null class = valid).
+
+    Returns:
+        provider, error_class, polls, share (of the provider's polls) with a Wilson 95 %
+        interval (`share_ci_low`, `share_ci_high`).
+    """
+    obs = conform_observations(observations)
+    low, high = wilson_interval(pl.col("polls"), pl.col("_total"))
+    return (
+        obs.group_by("provider", "error_class")
+        .agg(pl.len().cast(pl.Int64).alias("polls"))
+        .with_columns(pl.col("polls").sum().over("provider").alias("_total"))
+        .with_columns(
+            (pl.col("polls") / pl.col("_total")).alias("share"),
+            low.alias("share_ci_low"),
+            high.alias("share_ci_high"),
+        )
+        .drop("_total")
+        .sort(["provider", "error_class"], nulls_last=False)
+    )
+
+
+def _transport(observations: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataFrame:
+    """Per provider: polls, availability, rate limiting, latency, data quality."""
+    obs = conform_observations(observations)
+    valid = is_valid_answer()
+    unrecognised = valid & ((pl.col("state") == UNKNOWN_STATE) | pl.col("status_unrecognized"))
+    transport = obs.group_by("provider").agg(
+        pl.len().cast(pl.Int64).alias("polls"),
+        valid.sum().cast(pl.Int64).alias("valid_answers"),
+        (
+            (pl.col("error_class") == ErrorClass.RATE_LIMITED.value).fill_null(False)
+            | (pl.col("http_status") == 429).fill_null(False)
+        )
+        .sum()
+        .cast(pl.Int64)
+        .alias("rate_limited_polls"),
+        pl.col("latency_ms").quantile(0.5, "linear").alias("latency_p50_ms"),
+        pl.col("latency_ms").quantile(0.95, "linear").alias("latency_p95_ms"),
+        unrecognised.sum().cast(pl.Int64).alias("unknown_status_answers"),
+    )
+    quarantined = (
+        conform(quarantine, QUARANTINE_INPUT, QUARANTINE_REQUIRED, name="quarantine")
+        .group_by("provider")
+        .agg(pl.len().cast(pl.Int64).alias("quarantined_rows"))
+    )
+    transport = transport.join(quarantined, on="provider", how="full", coalesce=True).with_columns(
+        pl.col("polls", "valid_answers", "rate_limited_polls", "unknown_status_answers")
+        .fill_null(0)
+        .cast(pl.Int64),
+        pl.col("quarantined_rows").fill_null(0).cast(pl.Int64),
+    )
+    avail_low, avail_high = wilson_interval(pl.col("valid_answers"), pl.col("polls"))
+    received = pl.col("polls") + pl.col("quarantined_rows")
+    quar_low, quar_high = wilson_interval(pl.col("quarantined_rows"), received)
+    unk_low, unk_high = wilson_interval(pl.col("unknown_status_answers"), pl.col("valid_answers"))
+
+    def rate(num: str, den: pl.Expr) -> pl.Expr:
+        return pl.when(den > 0).then(pl.col(num) / den)
+
+    return transport.with_columns(
+        rate("valid_answers", pl.col("polls")).alias("availability"),
+        avail_low.alias("availability_ci_low"),
+        avail_high.alias("availability_ci_high"),
+        rate("rate_limited_polls", pl.col("polls")).alias("rate_limited_rate"),
+        rate("quarantined_rows", received).alias("quarantine_rate"),
+        quar_low.alias("quarantine_ci_low"),
+        quar_high.alias("quarantine_ci_high"),
+        rate("unknown_status_answers", pl.col("valid_answers")).alias("unknown_status_rate"),
+        unk_low.alias("unknown_status_ci_low"),
+        unk_high.alias("unknown_status_ci_high"),
+    )
+
+
+def _outcomes(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+    """Per provider: eventual success probability and median time to completion."""
+    records = completion_records(history, orders)
+    keys = ["provider"]
+    table = event_table(records, keys)
+    final = table.group_by(keys).agg(
+        pl.col("cif").last().alias("success_rate"),
+        pl.col("cif_low").last().alias("success_rate_ci_low"),
+        pl.col("cif_high").last().alias("success_rate_ci_high"),
+    )
+    medians = cif_quantiles(table, keys, 0.5).select(
+        *keys, pl.col("quantile_s").alias("median_time_to_completion_s")
+    )
+    counts = records.group_by(keys).agg(pl.len().cast(pl.Int64).alias("n_orders"))
+    return counts.join(final, on=keys, how="left").join(medians, on=keys, how="left")
+
+
+def _score() -> pl.Expr:
+    latency = (1.0 - pl.col("latency_p95_ms") / LATENCY_BUDGET_MS).clip(0.0, 1.0)
+    parts = {
+        "availability": pl.col("availability"),
+        "success_rate": pl.col("success_rate"),
+        "latency": latency,
+        "clean_data": 1.0 - pl.col("quarantine_rate"),
+        "recognised_status": 1.0 - pl.col("unknown_status_rate"),
+    }
+    return 100.0 * pl.sum_horizontal(
+        *[SCORE_WEIGHTS[name] * expr for name, expr in parts.items()], ignore_nulls=False
+    )
+
+
+def provider_reliability(
+    observations: pl.DataFrame,
+    history: pl.DataFrame,
+    orders: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    *,
+    min_polls: int = MIN_RANK_POLLS,
+    min_orders: int = MIN_RANK_ORDERS,
+) -> pl.DataFrame:
+    """Table `provider_reliability`: transport, outcome and data quality per provider.
+
+    Transport: `polls`, `availability` = valid answers / polls (valid: `error_class` is null),
+    `rate_limited_rate` (429 or `rate_limited`), `latency_p50_ms`, `latency_p95_ms` over every
+    attempt with a latency. The mix of error classes is in `error_mix`.
+    Outcome: `success_rate` = Aalen–Johansen probability of ending in a success state by the
+    end of follow-up (failures compete, open orders are censored), `expiry_rate` from
+    `expiry_rates`, `median_time_to_completion_s` as in `time_to_completion`.
+    Data quality: `quarantine_rate` = quarantined rows / (polls + quarantined rows),
+    `unknown_status_rate` = valid answers with state `unknown` or an unrecognised status / valid
+    answers. Proportions carry Wilson 95 % intervals, the success rate its log(−log) interval.
+
+    Score (0–100, higher is better), only from point estimates:
+
+        score = 100 × (0.30·availability + 0.30·success_rate
+                       + 0.15·clip(1 − latency_p95_ms / 2000, 0, 1)
+                       + 0.15·(1 − quarantine_rate) + 0.10·(1 − unknown_status_rate))
+
+    A provider is ranked (`is_ranked`, `rank` 1 = best) only with at least `min_polls` polls,
+    `min_orders` orders with a history and every score component defined; the sample-size floor
+    keeps a handful of lucky polls from topping the list.
+
+    Args:
+        observations: the observations table.
+        history: the status history.
+        orders: the orders table.
+        quarantine: the quarantine table (at least a `provider` column).
+        min_polls: polls needed to be ranked.
+        min_orders: orders needed to be ranked.
+
+    Returns:
+        One row per provider seen in observations or quarantine.
+    """
+    expiry = (
+        expiry_rates(history, orders)
+        .group_by("provider")
+        .agg(pl.col("expiry_rate").first())
+    )
+    frame = (
+        _transport(observations, quarantine)
+        .join(_outcomes(history, orders), on="provider", how="left")
+        .join(expiry, on="provider", how="left")
+        .with_columns(pl.col("n_orders").fill_null(0))
+        .with_columns(_score().alias("score"))
+        .with_columns(
+            (
+                (pl.col("polls") >= min_polls)
+                & (pl.col("n_orders") >= min_orders)
+                & pl.col("score").is_not_null()
+            ).alias("is_ranked")
+        )
+    )
+    rank = pl.when(pl.col("is_ranked")).then(pl.col("score")).rank("min", descending=True)
+    return (
+        frame.with_columns(pl.when(pl.col("is_ranked")).then(rank).cast(pl.Int32).alias("rank"))
+        .select(
+            "provider",
+            "polls",
+            "valid_answers",
+            "availability",
+            "availability_ci_low",
+            "availability_ci_high",
+            (pl.col("polls") - pl.col("valid_answers")).alias("n_errors"),
+            "rate_limited_polls",
+            "rate_limited_rate",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "n_orders",
+            "success_rate",
+            "success_rate_ci_low",
+            "success_rate_ci_high",
+            "expiry_rate",
+            "median_time_to_completion_s",
+            "quarantined_rows",
+            "quarantine_rate",
+            "quarantine_ci_low",
+            "quarantine_ci_high",
+            "unknown_status_answers",
+            "unknown_status_rate",
+            "unknown_status_ci_low",
+            "unknown_status_ci_high",
+            "is_ranked",
+            "score",
+            "rank",
+        )
+        .sort("provider")
+    )
+
