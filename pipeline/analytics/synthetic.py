@@ -343,30 +343,40 @@ def _tables(
     return orders, observations
 
 
-def true_cif_median(
+def true_event_times(
     lifecycle: Lifecycle,
     event_state: str,
     *,
     n: int = 400_000,
     seed: int = 20260105,
-) -> float | None:
-    """The population median time to `event_state` on the cumulative incidence scale.
-
-    The smallest t with P(first terminal state is `event_state` and happens by t) ≥ 0.5, from a
-    large draw of the lifecycle (orders whose first terminal state differs count as never).
-
-    Returns:
-        Seconds since creation, or None when fewer than half of the orders reach the state.
-    """
+) -> np.ndarray:
+    """Seconds from creation to `event_state` for a large draw of the lifecycle, sorted; `inf`
+    for orders whose first terminal state is another one (they never reach it)."""
     truth = lifecycle.draw(n, np.random.default_rng(seed))
     first_terminal = (
         truth.filter(pl.col("state").is_in(list(TERMINAL_STATE_VALUES)))
         .group_by("order_index")
         .agg(pl.col("state").first(), pl.col("at_s").first())
     )
-    times = np.sort(
-        first_terminal.filter(pl.col("state") == event_state)["at_s"].to_numpy(),
-    )
-    rank = math.ceil(0.5 * n)
-    return float(times[rank - 1]) if times.size >= rank else None
+    reached = first_terminal.filter(pl.col("state") == event_state)["at_s"].to_numpy()
+    return np.sort(np.concatenate([reached, np.full(n - reached.size, np.inf)]))
 
+
+def true_cif_median(lifecycle: Lifecycle, event_state: str, **draw: int) -> float | None:
+    """The population median time to `event_state` on the cumulative incidence scale.
+
+    The smallest t with P(first terminal state is `event_state` and happens by t) ≥ 0.5.
+
+    Returns:
+        Seconds since creation, or None when fewer than half of the orders reach the state.
+    """
+    times = true_event_times(lifecycle, event_state, **draw)
+    value = times[math.ceil(0.5 * times.size) - 1]
+    return float(value) if np.isfinite(value) else None
+
+
+def true_conditional_median(lifecycle: Lifecycle, event_state: str, **draw: int) -> float:
+    """The population median time to `event_state` among orders that reach it: what the naive
+    median over finished orders estimates when no order is still open."""
+    times = true_event_times(lifecycle, event_state, **draw)
+    return float(np.median(times[np.isfinite(times)]))

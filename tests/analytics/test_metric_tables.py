@@ -126,7 +126,7 @@ def _receive_log() -> tuple[pl.DataFrame, pl.DataFrame]:
                 "order_id": order_id,
                 "order_kind": "sms_receive",
                 "registered_at": at(1),
-                "created_at": at(0) if order_id != "o5" else at(3600),
+                "created_at": at(0),
                 "service": "tg",
                 "country": None,
             }
@@ -134,9 +134,7 @@ def _receive_log() -> tuple[pl.DataFrame, pl.DataFrame]:
         ]
     )
     observations = pl.DataFrame(rows, schema_overrides={"polled_at": UTC_US})
-    return observations, orders.with_columns(pl.col("created_at").replace_strict(
-        {at(3600): at(0)}, default=pl.col("created_at")
-    ))
+    return observations, orders
 
 
 def test_time_to_code_and_completion_tables_have_the_documented_columns() -> None:
