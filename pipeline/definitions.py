@@ -4,12 +4,12 @@ Groups: `ingestion` (orders and one observations asset per provider), then the d
 `history`, `analytics` and `reporting`, refreshed by declarative automation.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
+from pipeline.assets.analytics import analytics, published_warehouse, status_history
 from pipeline.assets.automation import (
     automation_sensor,
+    derived_job,
     inbox_sensor,
     ingestion_job,
     ingestion_schedule,
@@ -19,8 +19,8 @@ from pipeline.assets.ingestion import orders, provider_observations
 from pipeline.assets.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[orders, provider_observations],
-    jobs=[ingestion_job, orders_job],
+    assets=[orders, provider_observations, status_history, analytics, published_warehouse],
+    jobs=[ingestion_job, orders_job, derived_job],
     schedules=[ingestion_schedule],
     sensors=[inbox_sensor, automation_sensor],
     resources=build_resources(),

@@ -7,14 +7,20 @@ poll still in the old state and the first poll in the new one, so every interval
   interval: we do not know how long the order was in its first observed state before we looked);
 - `entered_by`: the first poll that showed this state;
 - `last_seen_at`: the last poll that showed this state; `exited_by`: the first poll in the next
-  state (null while the interval is current).
+  state (null while the interval is current, `is_current`);
+- `min_duration_s` / `max_duration_s`: the time in the state is at least last_seen_at −
+  entered_by and at most exited_by − entered_after (null when a bound is unknown);
+- `n_polls`: valid answers in the interval.
 
 Only valid, recognised answers make intervals: poll errors (`error_class` not null) repeat the
 previous state and `unknown` answers say nothing about the order, so both are skipped here (they
 are counted in provider reliability instead).
 
 Where the provider reports its own event time, the interval carries it as `provider_event_at`
-(see `EVENT_TIME_SOURCES`). Transitions that the lifecycle forbids are kept but flagged.
+(see `EVENT_TIME_SOURCES`). Transitions that the lifecycle forbids are kept but flagged
+(`is_impossible_transition`, `transition_issue`): leaving a terminal state (`left_terminal`,
+except a failed outcome becoming `refunded`) and moving back to an earlier stage
+(`backwards`, e.g. processing → pending).
 
 `update_status_history` folds new observations into an existing history, touching only the
 orders that have new observations and seeding each from its current (last) interval, so a tick
@@ -151,8 +157,12 @@ def status_history_delta(
     Observations at or before the seed's `last_seen_at` are ignored, which makes replaying a tick
     harmless; use `late_observations` to find genuinely late ones.
 
+    Only each touched order's current interval is read, so `existing_history` may be just
+    those rows (e.g. `WHERE is_current` for the orders in the tick): the work is then
+    proportional to the new observations, not to the stored history.
+
     Args:
-        existing_history: a status history (the whole table, or only the touched orders' rows).
+        existing_history: a status history, whole or only the touched orders' current rows.
         new_observations: observations not yet folded into the history.
 
     Returns:
@@ -388,9 +398,10 @@ def _finalize(merged: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.col("last_seen_at").shift(1).over(ORDER_KEY))
         .alias("entered_after"),
         pl.col("entered_by").shift(-1).over(ORDER_KEY).alias("exited_by"),
-        pl.when(seed).then(pl.col("seed_issue")).otherwise(_transition_issue()).alias(
-            "transition_issue"
-        ),
+        pl.when(seed)
+        .then(pl.col("seed_issue"))
+        .otherwise(_transition_issue())
+        .alias("transition_issue"),
         provider_event_at().alias("provider_event_at"),
     )
     return (

@@ -91,9 +91,9 @@ EXPIRY_GRACE_S = 300.0
 expiry is only seen at the next poll, so expiries land a little after the window."""
 
 MIN_RANK_POLLS = 200
-"""A provider needs this many polls ..."""
+"""Polls a provider needs before it is ranked (availability ± ~3 points at 95 %)."""
 MIN_RANK_ORDERS = 30
-"""... and this many orders with a status history to be ranked."""
+"""Orders with a status history a provider needs before it is ranked."""
 
 LATENCY_BUDGET_MS = 2000.0
 """p95 latency at which the latency component of the reliability score reaches 0."""
@@ -161,9 +161,10 @@ def time_to_event_summary(
         (pl.col("event_code") == 0).sum().cast(pl.Int64).alias("n_censored"),
         pl.col("time_s").filter(is_event).median().alias("naive_median_s"),
         pl.col("time_s").filter(is_event).mean().alias("naive_mean_s"),
-        (pl.col("upper_s") - pl.col("lower_s")).filter(is_event).median().alias(
-            "median_resolution_s"
-        ),
+        (pl.col("upper_s") - pl.col("lower_s"))
+        .filter(is_event)
+        .median()
+        .alias("median_resolution_s"),
     )
     counts = counts.filter(
         (pl.col("group_level") == LEVEL_PROVIDER) | (pl.col("n_orders") >= min_group_orders)
@@ -510,11 +511,7 @@ def provider_reliability(
     Returns:
         One row per provider seen in observations or quarantine.
     """
-    expiry = (
-        expiry_rates(history, orders)
-        .group_by("provider")
-        .agg(pl.col("expiry_rate").first())
-    )
+    expiry = expiry_rates(history, orders).group_by("provider").agg(pl.col("expiry_rate").first())
     frame = (
         _transport(observations, quarantine)
         .join(_outcomes(history, orders), on="provider", how="left")
@@ -564,4 +561,3 @@ def provider_reliability(
         )
         .sort("provider")
     )
-

@@ -93,7 +93,9 @@ def event_table(
         .sort([*groups, "time_s"])
     )
     return (
-        counts.with_columns(pl.col("_leaving").cum_sum(reverse=True).over(groups).alias("n_at_risk"))
+        counts.with_columns(
+            pl.col("_leaving").cum_sum(reverse=True).over(groups).alias("n_at_risk")
+        )
         .with_columns(_survival(groups), _km_event(groups), _greenwood_sum(groups))
         .with_columns(pl.col("survival").shift(1, fill_value=1.0).over(groups).alias("_s_lag"))
         .with_columns(_cif(groups))
@@ -198,9 +200,8 @@ def values_at(
         pl.col("time_s").max().alias("_last_time"),
         pl.col("survival").min().alias("_last_survival"),
     )
-    grid = (
-        ends.join(pl.DataFrame({"horizon_s": [float(h) for h in horizons_s]}), how="cross")
-        .sort("horizon_s")
+    grid = ends.join(pl.DataFrame({"horizon_s": [float(h) for h in horizons_s]}), how="cross").sort(
+        "horizon_s"
     )
     at = grid.join_asof(
         table.select(*groups, "time_s", *columns).sort("time_s"),

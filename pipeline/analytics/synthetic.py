@@ -9,13 +9,16 @@ No HTTP is involved; everything is vectorised, so thousands of orders take milli
 The lifecycle protocol is deliberately small: `draw(n, rng)` returns one row per transition
 (`order_index`, `state`, `at_s` seconds after creation, the first at 0). `SmsReceiveLifecycle`
 is a simple default (lognormal time to code, a share that never gets one, user cancellation and
-expiry competing).
+expiry competing); `SimulatorLifecycle` adapts the sandbox's own per-provider model
+(`pipeline.simulator.lifecycles.draw_order`), so the analytics are checked against the same
+lifecycles the sandbox serves.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -24,6 +27,7 @@ import polars as pl
 
 from pipeline.analytics.inputs import TERMINAL_STATE_VALUES
 from pipeline.model import ErrorClass, OrderKind, OrderState
+from pipeline.simulator.lifecycles import draw_order
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
 TRUTH_COLUMNS: dict[str, pl.DataType] = {
@@ -92,6 +96,45 @@ class SmsReceiveLifecycle:
                 "at_s": np.concatenate([np.zeros(n), pay, pay + delays.min(axis=0)]),
             },
             schema=TRUTH_COLUMNS,
+        ).sort(["order_index", "at_s"], maintain_order=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulatorLifecycle:
+    """The sandbox's lifecycle model for one provider and order kind, as a `Lifecycle`.
+
+    Draws each order with `draw_order` (service and country drawn from the provider's tables
+    unless fixed here), seeded from `rng`, and keeps the canonical state of each transition.
+    """
+
+    provider: str
+    order_kind: str
+    profile: str = "realistic"
+    service: str | None = None
+    country: str | None = None
+
+    def draw(self, n: int, rng: np.random.Generator) -> pl.DataFrame:
+        """True transitions of `n` orders (see `Lifecycle.draw`)."""
+        source = random.Random(int(rng.integers(2**63)))
+        index: list[int] = []
+        states: list[str] = []
+        at_s: list[float] = []
+        for i in range(n):
+            truth = draw_order(
+                self.provider,
+                self.order_kind,
+                source,
+                DEFAULT_START,
+                self.profile,
+                self.service,
+                self.country,
+            )
+            for transition in truth.transitions:
+                index.append(i)
+                states.append(transition.state)
+                at_s.append((transition.at - DEFAULT_START).total_seconds())
+        return pl.DataFrame(
+            {"order_index": index, "state": states, "at_s": at_s}, schema=TRUTH_COLUMNS
         ).sort(["order_index", "at_s"], maintain_order=True)
 
 
@@ -172,7 +215,7 @@ def observation_log(
     )
     created_s = rng.uniform(0.0, creation_span_s, n_orders)
     last_change = truth.group_by("order_index").agg(pl.col("at_s").max()).sort("order_index")
-    horizon = float(last_change["at_s"].max() or 0.0) + POLL_MARGIN_S
+    horizon = float(last_change["at_s"].to_numpy().max(initial=0.0)) + POLL_MARGIN_S
     nominal = cadence.offsets(horizon)
     first = rng.uniform(0.0, cadence.fast_s, (n_orders, 1))
     jitter = rng.uniform(-cadence.jitter_s, cadence.jitter_s, (n_orders, nominal.size))
@@ -248,9 +291,7 @@ def _stop_at_first_terminal(seen: pl.DataFrame) -> pl.DataFrame:
 def _apply_faults(seen: pl.DataFrame) -> pl.DataFrame:
     """Errors repeat the last state a valid answer showed; unrecognised answers say `unknown`."""
     unknown = OrderState.UNKNOWN.value
-    answered = (
-        pl.when(pl.col("is_unrecognised")).then(pl.lit(unknown)).otherwise(pl.col("state"))
-    )
+    answered = pl.when(pl.col("is_unrecognised")).then(pl.lit(unknown)).otherwise(pl.col("state"))
     shown = pl.when(pl.col("is_error")).then(None).otherwise(answered)
     return seen.with_columns(
         shown.alias("_shown"),
@@ -305,33 +346,30 @@ def _tables(
     is_error = pl.col("is_error")
     valid = ~is_error
     terminal_time = (pl.col("at_s") + pl.col("created_s")).filter(pl.col("is_terminal")).min()
-    observations = (
-        seen.with_columns(
-            pl.lit(provider).alias("provider"),
-            _order_id(),
-            pl.lit(order_kind).alias("order_kind"),
-            at(pl.col("created_s") + pl.col("poll_s")).alias("polled_at"),
-            pl.lit(1).alias("attempt"),
-            pl.when(is_error).then(pl.lit(500)).otherwise(pl.lit(200)).alias("http_status"),
-            pl.when(is_error)
-            .then(pl.lit(ErrorClass.SERVER_ERROR.value))
-            .otherwise(pl.lit(None, pl.String))
-            .alias("error_class"),
-            pl.col("seen_state").alias("state"),
-            pl.col("seen_terminal").alias("is_terminal"),
-            (valid & pl.col("is_unrecognised")).alias("status_unrecognized"),
-            service.alias("service"),
-            pl.when(valid & pl.lit(provider_created_at))
-            .then(at(pl.col("created_s")))
-            .alias("provider_created_at"),
-            pl.when(valid & pl.lit(provider_event_time) & pl.col("seen_terminal"))
-            .then(at(terminal_time.over("order_index")))
-            .alias("provider_updated_at"),
-        )
-        .with_columns(
-            pl.format(
-                "{}-{}", pl.col("order_id"), pl.int_range(pl.len()).over("order_index")
-            ).alias("observation_id")
+    observations = seen.with_columns(
+        pl.lit(provider).alias("provider"),
+        _order_id(),
+        pl.lit(order_kind).alias("order_kind"),
+        at(pl.col("created_s") + pl.col("poll_s")).alias("polled_at"),
+        pl.lit(1).alias("attempt"),
+        pl.when(is_error).then(pl.lit(500)).otherwise(pl.lit(200)).alias("http_status"),
+        pl.when(is_error)
+        .then(pl.lit(ErrorClass.SERVER_ERROR.value))
+        .otherwise(pl.lit(None, pl.String))
+        .alias("error_class"),
+        pl.col("seen_state").alias("state"),
+        pl.col("seen_terminal").alias("is_terminal"),
+        (valid & pl.col("is_unrecognised")).alias("status_unrecognized"),
+        service.alias("service"),
+        pl.when(valid & pl.lit(provider_created_at))
+        .then(at(pl.col("created_s")))
+        .alias("provider_created_at"),
+        pl.when(valid & pl.lit(provider_event_time) & pl.col("seen_terminal"))
+        .then(at(terminal_time.over("order_index")))
+        .alias("provider_updated_at"),
+    ).with_columns(
+        pl.format("{}-{}", pl.col("order_id"), pl.int_range(pl.len()).over("order_index")).alias(
+            "observation_id"
         )
     )
     observations = observations.select(

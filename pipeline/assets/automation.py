@@ -40,6 +40,14 @@ orders_job = dg.define_asset_job(
     description="Register CSV files waiting in the inbox.",
 )
 
+DERIVED_GROUPS = ("history", "analytics", "reporting")
+derived_job = dg.define_asset_job(
+    "derived",
+    selection=dg.AssetSelection.groups(*DERIVED_GROUPS),
+    executor_def=dg.in_process_executor,
+    description="Status history, analytics tables, published warehouse and report.",
+)
+
 
 def derived_condition(cron: str = DERIVED_CRON) -> dg.AutomationCondition:
     """Refresh once per cron tick, and not while a refresh is already running."""

@@ -154,6 +154,17 @@ CREATE TABLE order_tracking (
 );
 """,
     ),
+    Migration(
+        3,
+        "derived_state: watermarks of incrementally refreshed tables",
+        """
+CREATE TABLE derived_state (
+    name VARCHAR PRIMARY KEY,
+    value TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ
+);
+""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

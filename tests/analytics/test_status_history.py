@@ -8,6 +8,7 @@ are flagged, not dropped; and the incremental update equals a full rebuild, repl
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from pipeline.analytics.history import (
     build_status_history,
     empty_history,
     late_observations,
+    status_history_delta,
     update_status_history,
 )
 from pipeline.analytics.inputs import STATE
@@ -139,12 +141,24 @@ def test_provider_event_time_is_taken_only_where_the_contract_defines_one() -> N
             obs("b", 60, "completed", provider="baanx", terminal=True, provider_paid_at=paid),
             obs("o", 0, "processing", provider="ordinalsbot", provider_updated_at=at(-5)),
             obs("o", 60, "completed", provider="ordinalsbot", terminal=True),
-            obs("o", 70, "completed", provider="ordinalsbot", terminal=True,
-                provider_updated_at=updated),
+            obs(
+                "o",
+                70,
+                "completed",
+                provider="ordinalsbot",
+                terminal=True,
+                provider_updated_at=updated,
+            ),
             # SMSOnline's provider_updated_at is lastCheckedAt: not an event time.
             obs("s", 0, "processing", provider="smsonline"),
-            obs("s", 60, "code_received", provider="smsonline", terminal=True,
-                provider_updated_at=at(59)),
+            obs(
+                "s",
+                60,
+                "code_received",
+                provider="smsonline",
+                terminal=True,
+                provider_updated_at=at(59),
+            ),
         ]
     )
     history = build_status_history(log)
@@ -200,8 +214,9 @@ def test_update_continues_the_open_interval_and_numbers_new_ones_after_it() -> N
             obs("c", 3, "pending"),
         ]
     )
-    first_tick, second_tick = log.filter(pl.col("polled_at") < at(8)), log.filter(
-        pl.col("polled_at") >= at(8)
+    first_tick, second_tick = (
+        log.filter(pl.col("polled_at") < at(8)),
+        log.filter(pl.col("polled_at") >= at(8)),
     )
     before = build_status_history(first_tick)
     after = update_status_history(before, second_tick)
@@ -210,6 +225,26 @@ def test_update_continues_the_open_interval_and_numbers_new_ones_after_it() -> N
     assert (row["n_polls"], row["last_seen_at"], row["exited_by"]) == (3, at(10), at(15))
     # Order b was not touched by the second tick: its rows are carried over unchanged.
     assert_frame_equal(after.filter(order_id="b"), before.filter(order_id="b"))
+
+
+def test_delta_needs_only_the_touched_orders_current_intervals() -> None:
+    log = frame(
+        [
+            obs("a", 0, "pending"),
+            obs("a", 5, "processing"),
+            obs("b", 1, "pending"),
+            obs("a", 9, "processing"),
+            obs("a", 12, "code_received", terminal=True),
+        ]
+    )
+    stored = build_status_history(log[:3])
+    tick = log[3:]
+    delta = status_history_delta(stored.filter(pl.col("is_current"), order_id="a"), tick)
+    assert delta.select("order_id", "interval_seq").rows() == [("a", 1), ("a", 2)]
+    upserted = pl.concat(
+        [stored.filter(~((pl.col("order_id") == "a") & (pl.col("interval_seq") >= 1))), delta]
+    ).sort("provider", "order_id", "interval_seq")
+    assert_frame_equal(upserted, build_status_history(log))
 
 
 def test_replaying_a_tick_changes_nothing() -> None:
@@ -255,11 +290,9 @@ def test_incremental_updates_equal_a_full_rebuild(ticks: int) -> None:
     start, end = log["polled_at"].min(), log["polled_at"].max()
     assert isinstance(start, datetime) and isinstance(end, datetime)
     history = empty_history()
-    for low, high in zip(bounds[:-1], bounds[1:], strict=True):
+    for low, high in itertools.pairwise(bounds):
         tick = log.filter(
-            pl.col("polled_at") > start + (end - start) * float(low)
-            if low > 0
-            else pl.lit(True),
+            pl.col("polled_at") > start + (end - start) * float(low) if low > 0 else pl.lit(True),
             pl.col("polled_at") <= start + (end - start) * float(high),
         )
         assert late_observations(history, tick).is_empty()

@@ -104,8 +104,16 @@ ORDERS = pl.DataFrame(
     schema_overrides={"registered_at": UTC_US, "created_at": UTC_US},
 )
 
-COLUMNS = ["order_id", "origin_source", "outcome_state", "event_code", "lower_s", "upper_s",
-           "time_s", "time_source"]
+COLUMNS = [
+    "order_id",
+    "origin_source",
+    "outcome_state",
+    "event_code",
+    "lower_s",
+    "upper_s",
+    "time_s",
+    "time_source",
+]
 
 
 def expected(rows: list[tuple[Any, ...]]) -> pl.DataFrame:

@@ -1,0 +1,44 @@
+"""Analytics over the observation log: status history and time-to-event statistics.
+
+Pure polars functions, frames in and frames out; the Dagster assets store each result under the
+table name given in its docstring.
+
+- `history`: `build_status_history`, `update_status_history` (incremental), `late_observations`.
+- `events`: per-order time-to-event records (origin, outcome, bounds, censoring).
+- `survival`: Kaplan–Meier, Aalen–Johansen, intervals and quantiles, vectorised over groups.
+- `metrics`: `time_to_code`, `time_to_completion`, `expiry_rates`, `expiry_rates_over_time`,
+  `provider_reliability`, `error_mix`.
+- `synthetic`: observation logs generated from a lifecycle model, with their truth.
+"""
+
+from pipeline.analytics.events import time_to_event_records
+from pipeline.analytics.history import (
+    HISTORY_COLUMNS,
+    build_status_history,
+    late_observations,
+    status_history_delta,
+    update_status_history,
+)
+from pipeline.analytics.metrics import (
+    error_mix,
+    expiry_rates,
+    expiry_rates_over_time,
+    provider_reliability,
+    time_to_code,
+    time_to_completion,
+)
+
+__all__ = [
+    "HISTORY_COLUMNS",
+    "build_status_history",
+    "error_mix",
+    "expiry_rates",
+    "expiry_rates_over_time",
+    "late_observations",
+    "provider_reliability",
+    "status_history_delta",
+    "time_to_code",
+    "time_to_completion",
+    "time_to_event_records",
+    "update_status_history",
+]

@@ -1,0 +1,140 @@
+"""Derived assets: the status history, the analytics tables and the published warehouse.
+
+They refresh by declarative automation (see `pipeline.assets.automation.derived_condition`) and
+write the warehouse, so they share the `warehouse_writer` pool with ingestion.
+"""
+
+import dagster as dg
+import polars as pl
+
+from pipeline.assets.automation import derived_condition
+from pipeline.assets.ingestion import WRITER_POOL, observations_key
+from pipeline.assets.resources import ProvidersResource, WarehouseResource
+from pipeline.derived import (
+    HISTORY_TABLE,
+    METRIC_TABLES,
+    compute_metrics,
+    publish,
+    refresh_status_history,
+)
+from pipeline.model import PROVIDERS
+from pipeline.warehouse import replace_table
+
+METRIC_DESCRIPTIONS = {
+    "time_to_code": "Censoring-aware time from order to SMS code, per provider and group.",
+    "time_to_completion": "Censoring-aware time from order to success, per provider and group.",
+    "expiry_rates": "Cumulative incidence of expiry at each provider's window, with CIs.",
+    "expiry_rates_over_time": "Expiry rates by hour of order creation.",
+    "provider_reliability": "Transport, outcome and data-quality scorecard, ranked.",
+    "error_mix": "Poll errors per provider and class, with CIs.",
+}
+
+
+@dg.asset(
+    name=HISTORY_TABLE,
+    group_name="history",
+    deps=[observations_key(slug) for slug in PROVIDERS],
+    pool=WRITER_POOL,
+    automation_condition=derived_condition(),
+    kinds={"duckdb", "polars"},
+    description="One row per order and state interval, with the polls that bound each change.",
+)
+def status_history(warehouse: WarehouseResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """Fold the observations since the last refresh into the history."""
+    with warehouse.warehouse().transaction() as con:
+        update = refresh_status_history(con)
+        totals = con.sql(
+            f"SELECT count(*) AS n, count(*) FILTER (WHERE is_impossible_transition) AS bad "
+            f"FROM {HISTORY_TABLE}"
+        ).fetchall()[0]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(int(totals[0])),
+            "mode": dg.MetadataValue.text(update.mode),
+            "new_observations": dg.MetadataValue.int(update.new_observations),
+            "rows_written": dg.MetadataValue.int(update.rows_written),
+            "impossible_transitions": dg.MetadataValue.int(int(totals[1])),
+        }
+    )
+
+
+@dg.multi_asset(
+    name="analytics",
+    specs=[
+        dg.AssetSpec(
+            table,
+            group_name="analytics",
+            deps=[HISTORY_TABLE],
+            automation_condition=derived_condition(),
+            kinds={"duckdb", "polars"},
+            description=METRIC_DESCRIPTIONS[table],
+        )
+        for table in METRIC_TABLES
+    ],
+    pool=WRITER_POOL,
+)
+def analytics(warehouse: WarehouseResource):  # type: ignore[no-untyped-def]
+    """Recompute every analytics table from the history and the log."""
+    with warehouse.warehouse().transaction() as con:
+        tables = compute_metrics(con)
+        for table, frame in tables.items():
+            replace_table(con, table, frame)
+    for table, frame in tables.items():
+        yield dg.MaterializeResult(asset_key=table, metadata=headline_metadata(table, frame))
+
+
+@dg.asset(
+    group_name="reporting",
+    deps=list(METRIC_TABLES),
+    pool=WRITER_POOL,
+    automation_condition=dg.AutomationCondition.eager(),
+    kinds={"duckdb"},
+    description="Read-only copy of the warehouse for notebooks, the report and BI tools.",
+)
+def published_warehouse(
+    warehouse: WarehouseResource, providers: ProvidersResource
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """Copy the warehouse and swap the copy in atomically."""
+    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    path = publish(warehouse.warehouse(), settings.published_path)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path.resolve())),
+            "size_mb": dg.MetadataValue.float(path.stat().st_size / 1e6),
+        }
+    )
+
+
+def headline_metadata(table: str, frame: pl.DataFrame) -> dict[str, dg.MetadataValue]:
+    """Row count plus each provider's headline number, as numeric metadata Dagster can plot."""
+    metadata: dict[str, dg.MetadataValue] = {"dagster/row_count": dg.MetadataValue.int(frame.height)}
+    headline = {
+        "time_to_code": "median_s",
+        "time_to_completion": "median_s",
+        "expiry_rates": "expiry_rate",
+        "provider_reliability": "score",
+    }.get(table)
+    if headline is None or frame.is_empty() or headline not in frame.columns:
+        return metadata
+    rows = frame
+    if "group_level" in frame.columns:
+        rows = frame.filter(pl.col("group_level") == "provider")
+    if "order_kind" in rows.columns and table == "expiry_rates":
+        rows = rows.group_by("provider").agg(pl.col(headline).mean())
+    for row in rows.select("provider", headline).iter_rows():
+        if row[1] is not None:
+            metadata[f"{row[0]}_{headline}"] = dg.MetadataValue.float(float(row[1]))
+    if "median_s" in frame.columns:
+        md = rows.select("provider", "n_orders", "median_s", "median_ci_low_s", "median_ci_high_s")
+        metadata["preview"] = dg.MetadataValue.md(_markdown(md))
+    return metadata
+
+
+def _markdown(frame: pl.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
+    body = "".join(
+        "| " + " | ".join("" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+                         for v in row) + " |\n"
+        for row in frame.iter_rows()
+    )
+    return header + body

@@ -1,0 +1,162 @@
+"""Baanx imitation (PROVIDERS.md §4): `GET /v1/order/{orderId}`, `POST /v1/order`, products.
+
+`Authorization: Bearer <user token>` plus `X-Client-ID`. Refusals: 499 without a client id, 498
+with an unknown one, 401 without a valid token, 404 `{"error":"Order not found"}`, 403 for
+another user's order. Only the 404 body is documented; the others are [INF]. `paidAt` appears only
+on COMPLETED, in PostgreSQL's `YYYY-MM-DD HH:MM:SS.fff+HH` text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from pipeline.model import OrderKind
+from pipeline.settings import SANDBOX_CREDENTIALS
+from pipeline.simulator.lifecycles import BAANX_PRODUCTS
+from pipeline.simulator.options import BaanxOptions
+from pipeline.simulator.state import Sandbox, SandboxOrder
+from pipeline.simulator.wire import (
+    ProviderWire,
+    Reply,
+    RouteSpec,
+    bearer_token,
+    json_reply,
+    pg_text,
+    read_json,
+    stable_hex,
+)
+
+SLUG = "baanx"
+ACCESS_TOKEN = SANDBOX_CREDENTIALS["BAANX_ACCESS_TOKEN"]
+CLIENT_ID = SANDBOX_CREDENTIALS["BAANX_CLIENT_ID"]
+PAYMENT_METHOD = "CRYPTO_EXTERNAL_DAIMO"
+PRODUCT_PRICES: dict[str, float] = {"virtual-card": 10.0, "card-topup": 50.0, "metal-card": 199.0}
+"""[INF] product prices in USDC; the product ids are the lifecycle table's keys."""
+NOT_FOUND = {"error": "Order not found"}
+
+
+def error_reply(status: int) -> Reply:
+    """[INF] Baanx's 5xx body is undocumented."""
+    return json_reply({"error": "Internal Server Error"}, status)
+
+
+def rate_limited_reply(retry_after_s: int) -> Reply:
+    """[INF] Baanx documents no limit."""
+    return json_reply(
+        {"error": "Too Many Requests"}, 429, headers={"Retry-After": str(retry_after_s)}
+    )
+
+
+def _auth(request: Request, options: BaanxOptions) -> tuple[str | None, Reply | None]:
+    """(user token, None) when allowed, else (None, refusal): 499, 498, then 401."""
+    client_id = request.headers.get("x-client-id")
+    if client_id is None:
+        return None, json_reply({"error": "Missing client key"}, 499)
+    if client_id != CLIENT_ID:
+        return None, json_reply({"error": "Invalid client key"}, 498)
+    token = bearer_token(request)
+    if token is None or token not in (ACCESS_TOKEN, *options.other_user_tokens):
+        return None, json_reply({"error": "Unauthorized"}, 401)
+    return token, None
+
+
+def render_order(order: SandboxOrder, now: datetime, options: BaanxOptions) -> Reply:
+    """The status answer at `now` (pure): `requestId, orderId, status[, paidAt], metadata`."""
+    truth = order.truth
+    order_id = truth.order_id
+    current = truth.state_at(now) or truth.transitions[0]
+    status = current.provider_status
+    body: dict[str, Any] = {
+        "requestId": order.attrs["requestId"],
+        "orderId": order_id,
+        "status": status,
+    }
+    if status == "COMPLETED":
+        body["paidAt"] = pg_text(truth.milestones["paid"], options.paid_at_offset_hours)
+        body["metadata"] = {
+            "paymentId": stable_hex(f"{order_id}:payment", 19),
+            "txHash": "0x" + stable_hex(f"{order_id}:tx", 40),
+        }
+    elif status == "FAILED":
+        body["metadata"] = {
+            "paymentId": stable_hex(f"{order_id}:payment", 19),
+            "note": truth.facts.get("note", "payment_rejected"),
+        }
+    return json_reply(body, status_path=("status",))
+
+
+async def get_order(request: Request, sandbox: Sandbox) -> Reply:
+    """`GET /v1/order/{orderId}`."""
+    token, problem = _auth(request, sandbox.options.baanx)
+    if problem:
+        return problem
+    order = sandbox.get(SLUG, request.path_params["orderId"])
+    if order is None:
+        return json_reply(NOT_FOUND, 404)
+    if order.owner != token:
+        return json_reply({"error": "Forbidden"}, 403)
+    return render_order(order, sandbox.now(), sandbox.options.baanx)
+
+
+async def create_order(request: Request, sandbox: Sandbox) -> Reply:
+    """`POST /v1/order` `{productId, paymentMethod}` → `{requestId, orderId, paymentConfig}`."""
+    token, problem = _auth(request, sandbox.options.baanx)
+    if problem:
+        return problem
+    body = await read_json(request)
+    body = body if isinstance(body, dict) else {}
+    product = body.get("productId")
+    method = body.get("paymentMethod", PAYMENT_METHOD)
+    errors = []
+    if product not in PRODUCT_PRICES:
+        errors.append({"field": "productId", "message": "unknown or unavailable product"})
+    if method != PAYMENT_METHOD:
+        errors.append({"field": "paymentMethod", "message": f"must be {PAYMENT_METHOD}"})
+    if errors or not isinstance(product, str):
+        return json_reply({"error": "Validation failed", "details": errors}, 422)
+    order = sandbox.create_order(SLUG, OrderKind.PRODUCT_ORDER, service=product, owner=token)
+    order_id = order.truth.order_id
+    order.attrs["requestId"] = "payment_" + stable_hex(f"{order_id}:request", 12)
+    return json_reply(
+        {
+            "requestId": order.attrs["requestId"],
+            "orderId": order_id,
+            "paymentConfig": {
+                "paymentAmount": PRODUCT_PRICES[product],
+                "paymentCurrency": "USDC",
+                "destinationAddress": "0x" + stable_hex(f"{order_id}:destination", 40),
+                "destinationChainId": "8453",
+                "destinationTokenSymbol": "USDC",
+                "destinationTokenAddress": "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
+            },
+        }
+    )
+
+
+async def products(request: Request, sandbox: Sandbox) -> Reply:
+    """`GET /v1/order/products/available`. [INF] shape."""
+    _, problem = _auth(request, sandbox.options.baanx)
+    if problem:
+        return problem
+    return json_reply(
+        [
+            {"productId": product, "price": PRODUCT_PRICES[product], "currency": "USDC"}
+            for product in BAANX_PRODUCTS
+        ]
+    )
+
+
+WIRE = ProviderWire(
+    slug=SLUG,
+    routes=(
+        RouteSpec("/v1/order/products/available", ("GET",), "action", products),
+        RouteSpec("/v1/order/{orderId}", ("GET",), "status", get_order),
+        RouteSpec("/v1/order", ("POST",), "create", create_order),
+    ),
+    error_reply=error_reply,
+    rate_limited_reply=rate_limited_reply,
+    poll_path="/v1/order/{order_id}",
+)

@@ -1,0 +1,257 @@
+"""OrdinalsBot imitation (PROVIDERS.md §3): `GET /order?id=` and `POST /order` (managed order).
+
+The full order object with `state`, mixed timestamp units (`createdAt` ms, `charge.created_at`
+and `lightning_invoice.expires_at` s, `files[].tx.updatedAt` ISO), errors as 200
+`{"status":"error","error":…}`, and the documented 300 requests/minute limit on `GET /order`
+answered with 429 + `Retry-After` (the 429 body is [INF]). Create is limited to 2 requests per
+10 s. `x-api-key` is optional unless `require_api_key`; a wrong key is always refused ([INF]).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from pipeline.model import OrderKind
+from pipeline.settings import SANDBOX_CREDENTIALS
+from pipeline.simulator.options import OrdinalsBotOptions
+from pipeline.simulator.state import Sandbox, SandboxOrder
+from pipeline.simulator.wire import (
+    ProviderWire,
+    Reply,
+    RouteSpec,
+    client_address,
+    epoch_ms,
+    epoch_s,
+    iso_ms_z,
+    json_reply,
+    read_json,
+    stable_hex,
+)
+
+SLUG = "ordinalsbot"
+API_KEY = SANDBOX_CREDENTIALS["ORDINALSBOT_API_KEY"]
+STATUS_WINDOW_S = 60.0
+ORDER_TYPE = "bulk"
+POSTAGE = 546
+TIMEOUT_MINUTES = 4320
+SERVICE_FEE = 100_000
+BASE_FEE = 50_000
+DEFAULT_FEE_RATE = 11
+MAX_FILES = 20
+RATE_LIMIT_ERROR = "rate limit exceeded"
+"""[INF] invented 429 body text (PROVIDERS.md §3.7)."""
+
+
+def error_reply(status: int) -> Reply:
+    """The documented server error: `{"status":"error","reason":"unable to save data"}`."""
+    return json_reply({"status": "error", "reason": "unable to save data"}, status)
+
+
+def rate_limited_reply(retry_after_s: int) -> Reply:
+    """429 with `Retry-After` and `{"status":"error","error":"rate limit exceeded"}` ([INF])."""
+    return json_reply(
+        {"status": "error", "error": RATE_LIMIT_ERROR},
+        429,
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def _error_in_200(message: str) -> Reply:
+    return json_reply({"status": "error", "error": message})
+
+
+def _key_problem(request: Request, options: OrdinalsBotOptions) -> Reply | None:
+    key = request.headers.get("x-api-key")
+    if key is not None and key != API_KEY:
+        return json_reply({"status": "error", "error": "invalid api key"}, 401)
+    if key is None and options.require_api_key:
+        return json_reply({"status": "error", "error": "api key required"}, 401)
+    return None
+
+
+def _limit_key(request: Request, options: OrdinalsBotOptions) -> str:
+    if options.limit_scope == "global":
+        return "global"
+    return "key:" + (request.headers.get("x-api-key") or "ip:" + client_address(request))
+
+
+def _file_item(
+    order_id: str, index: int, spec: dict[str, Any], now: datetime, order: SandboxOrder
+) -> dict[str, Any]:
+    truth = order.truth
+    item: dict[str, Any] = {
+        "name": spec["name"],
+        "size": spec["size"],
+        "type": spec["type"],
+        "url": spec["url"],
+    }
+    if truth.reached("queued", now):
+        item["iqueued"] = True
+        item["iqueuedAt"] = epoch_ms(truth.milestones["queued"])
+        item["processing"] = not truth.reached("completed", now)
+    item["completed"] = truth.reached("completed", now)
+    if truth.reached("completed", now):
+        reveal = stable_hex(f"{order_id}:{index}:reveal", 64)
+        item["tx"] = {
+            "commit": stable_hex(f"{order_id}:{index}:commit", 64),
+            "reveal": reveal,
+            "inscription": reveal + "i0",
+            "fees": 295 + spec["size"] // 4,
+            "updatedAt": iso_ms_z(truth.milestones["completed"]),
+        }
+        item["sent"] = stable_hex(f"{order_id}:{index}:sent", 64)
+        item["inscriptionId"] = reveal + "i0"
+    return item
+
+
+def render_order(order: SandboxOrder, now: datetime, options: OrdinalsBotOptions) -> Reply:
+    """The full order object at `now` (pure)."""
+    truth, attrs = order.truth, order.attrs
+    order_id = truth.order_id
+    current = truth.state_at(now) or truth.transitions[0]
+    state = current.provider_status
+    paid = truth.reached("paid", now)
+    expired = state == "expired"
+    completed = truth.reached("completed", now)
+    files = [
+        _file_item(order_id, index, spec, now, order) for index, spec in enumerate(attrs["files"])
+    ]
+    chain_fee = attrs["chainFee"]
+    amount = chain_fee + SERVICE_FEE + BASE_FEE + POSTAGE * len(files)
+    charge_status = "paid" if paid else ("expired" if expired else "unpaid")
+    body: dict[str, Any] = {
+        "status": "ok",
+        "id": order_id,
+        "state": state,
+        "orderType": ORDER_TYPE,
+        "createdAt": epoch_ms(truth.created_at),
+        "paid": paid,
+        "underpaid": False,
+        "overpaid": False,
+        "expired": expired,
+        "fee": attrs["fee"],
+        "postage": POSTAGE,
+        "receiveAddress": attrs["receiveAddress"],
+        "timeout": TIMEOUT_MINUTES,
+        "chainFee": chain_fee,
+        "serviceFee": SERVICE_FEE,
+        "baseFee": BASE_FEE,
+        "rareSatsFee": 0,
+        "zeroConf": None,
+        "amount": amount,
+        "inscribedCount": len(files) if completed else 0,
+        "charge": {
+            "id": str(uuid.UUID(hex=stable_hex(f"{order_id}:charge", 32))),
+            "description": "OrdinalsBot inscription order",
+            "amount": amount,
+            "missing_amt": 0 if paid else amount,
+            "status": charge_status,
+            "currency": "BTC",
+            "created_at": epoch_s(truth.created_at),
+            "order_id": order_id,
+            "address": "bc1q" + stable_hex(f"{order_id}:address", 38),
+            "lightning_invoice": {
+                "expires_at": epoch_s(truth.facts["invoice_expires_at"]),
+                "payreq": f"lnbc{amount * 10}n1p" + stable_hex(f"{order_id}:payreq", 180),
+            },
+        },
+        "files": files,
+    }
+    if completed and files:
+        first = files[0]["tx"]
+        if options.tx_shape == "object":
+            body["tx"] = {key: first[key] for key in ("commit", "fees", "inscription", "reveal")}
+        elif options.tx_shape == "string":
+            body["tx"] = first["reveal"]
+        body["sent"] = files[0]["sent"]
+    if state == "error":
+        body["error"] = "inscription failed: fee too low for the reveal transaction"
+    return json_reply(body, status_path=("state",))
+
+
+async def get_order(request: Request, sandbox: Sandbox) -> Reply:
+    """`GET /order?id=`: key check, the 300/min limit, then the order (or a 200 error)."""
+    options = sandbox.options.ordinalsbot
+    problem = _key_problem(request, options)
+    if problem:
+        return problem
+    limiter = sandbox.limiter(
+        "ordinalsbot:status", options.status_limit_per_minute, STATUS_WINDOW_S
+    )
+    retry_after = limiter.hit(_limit_key(request, options), sandbox.now().timestamp())
+    if retry_after is not None:
+        return rate_limited_reply(retry_after)
+    order_id = request.query_params.get("id", "")
+    if not order_id:
+        return _error_in_200("id is required")
+    order = sandbox.get(SLUG, order_id)
+    if order is None:
+        return _error_in_200("order not found")
+    return render_order(order, sandbox.now(), options)
+
+
+def _files(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    files = body.get("files")
+    if not isinstance(files, list) or not 0 < len(files) <= MAX_FILES:
+        return None
+    specs = []
+    for index, entry in enumerate(files):
+        if not isinstance(entry, dict):
+            return None
+        size = entry.get("size")
+        specs.append(
+            {
+                "name": str(entry.get("name") or f"file-{index}"),
+                "size": size if isinstance(size, int) and size > 0 else 1000,
+                "type": str(entry.get("type") or "text/plain"),
+                "url": str(entry.get("url") or entry.get("dataURL") or ""),
+            }
+        )
+    return specs
+
+
+async def create_order(request: Request, sandbox: Sandbox) -> Reply:
+    """`POST /order` `{files: [{name, size, type, url|dataURL}], receiveAddress, fee?}`."""
+    options = sandbox.options.ordinalsbot
+    problem = _key_problem(request, options)
+    if problem:
+        return problem
+    limiter = sandbox.limiter("ordinalsbot:create", options.create_limit, options.create_window_s)
+    retry_after = limiter.hit(_limit_key(request, options), sandbox.now().timestamp())
+    if retry_after is not None:
+        return rate_limited_reply(retry_after)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        return _error_in_200("invalid request body")
+    files = _files(body)
+    if files is None:
+        return _error_in_200(f"files must be a list of 1-{MAX_FILES} file objects")
+    address = body.get("receiveAddress")
+    if not isinstance(address, str) or not address:
+        return _error_in_200("receiveAddress is required")
+    fee = body.get("fee")
+    fee = fee if isinstance(fee, int) and fee > 0 else DEFAULT_FEE_RATE
+    vbytes = sum(spec["size"] // 4 + 200 for spec in files)
+    order = sandbox.create_order(
+        SLUG,
+        OrderKind.INSCRIPTION,
+        service=ORDER_TYPE,
+        attrs={"files": files, "receiveAddress": address, "fee": fee, "chainFee": vbytes * fee},
+    )
+    return render_order(order, sandbox.now(), options)
+
+
+WIRE = ProviderWire(
+    slug=SLUG,
+    routes=(
+        RouteSpec("/order", ("GET",), "status", get_order),
+        RouteSpec("/order", ("POST",), "create", create_order),
+    ),
+    error_reply=error_reply,
+    rate_limited_reply=rate_limited_reply,
+    poll_path="/order?id={order_id}",
+)

@@ -1,0 +1,98 @@
+"""Derived tables: incremental status history equals a full rebuild; metrics land as tables; the
+published copy opens read-only while the writer holds the warehouse."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipeline.analytics import build_status_history
+from pipeline.analytics.synthetic import SmsReceiveLifecycle, observation_log
+from pipeline.derived import METRIC_TABLES, publish, refresh_derived
+from pipeline.warehouse import Warehouse, append
+from pipeline.warehouse.frames import observation_id
+from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
+
+
+def _log() -> tuple[pl.DataFrame, pl.DataFrame]:
+    log = observation_log(
+        SmsReceiveLifecycle(), n_orders=120, rng=np.random.default_rng(3), creation_span_s=900, cutoff_s=1800,
+        error_rate=0.05, unknown_rate=0.02,
+    )
+    observations = log.observations.with_columns(
+        observation_id=pl.struct("provider", "order_id", "polled_at", "attempt").map_elements(
+            lambda r: observation_id(r["provider"], r["order_id"], r["polled_at"], r["attempt"]),
+            return_dtype=pl.String,
+        )
+    )
+    return log.orders, observations
+
+
+def _conform(frame: pl.DataFrame, columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    return frame.select(
+        [
+            (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
+            for c, t in columns.items()
+        ]
+    )
+
+
+def _append(warehouse: Warehouse, table: str, frame: pl.DataFrame) -> None:
+    columns = ORDER_COLUMNS if table == "orders" else OBSERVATION_COLUMNS
+    with warehouse.transaction() as con:
+        append(con, table, _conform(frame, columns))
+
+
+def test_incremental_history_equals_a_full_rebuild(warehouse: Warehouse) -> None:
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    start = observations["polled_at"].min()
+    assert start is not None
+    for minutes in (10, 20, 30, 45):  # four "ticks" of new observations
+        cut = start + timedelta(minutes=minutes)
+        _append(warehouse, "observations", observations.filter(pl.col("polled_at") <= cut))
+        refresh_derived(warehouse)
+    _append(warehouse, "observations", observations)
+    refresh_derived(warehouse)
+    stored = warehouse.read("SELECT * FROM status_history ORDER BY provider, order_id, interval_seq")
+    expected = build_status_history(observations)
+    assert stored.height == expected.height
+    assert_frame_equal(
+        stored.with_columns(pl.col("state", "previous_state").cast(pl.String)),
+        expected.with_columns(pl.col("state", "previous_state").cast(pl.String)),
+        check_dtypes=False,
+    )
+
+
+def test_every_metric_table_is_written(warehouse: Warehouse) -> None:
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    _append(warehouse, "observations", observations)
+    counts = refresh_derived(warehouse)
+    for table in METRIC_TABLES:
+        assert table in counts
+        assert warehouse.read(f"SELECT count(*) AS n FROM {table}")["n"].item() == counts[table]
+    ttc = warehouse.read("SELECT * FROM time_to_code WHERE group_level = 'provider'")
+    assert ttc["n_orders"].item() == orders.height
+    assert ttc["median_s"].item() is not None
+
+
+def test_published_copy_opens_read_only_while_the_writer_is_busy(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    _append(warehouse, "observations", observations)
+    refresh_derived(warehouse)
+    published = publish(warehouse, tmp_path / "published" / "warehouse.duckdb")
+    with warehouse.connect():  # the writer holds its file...
+        reader = Warehouse(published, lock_timeout_s=0.5)
+        n = reader.read("SELECT count(*) AS n FROM observations", read_only=True)["n"].item()
+        assert n == observations.height  # ...and readers of the published copy carry on
+        with pytest.raises(Exception, match="read-only|read only"):
+            reader.read("DELETE FROM observations", read_only=True)
