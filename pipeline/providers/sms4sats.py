@@ -123,7 +123,7 @@ class Sms4satsAdapter(BaseAdapter):
         error: str | None,
         facts: dict[str, Any],
     ) -> Observation:
-        """Receive orders, first match wins: error, code, 21-min window, paid, unpaid."""
+        """Receive orders, first match wins: error, code, auto-cancel, paid, unpaid."""
         code = opt_text(body, "code")
         code_sha256, code_length = code_facts(code)
         facts.update(has_code=code is not None, code_sha256=code_sha256, code_length=code_length)
@@ -137,7 +137,10 @@ class Sms4satsAdapter(BaseAdapter):
             )
         if code is not None:
             return ctx.observation(OrderState.CODE_RECEIVED, **facts)
-        if ctx.order_age_s > RECEIVE_WINDOW_S:
+        # A paid order seen unpaid again, without code or error, was auto-cancelled: the hold
+        # invoice was released. The body after a cancel is undocumented; this is its trace.
+        cancelled_under_us = not paid and ctx.previous_state is OrderState.PROCESSING
+        if ctx.order_age_s > RECEIVE_WINDOW_S or cancelled_under_us:
             return ctx.observation(
                 OrderState.EXPIRED, provider_substatus=SUBSTATUS_AUTO_CANCELLED, **facts
             )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -58,7 +58,7 @@ async def serve(
     sandbox.requests[provider] = sandbox.requests.get(provider, 0) + 1
     plan = sandbox.faults.plan(provider, spec.kind, sandbox.now())
     if plan.delay_s > 0:
-        await sandbox.sleep(plan.delay_s)
+        await sandbox.pause(plan.delay_s)
     if plan.error_status is not None:
         reply = wire.error_reply(plan.error_status)
     elif plan.retry_after_s is not None:
@@ -88,7 +88,7 @@ def _slow_response(
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(data), size):
-            await sandbox.sleep(pause)
+            await sandbox.pause(pause)
             yield data[start : start + size]
 
     return StreamingResponse(
@@ -96,7 +96,7 @@ def _slow_response(
     )
 
 
-def _endpoint(wire: ProviderWire, spec: RouteSpec):  # type: ignore[no-untyped-def]
+def _endpoint(wire: ProviderWire, spec: RouteSpec) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         return await serve(request.app.state.sandbox, wire, spec, request)
 

@@ -135,7 +135,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"pipeline simulator: cannot listen on {args.host}:{args.port}: {error}")
         return 1
 
-    server = uvicorn.Server(
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    class SandboxServer(uvicorn.Server):
+        """uvicorn's server that also cuts the sandbox's fault delays short on shutdown."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            if loops:
+                loops[0].call_soon_threadsafe(sandbox.begin_stop)
+
+    server = SandboxServer(
         uvicorn.Config(
             app,
             log_level=args.log_level,
@@ -145,14 +155,15 @@ def run(args: argparse.Namespace) -> int:
         )
     )
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
+    def absorb_signal(signum: int, frame: FrameType | None) -> None:
         server.should_exit = True
 
     # uvicorn re-raises the signal it caught once it has stopped; these handlers absorb it.
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, absorb_signal)
+    signal.signal(signal.SIGTERM, absorb_signal)
 
     async def main() -> int:
+        loops.append(asyncio.get_running_loop())
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not serving.done():
             await asyncio.sleep(STARTUP_POLL_S)

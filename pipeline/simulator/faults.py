@@ -21,7 +21,8 @@ A scenario is a small JSON document (shipped ones live in `scenarios/*.json`):
   [2, 5] for the whole body).
 - `mode`: drift: `rename`, `missing`, `extra`, `wrong_type` or `any` (default); invalid_json:
   `js_literal` (the docs' JavaScript-object style, default) or `html`.
-- `field`: drift: the field to change (default: one drawn from the order object).
+- `field`: drift: the field to change (default: one drawn from the order object); for `extra`,
+  the name of the added field unless it already exists (default `extraField`).
 - `values`: unknown_status: the values to use.
 - `windows`: outage: `[[start_s, end_s], …]` seconds since the sandbox started; or `every_s`,
   `duration_s`, `offset_s` for a periodic outage.
@@ -441,7 +442,8 @@ def drift(target: dict[str, Any], rule: FaultRule, rng: random.Random) -> str:
     """Change `target` in place as `rule` says; returns the mode used."""
     mode = rule.mode if rule.mode != "any" else rng.choice(DRIFT_MODES)
     if mode == "extra":
-        target[rule.field or EXTRA_FIELD] = "unexpected"
+        name = rule.field if rule.field and rule.field not in target else EXTRA_FIELD
+        target[name] = "unexpected"
         return mode
     if not target:
         return mode

@@ -26,6 +26,7 @@ from pipeline.simulator.lifecycles import (
     Profile,
     draw_order,
     get_profile,
+    iso_utc,
     new_order_id,
 )
 from pipeline.simulator.options import ProviderOptions
@@ -115,6 +116,27 @@ class Sandbox:
         self.truth_log = TruthLog(self.config.truth_path) if self.config.truth_path else None
         self.requests: dict[str, int] = {}
         self.evicted = 0
+        self._stopping: asyncio.Event | None = None
+
+    def _stop_event(self) -> asyncio.Event:
+        if self._stopping is None:
+            self._stopping = asyncio.Event()
+        return self._stopping
+
+    def begin_stop(self) -> None:
+        """Cut short every fault delay in progress (the server is shutting down)."""
+        self._stop_event().set()
+
+    async def pause(self, seconds: float) -> None:
+        """Wait `seconds` (with `sleep`), or less if the sandbox begins to stop."""
+        stopping = self._stop_event()
+        if stopping.is_set():
+            return
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        stopper = asyncio.ensure_future(stopping.wait())
+        _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
 
     def now(self) -> datetime:
         """The sandbox's current time."""
@@ -135,6 +157,10 @@ class Sandbox:
         if name not in self._limiters:
             self._limiters[name] = SlidingWindowLimiter(limit, window_s)
         return self._limiters[name]
+
+    def reset_limiter(self, name: str) -> None:
+        """Forget every request counted by the limiter named `name`."""
+        self._limiters.pop(name, None)
 
     def set_scenario(self, scenario: Scenario) -> None:
         """Switch to another fault scenario (its random streams start afresh)."""
@@ -234,7 +260,7 @@ class Sandbox:
         for order in orders:
             record = order.truth.to_record(until=now)
             record["is_final"] = order.truth.is_terminal_at(now)
-            record["recorded_at"] = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            record["recorded_at"] = iso_utc(now)
             records.append(record)
         return self.truth_log.write(records)
 

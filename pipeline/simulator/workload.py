@@ -154,9 +154,10 @@ class Workload:
         self.config = config or WorkloadConfig()
         self.credentials = credentials
         self.pending: list[CreatedOrder] = []
-        self.created: list[CreatedOrder] = []
+        self.created = 0
         self.failed = 0
-        self.files: list[Path] = []
+        self.files_written = 0
+        self.last_file: Path | None = None
         self._rngs = {p: random.Random(f"{self.config.seed}:workload:{p}") for p in PROVIDERS}
 
     async def create(self, provider: str) -> CreatedOrder | None:
@@ -173,7 +174,7 @@ class Workload:
                 await asyncio.sleep(min(wait, MAX_RETRY_WAIT_S))
                 continue
             self.pending.append(order)
-            self.created.append(order)
+            self.created += 1
             return order
         return None
 
@@ -333,17 +334,21 @@ class Workload:
         return self._done(Provider.ALTINN, order_id, OrderKind.NOTIFICATION_ORDER, channel)
 
     def flush(self) -> Path | None:
-        """Write the orders created since the last flush to the inbox (if any, and if set)."""
+        """Write the orders created since the last flush to the inbox (if any, and if set).
+
+        Without an inbox the orders are dropped, so a long run keeps no per-order memory.
+        """
         if not self.pending or self.config.inbox is None:
             self.pending.clear()
             return None
         orders, self.pending = self.pending, []
         try:
-            path = write_inbox_csv(self.config.inbox, orders, sequence=len(self.files))
+            path = write_inbox_csv(self.config.inbox, orders, sequence=self.files_written)
         except OSError:
             logger.exception("workload: could not write the inbox file")
             return None
-        self.files.append(path)
+        self.files_written += 1
+        self.last_file = path
         logger.info("workload: %d orders -> %s", len(orders), path)
         return path
 
@@ -389,4 +394,4 @@ class Workload:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self.flush()
-        return len(self.created)
+        return self.created

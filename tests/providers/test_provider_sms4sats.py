@@ -299,3 +299,21 @@ def test_build_request_keeps_the_id_in_params(
 )
 def test_validate_order_id(order_id: str, valid: bool) -> None:
     assert (ADAPTER.validate_order_id(order_id) is None) == valid
+
+
+def test_paid_order_seen_unpaid_again_was_auto_cancelled() -> None:
+    """The sandbox answers `{"status":"OK","paid":false}` after an auto-cancel (§1.12 default):
+    a paid order (`processing`) that turns unpaid without code or error has expired."""
+    from datetime import UTC, datetime
+
+    from pipeline.model import TrackedOrder
+    from pipeline.providers.sms4sats import Sms4satsAdapter
+
+    now = datetime(2026, 1, 1, 12, 3, tzinfo=UTC)
+    order = TrackedOrder("sms4sats", "abc", "sms_receive", datetime(2026, 1, 1, 12, tzinfo=UTC))
+    body = b'{"status":"OK","paid":false}'
+    adapter = Sms4satsAdapter()
+    after_paid = adapter.parse(200, {}, body, order=order, polled_at=now, previous_state="processing")
+    assert after_paid.state == "expired" and after_paid.is_terminal
+    never_paid = adapter.parse(200, {}, body, order=order, polled_at=now, previous_state="pending")
+    assert never_paid.state == "pending"

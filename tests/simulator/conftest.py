@@ -7,9 +7,8 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
 import httpx
+import pytest
 
 from pipeline.settings import SANDBOX_CREDENTIALS as CREDS
 from pipeline.simulator.app import SandboxConfig, build_app, sandbox_of
@@ -94,10 +93,12 @@ class SandboxHarness:
         if provider == "smsonline":
             payload = {"apiKey": CREDS["SMSONLINE_API_KEY"], "service": "ds", "country": "12"}
             payload.update(body)
-            response = self.client.put(f"/smsonline/v3/numbers/{SMSONLINE_USER}/order", json=payload)
+            response = self.client.put(
+                f"/smsonline/v3/numbers/{SMSONLINE_USER}/order", json=payload
+            )
             return str(response.json()["body"]["orderId"])
         if provider == "ordinalsbot":
-            self.sandbox._limiters.pop("ordinalsbot:create", None)
+            self.sandbox.reset_limiter("ordinalsbot:create")
             payload = {
                 "files": [{"name": "a.txt", "size": 10, "type": "text/plain", "url": "https://x"}],
                 "receiveAddress": "bc1pexample",

@@ -65,7 +65,12 @@ ORDINALSBOT_LEGACY = {
     "paid": True,
     "underpaid": True,
     "expired": True,
-    "tx": {"commit": "edc...be9", "fees": 157840, "inscription": "dff...5i0", "reveal": "dff...0c5"},
+    "tx": {
+        "commit": "edc...be9",
+        "fees": 157840,
+        "inscription": "dff...5i0",
+        "reveal": "dff...0c5",
+    },
     "sent": "4axxxdeadbeef",
 }
 ORDINALSBOT_ERROR = {"status": "error", "error": "error reason"}
@@ -134,7 +139,11 @@ def json_type(value: Any) -> str:
 
 
 def assert_shape(
-    actual: Any, documented: Any, path: str = "", *, optional: frozenset[str] = frozenset(),
+    actual: Any,
+    documented: Any,
+    path: str = "",
+    *,
+    optional: frozenset[str] = frozenset(),
     subset: bool = False,
 ) -> None:
     """Same keys (recursively), same JSON types; `optional` paths may be absent.
@@ -203,7 +212,10 @@ def test_smsonline_completed_order_matches_the_seed(harness) -> None:
     item = body["body"][0]
     assert list(item) == list(SMSONLINE_ORDER["body"][0])
     assert (item["sShort"], item["cShort"], item["country"], item["service"]) == (
-        "ds", "12", "United States", "Discord",
+        "ds",
+        "12",
+        "United States",
+        "Discord",
     )
     assert item["status"] == "completed" and item["receivedSMS"].isdigit()
     for key in ("orderedAt", "expiredAt", "lastCheckedAt"):
@@ -273,9 +285,13 @@ def test_altinn_completed_order_matches_the_seed(make_harness) -> None:
         "status": "Completed",
         "description": ALTINN_COMPLETED["processingStatus"]["description"],
     }
-    for value in (body["requestedSendTime"], body["created"], body["processingStatus"]["lastUpdate"]):
+    for value in (
+        body["requestedSendTime"],
+        body["created"],
+        body["processingStatus"]["lastUpdate"],
+    ):
         assert ISO_Z.match(value), value
-    assert response.text.startswith("{\n  \"id\"")  # pretty-printed
+    assert response.text.startswith('{\n  "id"')  # pretty-printed
     assert body["notificationsStatusSummary"]["email"]["links"]["self"].endswith(
         f"/notifications/api/v1/orders/{order.truth.order_id}/notifications/email"
     )
@@ -285,15 +301,18 @@ def test_altinn_registered_order_has_no_summary(harness) -> None:
     order_id = harness.create("altinn")
     body = harness.status("altinn", order_id).json()
     assert_shape(body, ALTINN_REGISTERED)
-    assert body["processingStatus"]["description"] == (
-        ALTINN_REGISTERED["processingStatus"]["description"]
+    assert (
+        body["processingStatus"]["description"]
+        == (ALTINN_REGISTERED["processingStatus"]["description"])
     )
     assert body["processingStatus"]["lastUpdate"] == body["created"]
     assert "sendersReference" not in body  # nulls are omitted, not sent as null
 
 
 def test_altinn_processed_is_shown_as_completed_with_the_processed_description(harness) -> None:
-    order = harness.find("altinn", lambda t: "generated" in t.milestones and "final" in t.milestones)
+    order = harness.find(
+        "altinn", lambda t: "generated" in t.milestones and "final" in t.milestones
+    )
     harness.at_milestone(order, "generated")
     assert order.truth.state_at(harness.clock.now()).state == OrderState.PROCESSING
     status = harness.status("altinn", order.truth.order_id).json()["processingStatus"]

@@ -1,0 +1,371 @@
+"""Matplotlib charts for the report, rendered to PNG bytes.
+
+Figures are built with the object-oriented API (`matplotlib.figure.Figure` on the Agg canvas), so
+nothing touches pyplot's global state or needs a display. Each provider has one colour everywhere
+(`PROVIDER_COLOURS`), times are shown in minutes, and every chart function returns the PNG bytes
+or None when there is nothing to draw.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import polars as pl
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+PROVIDER_COLOURS: dict[str, str] = {
+    "sms4sats": "#0072B2",
+    "smsonline": "#E69F00",
+    "ordinalsbot": "#009E73",
+    "baanx": "#CC79A7",
+    "altinn": "#D55E00",
+}
+"""One colour per provider (Okabe–Ito, readable with colour-vision deficiencies)."""
+OTHER_COLOUR = "#777777"
+"""Colour of a provider not in `PROVIDER_COLOURS`."""
+
+ERROR_CLASS_COLOURS: tuple[str, ...] = (
+    "#4C72B0",
+    "#DD8452",
+    "#55A868",
+    "#C44E52",
+    "#8172B3",
+    "#937860",
+    "#DA8BC3",
+    "#8C8C8C",
+    "#CCB974",
+    "#64B5CD",
+    "#2F4F4F",
+    "#B8860B",
+)
+"""Colours of the error classes in the error-mix chart, in order of first appearance."""
+
+WIDE = (8.0, 4.2)
+"""Figure size (inches) of the full-width charts."""
+SMALL = (6.4, 3.4)
+"""Figure size of the smaller charts."""
+DPI = 110
+BAND_ALPHA = 0.18
+"""Opacity of confidence bands."""
+SECONDS_PER_MINUTE = 60.0
+
+
+def provider_colour(provider: str) -> str:
+    """The provider's colour."""
+    return PROVIDER_COLOURS.get(provider, OTHER_COLOUR)
+
+
+def provider_order(providers: Sequence[str]) -> list[str]:
+    """`providers` in the canonical order (as in `PROVIDER_COLOURS`), unknown ones last."""
+    known = [p for p in PROVIDER_COLOURS if p in providers]
+    return known + sorted(set(providers) - set(known))
+
+
+def _new_figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=size, dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.grid(True, color="#e5e5e5", linewidth=0.8)
+    axes.set_axisbelow(True)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    return figure, axes
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _minutes(seconds: pl.Series) -> list[float]:
+    return (seconds / SECONDS_PER_MINUTE).to_list()
+
+
+def cumulative_incidence_chart(
+    curves: pl.DataFrame,
+    *,
+    title: str,
+    ylabel: str,
+    counts: dict[str, int] | None = None,
+) -> bytes | None:
+    """Step curves of the cumulative incidence per provider, with 95 % bands.
+
+    Args:
+        curves: `pipeline.analytics.survival.event_table` output grouped by `provider`
+            (`time_s`, `cif`, `cif_low`, `cif_high`).
+        title: the chart title (ideally the finding).
+        ylabel: what the curve measures.
+        counts: orders per provider, shown in the legend.
+
+    Returns:
+        PNG bytes, or None when `curves` is empty.
+    """
+    if curves.is_empty():
+        return None
+    figure, axes = _new_figure(WIDE)
+    for name in provider_order(curves["provider"].unique().to_list()):
+        part = curves.filter(pl.col("provider") == name).sort("time_s")
+        colour = provider_colour(name)
+        # Every curve starts at 0 at time 0; intervals are undefined (null) where F is 0 or 1.
+        start = pl.DataFrame({"time_s": [0.0], "cif": [0.0], "cif_low": [0.0], "cif_high": [0.0]})
+        frame = pl.concat(
+            [
+                start,
+                part.select(
+                    "time_s",
+                    "cif",
+                    pl.col("cif_low").fill_null(pl.col("cif")),
+                    pl.col("cif_high").fill_null(pl.col("cif")),
+                ),
+            ]
+        )
+        x = _minutes(frame["time_s"])
+        label = f"{name} (n={counts[name]})" if counts and name in counts else name
+        axes.step(x, frame["cif"].to_list(), where="post", color=colour, linewidth=2, label=label)
+        axes.fill_between(
+            x,
+            frame["cif_low"].to_list(),
+            frame["cif_high"].to_list(),
+            step="post",
+            color=colour,
+            alpha=BAND_ALPHA,
+            linewidth=0,
+        )
+    axes.axhline(0.5, color="#999999", linestyle="--", linewidth=1)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlim(left=0)
+    axes.yaxis.set_major_formatter(PercentFormatter(1.0))
+    axes.set_xlabel("time since the order was created (minutes)")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, loc="left", fontsize=11)
+    axes.legend(loc="lower right", frameon=False, fontsize=9)
+    return _png(figure)
+
+
+def expiry_over_time_chart(rates: pl.DataFrame, *, title: str) -> bytes | None:
+    """Expiry rate per provider and hour of order creation, with 95 % intervals.
+
+    Where the censoring-aware rate is not defined yet (follow-up shorter than the window) the
+    share of resolved orders that expired is drawn instead, with hollow markers.
+
+    Args:
+        rates: `expiry_rates_over_time` rows.
+        title: the chart title.
+
+    Returns:
+        PNG bytes, or None when no bucket has a rate.
+    """
+    frame = rates.with_columns(
+        pl.col("expiry_rate").is_not_null().alias("_aware"),
+        pl.coalesce("expiry_rate", "resolved_share_expired").alias("_rate"),
+        pl.when(pl.col("expiry_rate").is_not_null())
+        .then(pl.col("ci_low").fill_null(pl.col("expiry_rate")))
+        .otherwise(pl.col("resolved_share_ci_low"))
+        .alias("_low"),
+        pl.when(pl.col("expiry_rate").is_not_null())
+        .then(pl.col("ci_high").fill_null(pl.col("expiry_rate")))
+        .otherwise(pl.col("resolved_share_ci_high"))
+        .alias("_high"),
+    ).filter(pl.col("_rate").is_not_null())
+    if frame.is_empty():
+        return None
+    figure, axes = _new_figure(WIDE)
+    buckets = sorted(frame["bucket_start"].unique().to_list())
+    providers = provider_order(frame["provider"].unique().to_list())
+    step = 1.0 / (len(providers) + 1)
+    any_fallback = False
+    for i, provider in enumerate(providers):
+        part = frame.filter(pl.col("provider") == provider).sort("bucket_start")
+        colour = provider_colour(provider)
+        x = [buckets.index(b) + (i + 1) * step - 0.5 for b in part["bucket_start"].to_list()]
+        y = part["_rate"].to_list()
+        low = [max(v - lo, 0.0) for v, lo in zip(y, part["_low"].fill_null(0.0), strict=True)]
+        high = [max(hi - v, 0.0) for v, hi in zip(y, part["_high"].fill_null(1.0), strict=True)]
+        axes.errorbar(x, y, yerr=[low, high], color=colour, linewidth=1.2, capsize=3, fmt="none")
+        axes.plot(x, y, color=colour, linewidth=1, alpha=0.6)
+        aware = part["_aware"].to_list()
+        axes.scatter(
+            [v for v, a in zip(x, aware, strict=True) if a],
+            [v for v, a in zip(y, aware, strict=True) if a],
+            color=colour,
+            s=36,
+            zorder=3,
+            label=provider,
+        )
+        fallback = [(v, w) for v, w, a in zip(x, y, aware, strict=True) if not a]
+        if fallback:
+            any_fallback = True
+            axes.scatter(
+                [v for v, _ in fallback],
+                [w for _, w in fallback],
+                facecolors="white",
+                edgecolors=colour,
+                s=36,
+                zorder=3,
+            )
+    axes.set_xticks(range(len(buckets)))
+    axes.set_xticklabels([b.strftime("%d %b\n%H:%M") for b in buckets], fontsize=8)
+    axes.set_xlim(-0.6, len(buckets) - 0.4)
+    top = frame.select(pl.col("_high").fill_null(pl.col("_rate")).max()).item()
+    axes.set_ylim(0, min(1.05, max(0.05, float(top or 0.0)) * 1.1))
+    axes.yaxis.set_major_formatter(PercentFormatter(1.0))
+    axes.set_xlabel("hour the orders were created (UTC)")
+    axes.set_ylabel("orders that expired")
+    axes.set_title(title, loc="left", fontsize=11)
+    handles, labels = axes.get_legend_handles_labels()
+    if any_fallback:
+        marker = axes.scatter([], [], facecolors="white", edgecolors="#555555", s=36)
+        handles.append(marker)
+        labels.append("share of resolved orders (follow-up too short)")
+    figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(len(labels), 5),
+        frameon=False,
+        fontsize=8,
+    )
+    return _png(figure)
+
+
+def error_mix_chart(mix: pl.DataFrame, *, title: str) -> bytes | None:
+    """Share of polls per error class and provider, as stacked horizontal bars.
+
+    Args:
+        mix: `error_mix` rows (null `error_class` = valid answers, left out of the bars).
+        title: the chart title.
+
+    Returns:
+        PNG bytes, or None when there are no polls at all.
+    """
+    if mix.is_empty():
+        return None
+    providers = provider_order(mix["provider"].unique().to_list())[::-1]
+    errors = mix.filter(pl.col("error_class").is_not_null())
+    classes = (
+        errors.group_by("error_class")
+        .agg(pl.col("polls").sum())
+        .sort(["polls", "error_class"], descending=[True, False])["error_class"]
+        .to_list()
+    )
+    figure, axes = _new_figure(SMALL)
+    left = [0.0] * len(providers)
+    for i, error_class in enumerate(classes):
+        shares = dict(
+            errors.filter(pl.col("error_class") == error_class)
+            .select("provider", "share")
+            .iter_rows()
+        )
+        widths = [float(shares.get(p, 0.0)) for p in providers]
+        axes.barh(
+            providers,
+            widths,
+            left=left,
+            color=ERROR_CLASS_COLOURS[i % len(ERROR_CLASS_COLOURS)],
+            label=error_class,
+            height=0.6,
+        )
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    for tick in axes.get_yticklabels():
+        tick.set_color(provider_colour(tick.get_text()))
+    axes.set_xlim(0, max(0.01, max(left, default=0.0) * 1.15))
+    axes.xaxis.set_major_formatter(PercentFormatter(1.0))
+    axes.set_xlabel("share of polls that failed")
+    axes.set_title(title, loc="left", fontsize=11)
+    if classes:
+        figure.legend(
+            loc="outside lower center", ncols=min(len(classes), 4), frameon=False, fontsize=8
+        )
+    return _png(figure)
+
+
+def latency_chart(reliability: pl.DataFrame, *, title: str) -> bytes | None:
+    """Median and 95th-percentile poll latency per provider (a line from p50 to p95).
+
+    Args:
+        reliability: `provider_reliability` rows (`latency_p50_ms`, `latency_p95_ms`).
+        title: the chart title.
+
+    Returns:
+        PNG bytes, or None when no provider has a latency.
+    """
+    frame = reliability.filter(pl.col("latency_p95_ms").is_not_null())
+    if frame.is_empty():
+        return None
+    order = provider_order(frame["provider"].to_list())[::-1]
+    frame = frame.sort(pl.col("provider").replace_strict(order, list(range(len(order)))))
+    figure, axes = _new_figure(SMALL)
+    for provider, p50, p95 in frame.select(
+        "provider", "latency_p50_ms", "latency_p95_ms"
+    ).iter_rows():
+        colour = provider_colour(provider)
+        axes.plot([p50, p95], [provider, provider], color=colour, linewidth=3, alpha=0.5)
+        axes.scatter([p50], [provider], color=colour, s=50, zorder=3)
+        axes.scatter([p95], [provider], facecolors="white", edgecolors=colour, s=50, zorder=3)
+    for tick in axes.get_yticklabels():
+        tick.set_color(provider_colour(tick.get_text()))
+    axes.set_xlim(left=0)
+    axes.set_xlabel("poll latency (ms): ● median, ○ 95th percentile")
+    axes.set_title(title, loc="left", fontsize=11)
+    return _png(figure)
+
+
+def naive_vs_aware_chart(
+    rows: pl.DataFrame, *, title: str, labels: Sequence[str] | None = None
+) -> bytes | None:
+    """Naive median (finished orders only) beside the censoring-aware median, per provider.
+
+    Args:
+        rows: one row per provider with `provider`, `naive_median_s`, `median_s`,
+            `median_ci_low_s`, `median_ci_high_s`.
+        title: the chart title.
+        labels: y-axis labels (default: the providers).
+
+    Returns:
+        PNG bytes, or None when no row has either median.
+    """
+    frame = rows.filter(pl.col("naive_median_s").is_not_null() | pl.col("median_s").is_not_null())
+    if frame.is_empty():
+        return None
+    if labels is None:
+        order = provider_order(frame["provider"].to_list())
+        frame = frame.sort(pl.col("provider").replace_strict(order, list(range(len(order)))))
+    names = list(labels) if labels is not None else frame["provider"].to_list()
+    figure, axes = _new_figure(SMALL)
+    positions = list(range(len(names)))
+    offset = 0.15
+    for y, row in zip(positions, frame.iter_rows(named=True), strict=True):
+        colour = provider_colour(row["provider"])
+        if row["naive_median_s"] is not None:
+            axes.scatter(
+                [row["naive_median_s"] / SECONDS_PER_MINUTE],
+                [y + offset],
+                facecolors="white",
+                edgecolors=colour,
+                marker="s",
+                s=44,
+                zorder=3,
+            )
+        if row["median_s"] is not None:
+            low = row["median_ci_low_s"] if row["median_ci_low_s"] is not None else row["median_s"]
+            high = row["median_ci_high_s"]
+            end = high if high is not None else row["median_s"]
+            axes.plot(
+                [low / SECONDS_PER_MINUTE, end / SECONDS_PER_MINUTE],
+                [y - offset, y - offset],
+                color=colour,
+                linewidth=2,
+            )
+            axes.scatter(
+                [row["median_s"] / SECONDS_PER_MINUTE], [y - offset], color=colour, s=44, zorder=3
+            )
+    axes.set_yticks(positions)
+    axes.set_yticklabels(names)
+    axes.invert_yaxis()
+    axes.set_xlim(left=0)
+    axes.set_xlabel("median time to success (minutes): □ naive, ● censoring-aware with 95 % CI")
+    axes.set_title(title, loc="left", fontsize=11)
+    return _png(figure)

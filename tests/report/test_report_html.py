@@ -1,0 +1,120 @@
+"""The HTML report: every section present, charts embedded as base64 PNG, nothing external
+referenced, data text escaped, written atomically, and an empty or unrefreshed warehouse gives
+"not enough data yet" instead of a crash."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.report import ReportSummary, build_report, default_report_path
+from pipeline.report.markup import NOT_ENOUGH_DATA, table, text
+from pipeline.report.sections import SCORECARD_COLUMNS
+from pipeline.settings import Settings
+from pipeline.warehouse import Warehouse
+
+SECTIONS = [
+    "Data window",
+    "Time to code (SMS receive orders)",
+    "Time to completion",
+    "Expiry rate over time",
+    "Reliability scorecard",
+    "Errors and latency",
+    "Naive vs censoring-aware estimates",
+    "Data quality",
+]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EMBEDDED_PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+GENERATED_AT = datetime(2026, 1, 6, 8, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def report(published: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[ReportSummary, str]:
+    out = tmp_path_factory.mktemp("reports") / "report.html"
+    summary = build_report(published, out, generated_at=GENERATED_AT)
+    return summary, out.read_text(encoding="utf-8")
+
+
+def test_every_section_is_present_in_order(report: tuple[ReportSummary, str]) -> None:
+    summary, html = report
+    assert summary.sections == SECTIONS
+    positions = [html.index(f"<h2>{text(title)}</h2>") for title in SECTIONS]
+    assert positions == sorted(positions)
+
+
+def test_charts_are_embedded_png(report: tuple[ReportSummary, str]) -> None:
+    summary, html = report
+    images = EMBEDDED_PNG.findall(html)
+    # code, completion, expiry over time, error mix, latency, naive vs censoring-aware
+    assert summary.n_images == len(images) == 6
+    assert all(base64.b64decode(data).startswith(PNG_MAGIC) for data in images)
+    assert summary.key_chart_png is not None and summary.key_chart_png.startswith(PNG_MAGIC)
+
+
+def test_nothing_external_is_referenced(report: tuple[ReportSummary, str]) -> None:
+    _, html = report
+    lowered = html.lower()
+    for needle in ("http://", "https://", "//cdn", "<script", "<link", "@import", "url("):
+        assert needle not in lowered, needle
+    assert all(
+        src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]*)"', html)
+    )
+    assert all(href.startswith("#") for href in re.findall(r'href="([^"]*)"', html))
+
+
+def test_headline_figures_and_content(report: tuple[ReportSummary, str]) -> None:
+    summary, html = report
+    assert summary.n_polls > 0 and summary.n_orders > 0
+    assert summary.data_from is not None and summary.data_to is not None
+    assert "2026-01-06 08:30:00 UTC" in html  # generation time
+    assert summary.data_from.strftime("%Y-%m-%d %H:%M:%S") in html  # data window
+    assert summary.scorecard.columns == list(SCORECARD_COLUMNS)
+    assert summary.scorecard.filter(pl.col("is_ranked"))["rank"].to_list() == [1, 2, 3, 4]
+    assert "Not ranked: too few polls/orders" in html and "altinn (" in html
+    assert "left_terminal" in html  # the injected impossible transitions
+    assert "ON_HOLD_REVIEW" in html  # unknown statuses
+    assert "latency_ms: greater_than_or_equal_to(0)" in html  # a quarantine reason
+    assert NOT_ENOUGH_DATA not in html
+
+
+def test_written_atomically_to_the_configured_place(published: Path, tmp_path: Path) -> None:
+    settings = Settings.from_env({"PIPELINE_DATA_DIR": str(tmp_path)})
+    out = default_report_path(settings)
+    assert out == tmp_path / "reports" / "report.html"
+    out.parent.mkdir(parents=True)
+    out.write_text("old report")
+    summary = build_report(published, out)
+    assert summary.out_path == out
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]
+
+
+def test_text_from_data_is_escaped_and_never_a_link() -> None:
+    hostile = '<script src="https://evil.example/x.js"></script>'
+    escaped = text(hostile)
+    assert "<" not in escaped and "https://" not in escaped
+    rendered = table(pl.DataFrame({"v": [hostile]}), [("Value", lambda r: r["v"])])
+    assert "<script" not in rendered and "https://" not in rendered
+
+
+def test_empty_warehouse_gives_not_enough_data(empty_published: Path, tmp_path: Path) -> None:
+    summary = build_report(empty_published, tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert summary.sections == SECTIONS
+    assert summary.n_images == 0 and summary.key_chart_png is None
+    assert summary.n_polls == 0 and summary.scorecard.is_empty()
+    assert html.count(NOT_ENOUGH_DATA) >= 6
+    assert "data:image/png" not in html
+
+
+def test_warehouse_without_derived_tables(tmp_path: Path) -> None:
+    path = tmp_path / "published.duckdb"
+    Warehouse(path).initialise()  # base tables only: never refreshed
+    summary = build_report(path, tmp_path / "report.html")
+    assert summary.sections == SECTIONS
+    assert summary.n_images == 0
