@@ -52,21 +52,35 @@ def generate(size: int, seed: int = 1) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
     orders = orders.with_columns(
         order_kind=pl.col("provider").replace_strict(
-            {"sms4sats": "sms_receive", "smsonline": "sms_receive", "ordinalsbot": "inscription",
-             "baanx": "product_order", "altinn": "notification_order"}
+            {
+                "sms4sats": "sms_receive",
+                "smsonline": "sms_receive",
+                "ordinalsbot": "inscription",
+                "baanx": "product_order",
+                "altinn": "notification_order",
+            }
         ),
         registered_at=pl.lit(START) + pl.duration(seconds=pl.col("created_s")),
     )
     polls = (
-        orders.select("provider", "order_id", "order_kind", "registered_at", "pay_s", "event_s",
-                      "outcome",
-                      k=pl.int_ranges(0, pl.col("event_s") // POLL_EVERY_S + 2))
+        orders.select(
+            "provider",
+            "order_id",
+            "order_kind",
+            "registered_at",
+            "pay_s",
+            "event_s",
+            "outcome",
+            k=pl.int_ranges(0, pl.col("event_s") // POLL_EVERY_S + 2),
+        )
         .explode("k")
         .with_columns(t=pl.col("k") * POLL_EVERY_S)
         .with_columns(
             polled_at=pl.col("registered_at") + pl.duration(seconds=pl.col("t")),
-            state=pl.when(pl.col("t") < pl.col("pay_s")).then(pl.lit("pending"))
-            .when(pl.col("t") < pl.col("event_s")).then(pl.lit("processing"))
+            state=pl.when(pl.col("t") < pl.col("pay_s"))
+            .then(pl.lit("pending"))
+            .when(pl.col("t") < pl.col("event_s"))
+            .then(pl.lit("processing"))
             .otherwise(pl.col("outcome")),
             http_status=pl.lit(200, pl.Int32),
             latency_ms=pl.lit(12.0),
@@ -145,7 +159,9 @@ def main() -> None:
     for size in SIZES:
         out = subprocess.run(
             [sys.executable, __file__, "--size", str(size)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         results[str(size)] = json.loads(out.strip().splitlines()[-1])
         print(size, results[str(size)])

@@ -8,7 +8,6 @@ quarantined rows and a few impossible transitions, refreshed and published by th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -128,14 +127,6 @@ def build_published(data_dir: Path) -> Path:
         append(con, "quarantine", quarantine)
     refresh_derived(warehouse)
     return publish(warehouse, settings.published_path)
-
-
-@pytest.fixture(autouse=True)
-def _matplotlib_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Keep matplotlib's cache out of the home directory."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MPLCONFIGDIR", str(tmp_path_factory.getbasetemp() / "mpl"))
-        yield
 
 
 @pytest.fixture(scope="module")

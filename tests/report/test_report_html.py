@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from pipeline.report import ReportSummary, build_report, default_report_path
+from pipeline.report.charts import expiry_over_time_chart
 from pipeline.report.markup import NOT_ENOUGH_DATA, table, text
 from pipeline.report.sections import SCORECARD_COLUMNS
 from pipeline.settings import Settings
@@ -118,3 +119,26 @@ def test_warehouse_without_derived_tables(tmp_path: Path) -> None:
     summary = build_report(path, tmp_path / "report.html")
     assert summary.sections == SECTIONS
     assert summary.n_images == 0
+
+
+def test_expiry_chart_falls_back_to_the_resolved_share() -> None:
+    hours = [datetime(2026, 1, 5, h, tzinfo=UTC) for h in (9, 10)]
+    rates = pl.DataFrame(
+        {
+            "provider": ["sms4sats", "sms4sats"],
+            "bucket_start": hours,
+            "expiry_rate": [0.2, None],  # the second hour's follow-up is too short
+            "ci_low": [0.1, None],
+            "ci_high": [0.3, None],
+            "resolved_share_expired": [0.2, 0.5],
+            "resolved_share_ci_low": [0.1, 0.2],
+            "resolved_share_ci_high": [0.3, 0.8],
+        }
+    )
+    png = expiry_over_time_chart(rates, title="expiry")
+    assert png is not None and png.startswith(PNG_MAGIC)
+    nothing = rates.with_columns(
+        pl.lit(None, pl.Float64).alias("expiry_rate"),
+        pl.lit(None, pl.Float64).alias("resolved_share_expired"),
+    )
+    assert expiry_over_time_chart(nothing, title="expiry") is None
