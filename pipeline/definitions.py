@@ -6,7 +6,7 @@ Groups: `ingestion` (orders and one observations asset per provider), then the d
 
 import dagster as dg
 
-from pipeline.assets.analytics import analytics, published_warehouse, status_history
+from pipeline.assets.analytics import analytics, published_warehouse, report, status_history
 from pipeline.assets.automation import (
     automation_sensor,
     derived_job,
@@ -19,7 +19,14 @@ from pipeline.assets.ingestion import orders, provider_observations
 from pipeline.assets.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[orders, provider_observations, status_history, analytics, published_warehouse],
+    assets=[
+        orders,
+        provider_observations,
+        status_history,
+        analytics,
+        published_warehouse,
+        report,
+    ],
     jobs=[ingestion_job, orders_job, derived_job],
     schedules=[ingestion_schedule],
     sensors=[inbox_sensor, automation_sensor],

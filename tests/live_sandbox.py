@@ -27,6 +27,7 @@ from pipeline.providers.base import PollingPolicy, ProviderAdapter
 from pipeline.providers.registry import ADAPTERS
 from pipeline.simulator.app import SandboxConfig, build_app, sandbox_of
 from pipeline.simulator.lifecycles import Profile
+from pipeline.simulator.options import OrdinalsBotOptions, ProviderOptions
 from pipeline.simulator.state import Sandbox
 from pipeline.simulator.workload import Workload, WorkloadConfig
 from pipeline.warehouse import Warehouse
@@ -56,6 +57,15 @@ class LiveSandbox:
     requests: RequestLog
 
 
+def default_config(**changes: Any) -> SandboxConfig:
+    """Fast lifecycles, a fixed seed, and OrdinalsBot's create limit (2 per 10 s) lifted so
+    tests can create their orders at once (the limit itself is tested with the sandbox)."""
+    options = ProviderOptions(ordinalsbot=OrdinalsBotOptions(create_limit=10_000))
+    return SandboxConfig(
+        **{"profile": TEST_PROFILE, "seed": 11, "options": options, **changes}  # type: ignore[arg-type]
+    )
+
+
 def _recording(app: Any, log: RequestLog) -> Any:
     async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -74,12 +84,13 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def live_sandbox(config: SandboxConfig | None = None) -> Iterator[LiveSandbox]:
     """Serve a sandbox on 127.0.0.1 for the duration of the block."""
-    app = build_app(config or SandboxConfig(profile=TEST_PROFILE, seed=11))
+    app = build_app(config or default_config())
     log = RequestLog()
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(_recording(app, log), host="127.0.0.1", port=port, log_level="warning",
-                       lifespan="on")
+        uvicorn.Config(
+            _recording(app, log), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -110,8 +121,13 @@ def create_orders(url: str, per_provider: Mapping[str, int]) -> list[TrackedOrde
         now = datetime.now(UTC)
         return [
             make_order(
-                o.provider, o.order_id, order_kind=o.order_kind, created_at=o.created_at,
-                service=o.service, country=o.country, registered_at=now,
+                o.provider,
+                o.order_id,
+                order_kind=o.order_kind,
+                created_at=o.created_at,
+                service=o.service,
+                country=o.country,
+                registered_at=now,
             )
             for o in created
         ]
@@ -126,7 +142,9 @@ def track(warehouse: Warehouse, url: str, per_provider: Mapping[str, int]) -> li
     return orders
 
 
-def scaled_adapters(factor: float, providers: tuple[str, ...] = PROVIDERS) -> dict[str, ProviderAdapter]:
+def scaled_adapters(
+    factor: float, providers: tuple[str, ...] = PROVIDERS
+) -> dict[str, ProviderAdapter]:
     """Copies of the real adapters whose cadences and windows are scaled by `factor`."""
     adapters = {}
     for slug in providers:

@@ -96,3 +96,10 @@ def test_published_copy_opens_read_only_while_the_writer_is_busy(
         assert n == observations.height  # ...and readers of the published copy carry on
         with pytest.raises(Exception, match="read-only|read only"):
             reader.read("DELETE FROM observations", read_only=True)
+
+
+def test_refresh_on_an_empty_warehouse_writes_empty_tables(warehouse: Warehouse) -> None:
+    counts = refresh_derived(warehouse)
+    assert all(n == 0 for n in counts.values())
+    for table in METRIC_TABLES:
+        assert warehouse.read(f"SELECT count(*) AS n FROM {table}")["n"].item() == 0

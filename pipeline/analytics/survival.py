@@ -200,9 +200,10 @@ def values_at(
         pl.col("time_s").max().alias("_last_time"),
         pl.col("survival").min().alias("_last_survival"),
     )
-    grid = ends.join(pl.DataFrame({"horizon_s": [float(h) for h in horizons_s]}), how="cross").sort(
-        "horizon_s"
+    horizons = pl.DataFrame(
+        {"horizon_s": [float(h) for h in horizons_s]}, schema={"horizon_s": pl.Float64}
     )
+    grid = ends.join(horizons, how="cross").sort("horizon_s")
     at = grid.join_asof(
         table.select(*groups, "time_s", *columns).sort("time_s"),
         left_on="horizon_s",

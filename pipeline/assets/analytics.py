@@ -4,6 +4,8 @@ They refresh by declarative automation (see `pipeline.assets.automation.derived_
 write the warehouse, so they share the `warehouse_writer` pool with ingestion.
 """
 
+import base64
+
 import dagster as dg
 import polars as pl
 
@@ -18,6 +20,7 @@ from pipeline.derived import (
     refresh_status_history,
 )
 from pipeline.model import PROVIDERS
+from pipeline.report import build_report, default_report_path
 from pipeline.warehouse import replace_table
 
 METRIC_DESCRIPTIONS = {
@@ -138,3 +141,30 @@ def _markdown(frame: pl.DataFrame) -> str:
         for row in frame.iter_rows()
     )
     return header + body
+
+
+@dg.asset(
+    group_name="reporting",
+    deps=[published_warehouse],
+    automation_condition=dg.AutomationCondition.eager(),
+    kinds={"html"},
+    description="Self-contained HTML report over the published warehouse.",
+)
+def report(warehouse: WarehouseResource, providers: ProvidersResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """Render `report.html` from the published copy (never blocks ingestion)."""
+    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    summary = build_report(settings.published_path, default_report_path(settings))
+    metadata: dict[str, dg.MetadataValue] = {
+        "path": dg.MetadataValue.path(str(summary.out_path.resolve())),
+        "sections": dg.MetadataValue.int(len(summary.sections)),
+        "images": dg.MetadataValue.int(summary.n_images),
+        "polls": dg.MetadataValue.int(summary.n_polls),
+        "orders": dg.MetadataValue.int(summary.n_orders),
+        "scorecard": dg.MetadataValue.md(_markdown(summary.scorecard)),
+    }
+    if summary.key_chart_png:
+        encoded = base64.b64encode(summary.key_chart_png).decode()
+        metadata["time_to_completion"] = dg.MetadataValue.md(
+            f"![time to completion](data:image/png;base64,{encoded})"
+        )
+    return dg.MaterializeResult(metadata=metadata)

@@ -74,7 +74,9 @@ def test_ordinalsbot_budget_holds_at_the_server(warehouse: Warehouse) -> None:
                 await run_window(warehouse, poller, duration_s=window_s, tick_s=tick_s)
 
         asyncio.run(poll())
-        arrivals = sorted(t for t in live.requests.times("GET", "/ordinalsbot/order") if t >= started)
+        arrivals = sorted(
+            t for t in live.requests.times("GET", "/ordinalsbot/order") if t >= started
+        )
     assert len(arrivals) > rate_per_s * window_s * 0.5  # the budget was actually used
     # In any one-second window: at most the refill plus one burst (the bucket's capacity).
     burst = max(1.0, rate_per_s)
@@ -84,6 +86,9 @@ def test_ordinalsbot_budget_holds_at_the_server(warehouse: Warehouse) -> None:
     # And over the whole run, never above the documented limit's share.
     elapsed = arrivals[-1] - arrivals[0]
     assert len(arrivals) <= rate_per_s * elapsed + burst + 1
-    assert warehouse.read(
-        "SELECT count(*) AS n FROM observations WHERE error_class = 'rate_limited'"
-    )["n"].item() == 0
+    assert (
+        warehouse.read("SELECT count(*) AS n FROM observations WHERE error_class = 'rate_limited'")[
+            "n"
+        ].item()
+        == 0
+    )
