@@ -36,21 +36,40 @@ def start(
 
 
 def stop(process: subprocess.Popen[bytes], *, grace_s: float = STOP_GRACE_S) -> int:
-    """SIGTERM the process group, then SIGKILL it if it is still there after `grace_s`."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    else:
-        # The leader is gone; make sure nothing it started outlives it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
+    """SIGTERM the process group and wait for all of it; SIGKILL what is left after `grace_s`.
+
+    Returns:
+        The group leader's exit code.
+    """
+    _signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    # Children (webserver, daemon, code servers) may outlive the leader by a moment.
+    while group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if process.poll() is None or group_alive(process.pid):
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
     return process.returncode
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group `pgid` is still running."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
 
 
 @contextlib.contextmanager
