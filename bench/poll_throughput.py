@@ -8,12 +8,15 @@ them in a temporary warehouse, then alternates, round by round:
 - bare: one `httpx.AsyncClient` with the poller's pool limits and timeouts GETs every order's
   status request (built beforehand by the real adapter), with the poller's per-provider
   concurrency, and reads the body; nothing else;
-- end-to-end: `run_tick` with every order due (HTTP -> parse -> validate -> write to DuckDB).
+- end-to-end: `run_tick` with every order due (HTTP -> parse -> validate -> write to DuckDB);
+- the same two as a what-if with at most the pool's size in flight (4 per provider, 20 in all)
+  instead of the poller's 32 per provider: not the shipped configuration, reported apart.
 
-Both report requests (polls) per wall second and CPU milliseconds per request of this process
-(`time.process_time`, all threads; the sandbox's own CPU is reported separately). Headline numbers
-are medians over the rounds; one warm-up round of each comes first. A cProfile of one more
-end-to-end tick (including the write thread) follows, summarised by area.
+Each reports requests (polls) per wall second and CPU milliseconds per request of this process
+(`time.process_time`, all threads; the sandbox's own CPU is reported separately), and the
+end-to-end ones the time spent in `write_batch`. Headline numbers are medians over the rounds; one
+warm-up round of each comes first. Then one more end-to-end tick of each concurrency runs under
+cProfile (the write thread included), summarised by area and by function.
 
 Usage:
     .venv/bin/python bench/poll_throughput.py                 # full run, writes the results
@@ -32,13 +35,12 @@ import platform
 import pstats
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -57,7 +59,7 @@ from pipeline.warehouse import Warehouse
 RESULTS = Path(__file__).with_name("results") / "poll_throughput.json"
 COMMAND = ".venv/bin/python bench/poll_throughput.py"
 ORDERS_PER_PROVIDER = 200
-ROUNDS = 5
+ROUNDS = 7
 TARGET_RATIO = 0.70
 SEED = 1
 # Shifts the tick's clock past the longest cadence (OrdinalsBot `failed`, 300 s), so every open
@@ -66,7 +68,7 @@ DUE_SHIFT = timedelta(seconds=301)
 # The poller's per-lane concurrency with limits off (`pipeline.polling.client._lane`).
 UNLIMITED_LANE_CONCURRENCY = 32
 # What-if variant: lanes sized so that all of them together fill the pool, no more.
-POOL_SIZED_LANE_CONCURRENCY = POOL_LIMITS.max_connections // len(ADAPTERS)  # type: ignore[operator]
+POOL_SIZED_LANE_CONCURRENCY = (POOL_LIMITS.max_connections or 20) // len(ADAPTERS)
 CREATE_CONCURRENCY = 16
 VARIANTS = {
     "bare": "bare",
@@ -104,11 +106,14 @@ AREAS = (
     ("selectors", "asyncio event loop"),
     ("epoll", "asyncio event loop"),
     ("socket", "sockets"),
+    ("cookiejar", "http: cookie jar (urllib)"),
+    ("urllib", "http: cookie jar (urllib)"),
+    ("ipaddress", "http: host parsing (ipaddress)"),
+    ("re.Pattern", "regex (adapters' scrubbing, parsing)"),
+    ("/re/", "regex (adapters' scrubbing, parsing)"),
     ("json", "parse: json"),
     ("dataclasses", "dataclasses"),
 )
-
-T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,12 +286,12 @@ class WriteTimer:
     def __init__(self) -> None:
         self.wall_s = 0.0
         self.cpu_s = 0.0
-        self._original = tick_module.write_batch
+        self.original = tick_module.write_batch
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started, cpu_started = time.perf_counter(), time.thread_time()
         try:
-            return self._original(*args, **kwargs)
+            return self.original(*args, **kwargs)
         finally:
             self.wall_s += time.perf_counter() - started
             self.cpu_s += time.thread_time() - cpu_started
@@ -319,8 +324,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
         timer = WriteTimer()
         measured: dict[str, list[Round]] = {name: [] for name in VARIANTS}
         writes: dict[str, list[tuple[float, float]]] = {"end_to_end": [], "pool_sized_e2e": []}
-        errors: dict[str, int] = {}
-        stored = 0
+        outcomes: dict[str, dict[str, Any]] = {name: {"stored": 0, "errors": {}} for name in writes}
         async with (
             httpx.AsyncClient(
                 timeout=TIMEOUT,
@@ -335,15 +339,15 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
             for lane in pool_sized_poller.lanes.values():
                 lane.semaphore = asyncio.Semaphore(POOL_SIZED_LANE_CONCURRENCY)
 
-            def tick_work(tick_poller: Poller) -> Callable[[], Awaitable[int]]:
+            def tick_work(name: str, tick_poller: Poller) -> Callable[[], Awaitable[int]]:
                 async def work() -> int:
-                    nonlocal stored
                     now = datetime.now(UTC) + DUE_SHIFT
                     result = await run_tick(warehouse, tick_poller, now=now)
                     attempts, written, tick_errors = tick_polls(result)
-                    stored += written
-                    for name, count in tick_errors.items():
-                        errors[name] = errors.get(name, 0) + count
+                    outcome = outcomes[name]
+                    outcome["stored"] += written
+                    for error, count in tick_errors.items():
+                        outcome["errors"][error] = outcome["errors"].get(error, 0) + count
                     return attempts
 
                 return work
@@ -356,9 +360,9 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
 
             works = {
                 "bare": bare_work(lanes),
-                "end_to_end": tick_work(poller),
+                "end_to_end": tick_work("end_to_end", poller),
                 "pool_sized_bare": bare_work(pool_lanes),
-                "pool_sized_e2e": tick_work(pool_sized_poller),
+                "pool_sized_e2e": tick_work("pool_sized_e2e", pool_sized_poller),
             }
             tick_module.write_batch = timer  # type: ignore[assignment]
             try:
@@ -375,8 +379,11 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
                     label = "warm-up" if index == 0 else f"round {index}"
                     print(f"{label:>8}: " + " | ".join(line))
             finally:
-                tick_module.write_batch = timer._original  # type: ignore[assignment]
-            profile = await profiled_tick(warehouse, poller)
+                tick_module.write_batch = timer.original  # type: ignore[assignment]
+            profiles = {
+                "shipped": await profiled_tick(warehouse, poller),
+                "pool_sized": await profiled_tick(warehouse, pool_sized_poller),
+            }
     summaries = {name: summarise(rounds_of) for name, rounds_of in measured.items()}
     for name, timings in writes.items():
         summaries[name]["write_ms_per_tick_median"] = round(
@@ -388,7 +395,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
             ),
             3,
         )
-    summaries["end_to_end"].update(stored=stored, errors=errors)
+        summaries[name].update(outcomes[name])
     return {
         "orders": len(orders),
         "bare": summaries["bare"],
@@ -406,7 +413,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
             "ratio": ratio(measured["pool_sized_e2e"], measured["pool_sized_bare"], "per_s"),
             "ratio_to_bare": ratio(measured["pool_sized_e2e"], measured["bare"], "per_s"),
         },
-        "profile_one_tick": profile,
+        "profile_one_tick": profiles,
     }
 
 
@@ -462,13 +469,16 @@ def print_table(results: Mapping[str, Any]) -> None:
         f"what-if (20 in flight): e2e / bare {pool['ratio']:.0%}, "
         f"e2e / shipped bare {pool['ratio_to_bare']:.0%}"
     )
-    profile = results["profile_one_tick"]
-    print(f"\nprofiled end-to-end tick: {profile['profiled_s']:.2f} s wall; own time by area:")
-    for area, seconds in profile["own_time_by_area_s"].items():
-        print(f"  {area:<34} {seconds:7.3f} s")
-    print("top functions by own time:")
-    for row in profile["top_own_time"]:
-        print(f"  {row['own_s']:7.3f} s {row['calls']:>8} calls  {row['function']}")
+    for name, profile in results["profile_one_tick"].items():
+        print(
+            f"\nprofiled end-to-end tick ({name}): {profile['profiled_s']:.2f} s wall under "
+            "cProfile; own time by area:"
+        )
+        for area, seconds in profile["own_time_by_area_s"].items():
+            print(f"  {area:<38} {seconds:7.3f} s")
+        print("top functions by own time:")
+        for row in profile["top_own_time"]:
+            print(f"  {row['own_s']:7.3f} s {row['calls']:>8} calls  {row['function']}")
 
 
 def main() -> None:
@@ -536,4 +546,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

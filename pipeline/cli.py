@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "track": ("pipeline.commands.track", "register orders to track"),
     "poll": ("pipeline.commands.poll", "poll due orders now, without Dagster"),
     "dev": ("pipeline.commands.dev", "sandbox + workload + Dagster UI and daemon"),
+    "demo": ("pipeline.commands.demo", "the whole product on the sandbox, then a summary"),
 }
 
 

@@ -158,6 +158,4 @@ def _watermark(con: duckdb.DuckDBPyConnection) -> datetime | None:
 
 
 def _set_watermark(con: duckdb.DuckDBPyConnection, value: datetime | None) -> None:
-    con.execute(
-        "INSERT OR REPLACE INTO derived_state VALUES (?, ?, now())", [HISTORY_TABLE, value]
-    )
+    con.execute("INSERT OR REPLACE INTO derived_state VALUES (?, ?, now())", [HISTORY_TABLE, value])

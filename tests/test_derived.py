@@ -21,8 +21,13 @@ from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
 def _log() -> tuple[pl.DataFrame, pl.DataFrame]:
     log = observation_log(
-        SmsReceiveLifecycle(), n_orders=120, rng=np.random.default_rng(3), creation_span_s=900, cutoff_s=1800,
-        error_rate=0.05, unknown_rate=0.02,
+        SmsReceiveLifecycle(),
+        n_orders=120,
+        rng=np.random.default_rng(3),
+        creation_span_s=900,
+        cutoff_s=1800,
+        error_rate=0.05,
+        unknown_rate=0.02,
     )
     observations = log.observations.with_columns(
         observation_id=pl.struct("provider", "order_id", "polled_at", "attempt").map_elements(
@@ -59,7 +64,9 @@ def test_incremental_history_equals_a_full_rebuild(warehouse: Warehouse) -> None
         refresh_derived(warehouse)
     _append(warehouse, "observations", observations)
     refresh_derived(warehouse)
-    stored = warehouse.read("SELECT * FROM status_history ORDER BY provider, order_id, interval_seq")
+    stored = warehouse.read(
+        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
+    )
     expected = build_status_history(observations)
     assert stored.height == expected.height
     assert_frame_equal(
@@ -94,7 +101,7 @@ def test_published_copy_opens_read_only_while_the_writer_is_busy(
         reader = Warehouse(published, lock_timeout_s=0.5)
         n = reader.read("SELECT count(*) AS n FROM observations", read_only=True)["n"].item()
         assert n == observations.height  # ...and readers of the published copy carry on
-        with pytest.raises(Exception, match="read-only|read only"):
+        with pytest.raises(Exception, match=r"read-only|read only"):
             reader.read("DELETE FROM observations", read_only=True)
 
 

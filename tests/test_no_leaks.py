@@ -45,9 +45,16 @@ def _answer(request: httpx.Request) -> httpx.Response:
     if host.startswith("sms4sats"):
         return httpx.Response(
             200,
-            json={"status": "OK", "paid": True, "code": int(CODE), "number": int(PHONE),
-                  "id": 1125699791, "timestamp": 1666613406969, "country": "India",
-                  "service": "openAI"},
+            json={
+                "status": "OK",
+                "paid": True,
+                "code": int(CODE),
+                "number": int(PHONE),
+                "id": 1125699791,
+                "timestamp": 1666613406969,
+                "country": "India",
+                "service": "openAI",
+            },
         )
     if host.startswith("smsonline"):
         # A bad-key answer that echoes the key, and a URL holding it in the error text.
@@ -59,8 +66,11 @@ def _answer(request: httpx.Request) -> httpx.Response:
     if host.startswith("baanx"):
         return httpx.Response(
             200,
-            json={"orderId": "abcd_1234", "status": "FAILED",
-                  "metadata": {"note": f"token {TOKEN} rejected for client {CLIENT_ID}"}},
+            json={
+                "orderId": "abcd_1234",
+                "status": "FAILED",
+                "metadata": {"note": f"token {TOKEN} rejected for client {CLIENT_ID}"},
+            },
         )
     return httpx.Response(403, text=f"Forbidden: Bearer {TOKEN}")
 
@@ -106,4 +116,3 @@ def test_planted_secrets_never_leave_a_trace(
         assert secret.encode() not in database_bytes, secret
         for text in (*dumps, logs):
             assert secret not in text, secret
-

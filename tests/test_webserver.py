@@ -45,8 +45,15 @@ def test_ui_serves_the_asset_graph_and_stops_cleanly(tmp_path: Path) -> None:
         response.raise_for_status()
         nodes = response.json()["data"]["assetNodes"]
         keys = {"/".join(node["assetKey"]["path"]) for node in nodes}
-        assert {"orders", "observations/sms4sats", "observations/altinn", "status_history",
-                "time_to_code", "provider_reliability", "report"} <= keys
+        assert {
+            "orders",
+            "observations/sms4sats",
+            "observations/altinn",
+            "status_history",
+            "time_to_code",
+            "provider_reliability",
+            "report",
+        } <= keys
         groups = {node["groupName"] for node in nodes}
         assert groups == {"ingestion", "history", "analytics", "reporting"}
     finally:

@@ -110,7 +110,9 @@ def published_warehouse(
 
 def headline_metadata(table: str, frame: pl.DataFrame) -> dict[str, dg.MetadataValue]:
     """Row count plus each provider's headline number, as numeric metadata Dagster can plot."""
-    metadata: dict[str, dg.MetadataValue] = {"dagster/row_count": dg.MetadataValue.int(frame.height)}
+    metadata: dict[str, dg.MetadataValue] = {
+        "dagster/row_count": dg.MetadataValue.int(frame.height)
+    }
     headline = {
         "time_to_code": "median_s",
         "time_to_completion": "median_s",
@@ -136,8 +138,11 @@ def headline_metadata(table: str, frame: pl.DataFrame) -> dict[str, dg.MetadataV
 def _markdown(frame: pl.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
     body = "".join(
-        "| " + " | ".join("" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
-                         for v in row) + " |\n"
+        "| "
+        + " | ".join(
+            "" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)) for v in row
+        )
+        + " |\n"
         for row in frame.iter_rows()
     )
     return header + body

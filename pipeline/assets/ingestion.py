@@ -97,15 +97,28 @@ def provider_observations(
     warehouse: WarehouseResource,
     providers: ProvidersResource,
 ):  # type: ignore[no-untyped-def]
-    """Poll every selected provider for one window; materialize each healthy provider."""
+    """Poll every selected provider for one window; materialize each healthy provider.
+
+    CSV files dropped in the inbox are registered before every tick, so new orders are polled
+    within seconds (the inbox sensor still materializes `orders` for the UI's record).
+    """
     selected = [s for s in PROVIDERS if observations_key(s) in context.selected_asset_keys]
     settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
     store = warehouse.warehouse()
 
+    def register_inbox() -> None:
+        if settings.inbox_dir.is_dir():
+            process_inbox(store, settings.inbox_dir)
+
     async def window() -> TickResult:
         async with Poller(settings, {s: ADAPTERS[s] for s in selected}) as poller:
             return await run_window(
-                store, poller, duration_s=config.window_s, providers=selected, tick_s=config.tick_s
+                store,
+                poller,
+                duration_s=config.window_s,
+                providers=selected,
+                tick_s=config.tick_s,
+                before_tick=register_inbox,
             )
 
     result = asyncio.run(window())

@@ -47,10 +47,13 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
-    if not args.no_inbox and settings.inbox_dir.is_dir():
+    providers = args.provider or list(PROVIDERS)
+
+    def register_inbox() -> None:
+        if args.no_inbox or not settings.inbox_dir.is_dir():
+            return
         for path, outcome in process_inbox(warehouse, settings.inbox_dir):
             print(f"inbox {path.name}: {outcome}")
-    providers = args.provider or list(PROVIDERS)
 
     async def main() -> TickResult:
         async with Poller(settings, ADAPTERS) as poller:
@@ -61,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
                     duration_s=args.duration,
                     providers=providers,
                     tick_s=args.tick,
+                    before_tick=register_inbox,
                 )
+            register_inbox()
             return await run_tick(warehouse, poller, providers=providers, tick_s=args.tick)
 
     result = asyncio.run(main())

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from typing import IO
 
 import httpx
 
@@ -22,10 +23,14 @@ STOP_GRACE_S = 15.0
 
 
 def start(
-    argv: Sequence[str], *, env: Mapping[str, str] | None = None, quiet: bool = False
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    quiet: bool = False,
+    stdout: IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `argv` in a new process group."""
-    output = subprocess.DEVNULL if quiet else None
+    """Start `argv` in a new process group; output to `stdout`, nowhere if `quiet`, else ours."""
+    output: IO[bytes] | int | None = subprocess.DEVNULL if quiet else stdout
     return subprocess.Popen(
         list(argv),
         env={**os.environ, **(env or {})},
@@ -43,10 +48,8 @@ def stop(process: subprocess.Popen[bytes], *, grace_s: float = STOP_GRACE_S) -> 
     """
     _signal_group(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
     # Children (webserver, daemon, code servers) may outlive the leader by a moment.
     while group_alive(process.pid) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -138,17 +138,22 @@ async def run_window(
     providers: Iterable[str] | None = None,
     tick_s: float = DEFAULT_TICK_S,
     on_tick: Callable[[TickResult], None] | None = None,
+    before_tick: Callable[[], None] | None = None,
     stop_when_idle: bool = False,
 ) -> TickResult:
     """Run ticks every `tick_s` seconds until `duration_s` has passed.
 
-    With `stop_when_idle`, stop early once a tick finds nothing due and no order is still open.
+    `before_tick` runs before each tick (e.g. registering orders dropped in the inbox, so they
+    are polled within seconds rather than at the next run). With `stop_when_idle`, stop early
+    once a tick finds nothing due and no order is still open.
     """
     slugs = list(providers or poller.lanes)
     total = TickResult({slug: ProviderTick(slug) for slug in slugs})
     deadline = time.monotonic() + duration_s
     while True:
         started = time.monotonic()
+        if before_tick is not None:
+            await asyncio.to_thread(before_tick)
         result = await run_tick(warehouse, poller, providers=slugs, tick_s=tick_s)
         total.merge(result)
         if on_tick is not None:

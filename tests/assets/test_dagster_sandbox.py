@@ -8,8 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-
 from live_sandbox import default_config, live_sandbox, track
+
 from pipeline.assets.analytics import analytics, published_warehouse, report, status_history
 from pipeline.assets.checks import CHECK_NAMES
 from pipeline.assets.ingestion import observations_key, orders, provider_observations
@@ -23,8 +23,16 @@ BAANX_DOWN = Scenario.from_json(
     {
         "name": "baanx-down",
         "providers": {
-            "baanx": [{"kind": "outage", "every_s": 3600, "duration_s": 3600, "offset_s": 0,
-                       "status": 503, "endpoints": ["status"]}]
+            "baanx": [
+                {
+                    "kind": "outage",
+                    "every_s": 3600,
+                    "duration_s": 3600,
+                    "offset_s": 0,
+                    "status": 503,
+                    "endpoints": ["status"],
+                }
+            ]
         },
     }
 )
@@ -69,7 +77,10 @@ def test_every_provider_asset_materializes_with_metadata_and_checks(tmp_path: Pa
 
 def test_a_provider_in_outage_fails_only_its_own_asset(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "warehouse.duckdb")
-    with live_sandbox(default_config(faults=BAANX_DOWN)) as live, dg.instance_for_test() as instance:
+    with (
+        live_sandbox(default_config(faults=BAANX_DOWN)) as live,
+        dg.instance_for_test() as instance,
+    ):
         track(warehouse, live.url, dict.fromkeys(PROVIDERS, 2))
         result = dg.materialize(
             [orders, provider_observations],
@@ -96,8 +107,12 @@ def test_derived_assets_and_report_follow_ingestion(tmp_path: Path) -> None:
     with live_sandbox() as live, dg.instance_for_test() as instance:
         track(warehouse, live.url, dict.fromkeys(PROVIDERS, 3))
         resources = _resources(tmp_path, live.url)
-        dg.materialize([orders, provider_observations], resources=resources, run_config=WINDOW,
-                       instance=instance)
+        dg.materialize(
+            [orders, provider_observations],
+            resources=resources,
+            run_config=WINDOW,
+            instance=instance,
+        )
         result = dg.materialize(
             [status_history, analytics, published_warehouse, report],
             resources=resources,

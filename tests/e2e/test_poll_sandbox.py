@@ -8,8 +8,8 @@ import asyncio
 import time
 
 import httpx
-
 from live_sandbox import live_sandbox, scaled_adapters, track
+
 from pipeline.model import TERMINAL_STATES
 from pipeline.polling.client import Poller
 from pipeline.polling.tick import run_window

@@ -313,7 +313,9 @@ def test_paid_order_seen_unpaid_again_was_auto_cancelled() -> None:
     order = TrackedOrder("sms4sats", "abc", "sms_receive", datetime(2026, 1, 1, 12, tzinfo=UTC))
     body = b'{"status":"OK","paid":false}'
     adapter = Sms4satsAdapter()
-    after_paid = adapter.parse(200, {}, body, order=order, polled_at=now, previous_state="processing")
+    after_paid = adapter.parse(
+        200, {}, body, order=order, polled_at=now, previous_state="processing"
+    )
     assert after_paid.state == "expired" and after_paid.is_terminal
     never_paid = adapter.parse(200, {}, body, order=order, polled_at=now, previous_state="pending")
     assert never_paid.state == "pending"
