@@ -6,11 +6,9 @@ OrdinalsBot's status and create limits raised out of the way; our client-side li
 them in a temporary warehouse, then alternates, round by round:
 
 - bare: one `httpx.AsyncClient` with the poller's pool limits and timeouts GETs every order's
-  status request (built beforehand by the real adapter), with the poller's per-provider
-  concurrency, and reads the body; nothing else;
-- end-to-end: `run_tick` with every order due (HTTP -> parse -> validate -> write to DuckDB);
-- the same two as a what-if with at most the pool's size in flight (4 per provider, 20 in all)
-  instead of the poller's 32 per provider: not the shipped configuration, reported apart.
+  status request (built beforehand by the real adapter), with the poller's concurrency bounds
+  (per provider, and no more in flight than pooled connections), and reads the body;
+- end-to-end: `run_tick` with every order due (HTTP -> parse -> validate -> write to DuckDB).
 
 Each reports requests (polls) per wall second and CPU milliseconds per request of this process
 (`time.process_time`, all threads; the sandbox's own CPU is reported separately), and the
@@ -48,7 +46,7 @@ from pipeline.commands import processes
 from pipeline.intake import make_order, register
 from pipeline.model import PROVIDERS, TrackedOrder
 from pipeline.polling import tick as tick_module
-from pipeline.polling.client import POOL_LIMITS, TIMEOUT, Poller
+from pipeline.polling.client import MAX_CONNECTIONS, POOL_LIMITS, TIMEOUT, Poller
 from pipeline.polling.tick import TickResult, run_tick
 from pipeline.providers.base import RequestSpec
 from pipeline.providers.registry import ADAPTERS
@@ -67,15 +65,8 @@ SEED = 1
 DUE_SHIFT = timedelta(seconds=301)
 # The poller's per-lane concurrency with limits off (`pipeline.polling.client._lane`).
 UNLIMITED_LANE_CONCURRENCY = 32
-# What-if variant: lanes sized so that all of them together fill the pool, no more.
-POOL_SIZED_LANE_CONCURRENCY = (POOL_LIMITS.max_connections or 20) // len(ADAPTERS)
 CREATE_CONCURRENCY = 16
-VARIANTS = {
-    "bare": "bare",
-    "end_to_end": "e2e",
-    "pool_sized_bare": "bare@pool",
-    "pool_sized_e2e": "e2e@pool",
-}
+VARIANTS = {"bare": "bare", "end_to_end": "e2e"}
 """Variant name -> short label; all run once per round, in this order."""
 SANDBOX_START_TIMEOUT_S = 30.0
 SANDBOX_OPTIONS = (
@@ -203,11 +194,13 @@ async def create_orders(url: str, per_provider: int) -> list[TrackedOrder]:
 async def bare_round(
     client: httpx.AsyncClient, specs: Sequence[tuple[str, RequestSpec]], lanes: Mapping[str, int]
 ) -> int:
-    """GET every spec once with per-provider bounded concurrency; returns responses read."""
+    """GET every spec once with the poller's concurrency bounds (per provider, and no more in
+    flight than pooled connections); returns responses read."""
     gates = {slug: asyncio.Semaphore(size) for slug, size in lanes.items()}
+    in_flight = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def one(slug: str, spec: RequestSpec) -> int:
-        async with gates[slug]:
+        async with gates[slug], in_flight:
             response = await client.request(
                 spec.method, spec.url, params=dict(spec.params), headers=dict(spec.headers)
             )
@@ -320,10 +313,9 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
             slug: max(adapter.policy.max_concurrency, UNLIMITED_LANE_CONCURRENCY)
             for slug, adapter in ADAPTERS.items()
         }
-        pool_lanes = {slug: POOL_SIZED_LANE_CONCURRENCY for slug in ADAPTERS}
         timer = WriteTimer()
         measured: dict[str, list[Round]] = {name: [] for name in VARIANTS}
-        writes: dict[str, list[tuple[float, float]]] = {"end_to_end": [], "pool_sized_e2e": []}
+        writes: dict[str, list[tuple[float, float]]] = {"end_to_end": []}
         outcomes: dict[str, dict[str, Any]] = {name: {"stored": 0, "errors": {}} for name in writes}
         async with (
             httpx.AsyncClient(
@@ -333,11 +325,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
                 headers={"Accept": "application/json", "User-Agent": "order-status-history/0.1"},
             ) as client,
             Poller(settings, ADAPTERS, limits=False, seed=SEED) as poller,
-            Poller(settings, ADAPTERS, limits=False, seed=SEED) as pool_sized_poller,
         ):
-            # What-if: the same poller with at most the pool's size in flight.
-            for lane in pool_sized_poller.lanes.values():
-                lane.semaphore = asyncio.Semaphore(POOL_SIZED_LANE_CONCURRENCY)
 
             def tick_work(name: str, tick_poller: Poller) -> Callable[[], Awaitable[int]]:
                 async def work() -> int:
@@ -361,8 +349,6 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
             works = {
                 "bare": bare_work(lanes),
                 "end_to_end": tick_work("end_to_end", poller),
-                "pool_sized_bare": bare_work(pool_lanes),
-                "pool_sized_e2e": tick_work("pool_sized_e2e", pool_sized_poller),
             }
             tick_module.write_batch = timer  # type: ignore[assignment]
             try:
@@ -380,10 +366,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
                     print(f"{label:>8}: " + " | ".join(line))
             finally:
                 tick_module.write_batch = timer.original  # type: ignore[assignment]
-            profiles = {
-                "shipped": await profiled_tick(warehouse, poller),
-                "pool_sized": await profiled_tick(warehouse, pool_sized_poller),
-            }
+            profiles = {"end_to_end": await profiled_tick(warehouse, poller)}
     summaries = {name: summarise(rounds_of) for name, rounds_of in measured.items()}
     for name, timings in writes.items():
         summaries[name]["write_ms_per_tick_median"] = round(
@@ -403,16 +386,6 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
         "ratio": ratio(measured["end_to_end"], measured["bare"], "per_s"),
         "cpu_ratio": ratio(measured["end_to_end"], measured["bare"], "cpu_ms"),
         "target_ratio": TARGET_RATIO,
-        "pool_sized": {
-            "note": f"what-if, not the shipped poller: {POOL_SIZED_LANE_CONCURRENCY} in flight "
-            f"per provider ({POOL_SIZED_LANE_CONCURRENCY * len(ADAPTERS)} in all, the pool's "
-            "max_connections) instead of "
-            f"{UNLIMITED_LANE_CONCURRENCY}",
-            "bare": summaries["pool_sized_bare"],
-            "end_to_end": summaries["pool_sized_e2e"],
-            "ratio": ratio(measured["pool_sized_e2e"], measured["pool_sized_bare"], "per_s"),
-            "ratio_to_bare": ratio(measured["pool_sized_e2e"], measured["bare"], "per_s"),
-        },
         "profile_one_tick": profiles,
     }
 
@@ -443,14 +416,11 @@ def summarise(rounds: Sequence[Round]) -> dict[str, Any]:
 
 def print_table(results: Mapping[str, Any]) -> None:
     """The headline numbers and where one end-to-end tick spends its time."""
-    pool = results["pool_sized"]
     print()
     print(f"{'':<26} {'per s':>6} {'CPU ms/req':>11} {'sandbox CPU ms/req':>19} {'write ms':>9}")
     rows = (
         ("bare httpx", results["bare"]),
         ("end-to-end (run_tick)", results["end_to_end"]),
-        ("what-if bare, 20 in flight", pool["bare"]),
-        ("what-if e2e, 20 in flight", pool["end_to_end"]),
     )
     for label, row in rows:
         server = row["server_cpu_ms_median"]
@@ -464,10 +434,6 @@ def print_table(results: Mapping[str, Any]) -> None:
     print(
         f"ratio end-to-end / bare: {results['ratio']:.0%} ({verdict} the "
         f"{results['target_ratio']:.0%} target); CPU per poll x{results['cpu_ratio']:.2f}"
-    )
-    print(
-        f"what-if (20 in flight): e2e / bare {pool['ratio']:.0%}, "
-        f"e2e / shipped bare {pool['ratio_to_bare']:.0%}"
     )
     for name, profile in results["profile_one_tick"].items():
         print(
@@ -531,7 +497,8 @@ def main() -> None:
                     "rounds": args.rounds,
                     "client": f"pool {POOL_LIMITS.max_connections} connections "
                     f"({POOL_LIMITS.max_keepalive_connections} keep-alive), "
-                    f"{UNLIMITED_LANE_CONCURRENCY} in flight per provider",
+                    f"{UNLIMITED_LANE_CONCURRENCY} in flight per provider, "
+                    f"{MAX_CONNECTIONS} in all",
                     "end_to_end": "run_tick (due selection, HTTP, parse, pandera, DuckDB write) "
                     "with Poller(limits=False) and every open order due",
                     "cpu": "time.process_time of the benchmark process (all threads)",

@@ -31,4 +31,6 @@ defs = dg.Definitions(
     schedules=[ingestion_schedule],
     sensors=[inbox_sensor, automation_sensor],
     resources=build_resources(),
+    # Runs are short and the machine small: a process per step costs more than the step.
+    executor=dg.in_process_executor,
 )

@@ -52,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
     def stop_all(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # Both explicitly: started in the background by a non-interactive shell, SIGINT arrives
+    # ignored, and Python would then never raise KeyboardInterrupt.
     signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
     try:
         if not args.no_sandbox:
             sandbox = processes.start(
