@@ -1,6 +1,7 @@
 """The notebook `notebooks/order_outcomes.ipynb`: committed without outputs, and it runs top to
 bottom in this environment's Python against a published warehouse found through
-`PIPELINE_DATA_DIR`, from the notebooks directory as Jupyter would start it."""
+`PIPELINE_DATA_DIR`, from the notebooks directory as Jupyter would start it. The warehouse is
+built by a short sandbox run: the demo's core path."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from demo_run import DemoRun
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 
@@ -53,8 +55,11 @@ def test_notebook_is_committed_without_outputs() -> None:
 
 
 def test_notebook_runs_top_to_bottom(
-    report_data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    demo_run: DemoRun, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """Against the warehouse a short sandbox run (the demo's core path) built and published."""
+    assert demo_run.returncode == 0, demo_run.stdout + demo_run.stderr
+    report_data_dir = demo_run.data_dir
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(report_data_dir))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
