@@ -33,6 +33,7 @@ import platform
 import pstats
 import socket
 import statistics
+import sysconfig
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -56,6 +57,7 @@ from pipeline.warehouse import Warehouse
 
 RESULTS = Path(__file__).with_name("results") / "poll_throughput.json"
 COMMAND = ".venv/bin/python bench/poll_throughput.py"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ORDERS_PER_PROVIDER = 200
 ROUNDS = 7
 TARGET_RATIO = 0.70
@@ -226,6 +228,13 @@ def tick_polls(result: TickResult) -> tuple[int, int, dict[str, int]]:
     return attempts, result.written + result.quarantined, errors
 
 
+def short_path(path: str) -> str:
+    """A profiled file's path without this machine's prefixes (project, venv, interpreter)."""
+    for prefix in (f"{PROJECT_ROOT}/", f"{sysconfig.get_paths()['stdlib']}/"):
+        path = path.removeprefix(prefix)
+    return path.split("site-packages/")[-1]
+
+
 def summarise_profile(profile: pstats.Stats, total_s: float) -> dict[str, Any]:
     """Own time by area, and the functions with the most own time."""
     stats: dict[tuple[str, int, str], tuple[Any, ...]] = profile.stats  # type: ignore[attr-defined]
@@ -235,7 +244,7 @@ def summarise_profile(profile: pstats.Stats, total_s: float) -> dict[str, Any]:
         where = path if path != "~" else name
         area = next((label for fragment, label in AREAS if fragment in where), "other")
         areas[area] = areas.get(area, 0.0) + own_s
-        short = path.split("site-packages/")[-1].split("/work/main/")[-1]
+        short = short_path(path)
         rows.append((own_s, cumulative_s, calls, f"{short}:{line}({name})"))
     rows.sort(reverse=True)
     return {
