@@ -12,12 +12,15 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from secrets import token_hex
 
 from pipeline.model import PROVIDERS
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_LOCK_TIMEOUT_S = 30.0
+CODE_KEY_FILE = ".code_hash_key"
+CODE_KEY_BYTES = 32
 
 
 class Secret:
@@ -79,7 +82,12 @@ SECRET_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 
 
-CONFIG_VARIABLES = ("PIPELINE_DATA_DIR", "PIPELINE_SANDBOX_URL", "PIPELINE_LOCK_TIMEOUT_S")
+CONFIG_VARIABLES = (
+    "PIPELINE_DATA_DIR",
+    "PIPELINE_SANDBOX_URL",
+    "PIPELINE_LOCK_TIMEOUT_S",
+    "PIPELINE_CODE_HASH_KEY",
+)
 PROVIDER_VARIABLES: tuple[str, ...] = tuple(
     [f"{slug.upper()}_BASE_URL" for slug in PROVIDERS]
     + [name for names in SECRET_VARIABLES.values() for name in names]
@@ -124,6 +132,8 @@ class Settings:
     sandbox_url: str
     lock_timeout_s: float
     providers: Mapping[str, ProviderSettings]
+    code_hash_key: Secret | None = None
+    """Key of the SMS-code HMAC; None means the key file in the data directory."""
 
     @property
     def warehouse_path(self) -> Path:
@@ -150,6 +160,23 @@ class Settings:
         """Sandbox output (ground truth JSONL)."""
         return self.data_dir / "sandbox"
 
+    def code_key(self) -> bytes:
+        """The key SMS codes are hashed with: `PIPELINE_CODE_HASH_KEY`, else a random key made
+        once and kept in the data directory (owner-only), never inside the warehouse."""
+        if self.code_hash_key:
+            return self.code_hash_key.reveal().encode("utf-8")
+        path = self.data_dir / CODE_KEY_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+            else:
+                with os.fdopen(fd, "w") as key_file:
+                    key_file.write(token_hex(CODE_KEY_BYTES))
+        return path.read_text().strip().encode("utf-8")
+
     def provider(self, slug: str) -> ProviderSettings:
         """Settings of one provider by slug."""
         return self.providers[slug]
@@ -169,6 +196,7 @@ class Settings:
             sandbox_url=sandbox_url,
             lock_timeout_s=float(env.get("PIPELINE_LOCK_TIMEOUT_S") or DEFAULT_LOCK_TIMEOUT_S),
             providers={slug: _provider_settings(slug, env, sandbox_url) for slug in PROVIDERS},
+            code_hash_key=Secret(key) if (key := env.get("PIPELINE_CODE_HASH_KEY")) else None,
         )
 
 

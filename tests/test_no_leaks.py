@@ -5,6 +5,7 @@ stored value, nor in captured logs (httpx's own included), nor in exception text
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_planted_secrets_never_leave_a_trace(
         ],
         source="test",
     )
-    settings = Settings.from_env(ENVIRONMENT)
+    settings = Settings.from_env({**ENVIRONMENT, "PIPELINE_DATA_DIR": str(tmp_path)})
     caplog.set_level(logging.DEBUG)
     for name in ("httpx", "httpcore", "pipeline"):
         caplog.set_level(logging.DEBUG, logger=name)
@@ -116,3 +117,8 @@ def test_planted_secrets_never_leave_a_trace(
         assert secret.encode() not in database_bytes, secret
         for text in (*dumps, logs):
             assert secret not in text, secret
+    # The code is kept as a keyed hash: its plain SHA-256 (found by trying all 10^8 codes of
+    # this length) is nowhere, and the key lives outside the warehouse.
+    plain = hashlib.sha256(CODE.encode()).hexdigest()
+    assert all(plain not in text for text in dumps)
+    assert settings.code_key() not in database_bytes

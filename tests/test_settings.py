@@ -80,3 +80,18 @@ def test_secret_value_never_appears_in_repr_str_format_or_logs(
         assert planted not in text
     with pytest.raises(TypeError):
         pickle.dumps(secret)
+
+
+def test_code_hash_key_comes_from_the_environment_or_a_private_key_file(tmp_path: Path) -> None:
+    configured = Settings.from_env({"PIPELINE_CODE_HASH_KEY": "k-123", "PIPELINE_DATA_DIR": "x"})
+    assert configured.code_key() == b"k-123"
+    assert "k-123" not in repr(configured)
+    settings = Settings.from_env({"PIPELINE_DATA_DIR": str(tmp_path)})
+    key = settings.code_key()
+    assert len(key) == 64  # 32 random bytes, hex
+    key_file = tmp_path / ".code_hash_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    # Stable: every process of this installation hashes codes alike.
+    assert Settings.from_env({"PIPELINE_DATA_DIR": str(tmp_path)}).code_key() == key
+    other = Settings.from_env({"PIPELINE_DATA_DIR": str(tmp_path / "elsewhere")}).code_key()
+    assert other != key

@@ -52,6 +52,7 @@ class ProvidersResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     baanx_client_id: str | None = None
     altinn_token: str | None = None
     altinn_platform_access_token: str | None = None
+    pipeline_code_hash_key: str | None = None
 
     def settings(self, data_dir: str, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Settings:
         """Full settings for a run, with the warehouse resource's location."""
@@ -60,6 +61,8 @@ class ProvidersResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             for name in PROVIDER_VARIABLES
             if (value := getattr(self, name.lower(), None))
         }
+        if self.pipeline_code_hash_key:
+            environ["PIPELINE_CODE_HASH_KEY"] = self.pipeline_code_hash_key
         environ.update(
             PIPELINE_DATA_DIR=data_dir,
             PIPELINE_SANDBOX_URL=self.sandbox_url,
@@ -83,7 +86,7 @@ def build_resources() -> dict[str, Any]:
     provider_config: dict[str, Any] = {}
     if "PIPELINE_SANDBOX_URL" in present:
         provider_config["sandbox_url"] = dg.EnvVar("PIPELINE_SANDBOX_URL")
-    for name in PROVIDER_VARIABLES:
+    for name in (*PROVIDER_VARIABLES, "PIPELINE_CODE_HASH_KEY"):
         provider_config.update(env(name))
     return {
         "warehouse": WarehouseResource(**warehouse_config),

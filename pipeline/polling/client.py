@@ -89,6 +89,7 @@ class Poller:
         # Never more requests in flight than pooled connections: requests queued inside the
         # pool cost CPU on every pool event (measured: 2x throughput with this cap).
         self._in_flight = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._code_key = settings.code_key()
         redact.install()
 
     async def __aenter__(self) -> Poller:
@@ -179,6 +180,7 @@ class Poller:
             order=order,
             polled_at=polled_at,
             previous_state=previous_state,
+            code_key=self._code_key,
         )
         return dataclasses.replace(observation, latency_ms=latency_ms, attempt=attempt)
 

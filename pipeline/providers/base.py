@@ -86,11 +86,13 @@ class ProviderAdapter(Protocol):
         order: TrackedOrder,
         polled_at: datetime,
         previous_state: str | None = None,
+        code_key: bytes = b"",
     ) -> Observation:
         """Turn one HTTP answer into an `Observation`. Pure: never raises on bad input.
 
         `polled_at` is the request time (some states follow from the clock, e.g. a lease that
-        ran out); `previous_state` is repeated when the answer is an error.
+        ran out); `previous_state` is repeated when the answer is an error; `code_key` keys the
+        hash of SMS codes (the poller passes the installation's key from settings).
         """
         ...
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -317,11 +318,16 @@ def normalise_code(value: Any) -> str | None:
     return None
 
 
-def code_facts(code: str | None) -> tuple[str | None, int | None]:
-    """`(sha256, length)` of a normalised code, `(None, None)` without one."""
+def code_facts(code: str | None, key: bytes) -> tuple[str | None, int | None]:
+    """`(keyed hash, length)` of a normalised code, `(None, None)` without one.
+
+    The hash is HMAC-SHA256 under the installation's key: a plain hash of a six-digit code is
+    reversed by trying all million codes, a keyed one is not without the key (kept outside the
+    warehouse). It still tells whether two answers carried the same code.
+    """
     if code is None:
         return None, None
-    return sha256_hex(code), len(code)
+    return hmac.new(key, code.encode("utf-8"), hashlib.sha256).hexdigest(), len(code)
 
 
 def mask_phone(value: Any) -> str | None:
@@ -339,12 +345,12 @@ def mask_phone(value: Any) -> str | None:
 
 
 def hashed_code_value(value: Any) -> Any:
-    """Redaction transform: a code becomes `{"sha256": …, "length": …}`."""
+    """Redaction transform: a code becomes `{"length": …}`; nothing derived from its digits is
+    stored in the payload (the observation carries the keyed hash)."""
     code = normalise_code(value)
     if code is None:
         return value if value in (None, "") else REDACTED
-    digest, length = code_facts(code)
-    return {"length": length, "sha256": digest}
+    return {"length": len(code)}
 
 
 def masked_phone_value(value: Any) -> Any:
@@ -546,6 +552,7 @@ class ParseContext:
         previous_state: the last known state (repeated on errors).
         payload_redacted: the redacted body text, None for an empty body.
         payload_sha256: SHA-256 of `payload_redacted`.
+        code_key: key of the SMS-code HMAC (see `code_facts`).
     """
 
     slug: str
@@ -558,6 +565,7 @@ class ParseContext:
     previous_state: OrderState
     payload_redacted: str | None
     payload_sha256: str | None
+    code_key: bytes = b""
 
     @classmethod
     def create(
@@ -571,6 +579,7 @@ class ParseContext:
         polled_at: datetime,
         previous_state: str | None,
         transforms: Mapping[str, Transform],
+        code_key: bytes = b"",
     ) -> ParseContext:
         """Decode `body` and redact it with the provider's `transforms`."""
         if isinstance(body, str):
@@ -598,6 +607,7 @@ class ParseContext:
             previous_state=known_state(previous_state),
             payload_redacted=redacted,
             payload_sha256=sha256_hex(redacted) if redacted is not None else None,
+            code_key=code_key,
         )
 
     @property
@@ -697,6 +707,7 @@ class BaseAdapter:
         order: TrackedOrder,
         polled_at: datetime,
         previous_state: str | None = None,
+        code_key: bytes = b"",
     ) -> Observation:
         """Turn one HTTP answer into an `Observation`. Pure; never raises on bad input."""
         ctx = ParseContext.create(
@@ -708,6 +719,7 @@ class BaseAdapter:
             polled_at=polled_at,
             previous_state=previous_state,
             transforms=self.redactions,
+            code_key=code_key,
         )
         try:
             return self._parse(ctx)

@@ -125,7 +125,7 @@ class Sms4satsAdapter(BaseAdapter):
     ) -> Observation:
         """Receive orders, first match wins: error, code, auto-cancel, paid, unpaid."""
         code = opt_text(body, "code")
-        code_sha256, code_length = code_facts(code)
+        code_sha256, code_length = code_facts(code, ctx.code_key)
         facts.update(has_code=code is not None, code_sha256=code_sha256, code_length=code_length)
         facts["provider_status"] = (
             f"paid={_flag(paid)};number={_flag(body.get('number'))};"

@@ -134,7 +134,7 @@ class SmsOnlineAdapter(BaseAdapter):
         """One order object, field-first: SMS, status words, lease clock, else processing."""
         status = opt_str(item, "status")
         sms = opt_text(item, "receivedSMS")
-        code_sha256, code_length = code_facts(sms)
+        code_sha256, code_length = code_facts(sms, ctx.code_key)
         times = TimestampReader()
         expires_at = times.iso("expiredAt", item.get("expiredAt"))
         amount = lenient(opt_number)(item, "purchasePrice")

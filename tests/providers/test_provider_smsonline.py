@@ -6,6 +6,7 @@ not found), naive UTC timestamps, and the API key travelling only in query param
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -72,7 +73,7 @@ def test_documented_example(
     assert obs.provider_status == "completed"
     assert not obs.status_unrecognized
     assert obs.has_code is True
-    assert obs.code_sha256 == hashlib.sha256(b"123456").hexdigest()
+    assert obs.code_sha256 == hmac.new(b"", b"123456", hashlib.sha256).hexdigest()
     assert obs.code_length == 6
     assert obs.phone_masked == "******7890"
     assert (obs.amount, obs.amount_unit) == (16.0, "smsonline_minor_unit")
