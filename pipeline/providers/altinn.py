@@ -26,7 +26,6 @@ from pipeline.providers.common import (
     opt_object,
     opt_str,
     path_segment,
-    require_object,
     safe_message,
 )
 from pipeline.settings import ProviderSettings
@@ -108,12 +107,7 @@ class AltinnAdapter(BaseAdapter):
             return "Altinn order ids are GUIDs (8-4-4-4-12 hex digits)"
         return None
 
-    def _parse(self, ctx: ParseContext) -> Observation:
-        if not ctx.is_http_ok:
-            return ctx.http_error()
-        if ctx.decode_problem is not None:
-            return ctx.parse_error(ctx.decode_problem)
-        body = require_object(ctx.value)
+    def _parse(self, ctx: ParseContext, body: dict[str, Any]) -> Observation:
         processing = opt_object(body, "processingStatus")
         if processing is None:
             return ctx.parse_error("field 'processingStatus': missing")

@@ -22,7 +22,6 @@ from pipeline.providers.common import (
     opt_object,
     opt_str,
     path_segment,
-    require_object,
     safe_message,
 )
 from pipeline.settings import ProviderSettings
@@ -62,6 +61,7 @@ class BaanxAdapter(BaseAdapter):
 
     slug = "baanx"
     policy = POLICY
+    http_errors = HTTP_ERRORS
 
     def build_request(self, order: TrackedOrder, settings: ProviderSettings) -> RequestSpec:
         """`GET {base}/v1/order/{orderId}` with `Authorization` and `X-Client-ID` if configured.
@@ -89,12 +89,7 @@ class BaanxAdapter(BaseAdapter):
             return "Baanx order ids may not contain whitespace, slashes or control characters"
         return None
 
-    def _parse(self, ctx: ParseContext) -> Observation:
-        if not ctx.is_http_ok:
-            return ctx.http_error(HTTP_ERRORS.get(ctx.http_status))
-        if ctx.decode_problem is not None:
-            return ctx.parse_error(ctx.decode_problem)
-        body = require_object(ctx.value)
+    def _parse(self, ctx: ParseContext, body: dict[str, Any]) -> Observation:
         status = opt_str(body, "status")
         if status is None:
             detail = error_detail(body)

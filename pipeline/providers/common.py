@@ -697,6 +697,8 @@ class BaseAdapter:
     policy: PollingPolicy
     redactions: ClassVar[Mapping[str, Transform]] = {}
     """JSON key → transform applied to its value in the stored payload."""
+    http_errors: ClassVar[Mapping[int, ErrorClass]] = {}
+    """Provider-specific error classes for non-2xx statuses (e.g. Baanx 498/499)."""
 
     def parse(
         self,
@@ -722,13 +724,18 @@ class BaseAdapter:
             code_key=code_key,
         )
         try:
-            return self._parse(ctx)
+            if not ctx.is_http_ok:
+                return ctx.http_error(self.http_errors.get(ctx.http_status))
+            if ctx.decode_problem is not None:
+                return ctx.parse_error(ctx.decode_problem)
+            return self._parse(ctx, require_object(ctx.value))
         except ShapeError as exc:
             return ctx.parse_error(str(exc))
         except Exception as exc:  # a body shape no check anticipated must not stop a poll tick
             return ctx.parse_error(f"unexpected body shape ({type(exc).__name__})")
 
-    def _parse(self, ctx: ParseContext) -> Observation:
+    def _parse(self, ctx: ParseContext, body: dict[str, Any]) -> Observation:
+        """The provider's mapping of a 2xx JSON object answer (errors are handled before)."""
         raise NotImplementedError
 
     def validate_order_id(self, order_id: str) -> str | None:

@@ -29,7 +29,6 @@ from pipeline.providers.common import (
     opt_number,
     opt_object,
     opt_str,
-    require_object,
     safe_message,
 )
 from pipeline.settings import ProviderSettings
@@ -103,12 +102,8 @@ class OrdinalsBotAdapter(BaseAdapter):
             )
         return None
 
-    def _parse(self, ctx: ParseContext) -> Observation:
-        if not ctx.is_http_ok:
-            return ctx.http_error()
-        if ctx.decode_problem is not None:
-            return ctx.parse_error(ctx.decode_problem)
-        body = _unwrap(require_object(ctx.value))
+    def _parse(self, ctx: ParseContext, body: dict[str, Any]) -> Observation:
+        body = _unwrap(body)
         envelope = opt_str(body, "status")
         if envelope is not None and envelope.strip().lower() == "error":
             return ctx.body_error(error_detail(body), prefix="status error")

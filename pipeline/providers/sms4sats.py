@@ -27,7 +27,6 @@ from pipeline.providers.common import (
     opt_bool,
     opt_str,
     opt_text,
-    require_object,
 )
 from pipeline.settings import ProviderSettings
 
@@ -91,12 +90,7 @@ class Sms4satsAdapter(BaseAdapter):
             return "sms4sats order ids contain only letters, digits, '_' and '-'"
         return None
 
-    def _parse(self, ctx: ParseContext) -> Observation:
-        if not ctx.is_http_ok:
-            return ctx.http_error()
-        if ctx.decode_problem is not None:
-            return ctx.parse_error(ctx.decode_problem)
-        body = require_object(ctx.value)
+    def _parse(self, ctx: ParseContext, body: dict[str, Any]) -> Observation:
         envelope = opt_str(body, "status")
         if envelope is not None and envelope.strip().lower() == "error":
             return ctx.body_error(error_detail(body), prefix="status error")

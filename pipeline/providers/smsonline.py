@@ -111,12 +111,7 @@ class SmsOnlineAdapter(BaseAdapter):
             return "SMSOnline order ids are digits only"
         return None
 
-    def _parse(self, ctx: ParseContext) -> Observation:
-        if not ctx.is_http_ok:
-            return ctx.http_error()
-        if ctx.decode_problem is not None:
-            return ctx.parse_error(ctx.decode_problem)
-        envelope = require_object(ctx.value)
+    def _parse(self, ctx: ParseContext, envelope: dict[str, Any]) -> Observation:
         ok = opt_bool(envelope, "ok")
         if ok is False:
             message = error_detail(envelope)

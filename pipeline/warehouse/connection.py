@@ -18,6 +18,9 @@ import duckdb
 
 logger = logging.getLogger(__name__)
 
+# DuckDB caches up to 80 % of the machine's memory by default; on a shared machine the warehouse
+# should not. Past this it spills to disk (measured: 3.5 M rows loaded in ~3.3 GB RSS, not 4.3).
+DEFAULT_MEMORY_LIMIT = "4GB"
 FIRST_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 2.0
 _LOCK_MESSAGE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
@@ -55,9 +58,11 @@ def connect(
     *,
     read_only: bool = False,
     lock_timeout_s: float = 30.0,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
     sleep: Callable[[float], None] = time.sleep,
 ) -> duckdb.DuckDBPyConnection:
-    """Open `path` with the session in UTC, retrying while another process holds the lock.
+    """Open `path` with the session in UTC and bounded memory, retrying while another process
+    holds the lock.
 
     Raises:
         WarehouseLockedError: the lock was still held after `lock_timeout_s`.
@@ -81,6 +86,7 @@ def connect(
             backoff = min(backoff * 2, MAX_BACKOFF_S)
     # Set after connecting: passing TimeZone in the connect config fails (ICU autoload).
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
     return con
 
 
