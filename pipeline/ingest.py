@@ -23,9 +23,10 @@ _TRACKING_VIEW = "_tracking_batch"
 
 TRACKING_UPSERT = f"""
 INSERT INTO order_tracking AS t (provider, order_id, last_polled_at, last_state, last_ok_at,
-    is_terminal, terminal_seen_at, grace_checked, polls, consecutive_errors)
+    is_terminal, terminal_seen_at, grace_checked, polls, consecutive_errors, not_found_since_ok)
 SELECT provider, order_id, last_polled_at, last_state, last_ok_at,
-    coalesce(is_terminal, false), terminal_seen_at, false, polls, trailing_errors
+    coalesce(is_terminal, false), terminal_seen_at, false, polls, trailing_errors,
+    trailing_not_found
 FROM {_TRACKING_VIEW}
 ON CONFLICT (provider, order_id) DO UPDATE SET
     last_polled_at = greatest(t.last_polled_at, excluded.last_polled_at),
@@ -37,7 +38,10 @@ ON CONFLICT (provider, order_id) DO UPDATE SET
         THEN coalesce(t.terminal_seen_at, excluded.terminal_seen_at) END,
     polls = t.polls + excluded.polls,
     consecutive_errors = CASE WHEN excluded.last_ok_at IS NULL
-        THEN t.consecutive_errors + excluded.polls ELSE excluded.consecutive_errors END
+        THEN t.consecutive_errors + excluded.polls ELSE excluded.consecutive_errors END,
+    not_found_since_ok = CASE WHEN excluded.last_ok_at IS NULL
+        THEN coalesce(t.not_found_since_ok, 0) + excluded.not_found_since_ok
+        ELSE excluded.not_found_since_ok END
 """
 
 
@@ -83,7 +87,8 @@ def update_tracking(
 
 
 def tracking_summary(valid: pl.DataFrame, quarantined: pl.DataFrame) -> pl.DataFrame:
-    """Per order: latest poll, latest answered state, first terminal sighting, trailing errors."""
+    """Per order: latest poll, latest answered state, first terminal sighting, and the errors
+    (and among them the not-found answers) since its last valid answer."""
     polls = pl.concat(
         [
             valid.select(
@@ -93,6 +98,7 @@ def tracking_summary(valid: pl.DataFrame, quarantined: pl.DataFrame) -> pl.DataF
                 "state",
                 "is_terminal",
                 ok=pl.col("error_class").is_null(),
+                not_found=pl.col("error_class") == "not_found",
             ),
             # A quarantined answer still counts as a poll, but says nothing about the state.
             quarantined.select(
@@ -102,11 +108,14 @@ def tracking_summary(valid: pl.DataFrame, quarantined: pl.DataFrame) -> pl.DataF
                 state=pl.lit(None, pl.String),
                 is_terminal=pl.lit(None, pl.Boolean),
                 ok=pl.lit(False),
+                not_found=pl.lit(False),
             ),
         ],
         how="vertical_relaxed",
     ).filter(pl.col("polled_at").is_not_null())
     ok_polled_at = pl.when(pl.col("ok")).then(pl.col("polled_at"))
+    epoch = pl.datetime(1970, 1, 1, time_zone="UTC")
+    after_last_ok = pl.col("polled_at") > ok_polled_at.max().fill_null(epoch)
     return (
         polls.sort("polled_at")
         .group_by("provider", "order_id")
@@ -117,11 +126,7 @@ def tracking_summary(valid: pl.DataFrame, quarantined: pl.DataFrame) -> pl.DataF
             is_terminal=pl.col("is_terminal").filter(pl.col("ok")).last(),
             terminal_seen_at=pl.col("polled_at").filter(pl.col("ok") & pl.col("is_terminal")).min(),
             polls=pl.len().cast(pl.Int32),
-            trailing_errors=(
-                pl.col("polled_at")
-                > ok_polled_at.max().fill_null(pl.datetime(1970, 1, 1, time_zone="UTC"))
-            )
-            .sum()
-            .cast(pl.Int32),
+            trailing_errors=after_last_ok.sum().cast(pl.Int32),
+            trailing_not_found=(after_last_ok & pl.col("not_found")).sum().cast(pl.Int32),
         )
     )

@@ -26,13 +26,18 @@ STATE_WEIGHT: dict[str, float] = {
     OrderState.UNKNOWN.value: 1.0,
 }
 
-DUE_QUERY = """
+# "Not found" answers, with no valid answer ever, after which an order is no longer polled.
+MAX_NOT_FOUND = 10
+
+DUE_QUERY = f"""
 SELECT o.provider, o.order_id, o.order_kind, o.registered_at, o.created_at, o.service, o.country,
        t.last_polled_at, t.last_state, coalesce(t.is_terminal, false) AS is_terminal,
        t.terminal_seen_at
 FROM orders o
 LEFT JOIN order_tracking t USING (provider, order_id)
 WHERE NOT coalesce(t.is_terminal AND t.grace_checked, false)
+  -- An order the provider never knew (a typo, or a restarted sandbox) is given up after a while.
+  AND NOT (t.last_ok_at IS NULL AND coalesce(t.not_found_since_ok, 0) >= {MAX_NOT_FOUND})
 """
 
 

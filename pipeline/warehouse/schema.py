@@ -165,6 +165,11 @@ CREATE TABLE derived_state (
 );
 """,
     ),
+    Migration(
+        4,
+        "order_tracking.not_found_since_ok: not-found answers since the last valid one",
+        "ALTER TABLE order_tracking ADD COLUMN not_found_since_ok INTEGER DEFAULT 0;",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -149,3 +149,36 @@ def test_a_locked_warehouse_is_reported_and_the_next_tick_catches_up(tmp_path: P
     assert "PID" in locked.write_errors[0]
     after = _tick(warehouse, handler)
     assert not after.write_errors and after.written == 2
+
+
+def test_an_order_the_provider_never_knew_is_given_up(warehouse: Warehouse) -> None:
+    """A typo'd id (or one from a restarted sandbox) is not polled forever: after MAX_NOT_FOUND
+    not-found answers with no valid answer ever, it drops out of the due list; a known order
+    that is briefly not found keeps being polled."""
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.polling.schedule import DUE_QUERY, MAX_NOT_FOUND
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("ghost"):
+            return httpx.Response(404, json={"error": "Order not found"})
+        return httpx.Response(200, json=BAANX_OK)
+
+    register(warehouse, [make_order("baanx", "ghost"), make_order("baanx", "real")], source="t")
+
+    async def ticks() -> None:
+        retry = RetryPolicy(max_attempts=1)
+        async with Poller(
+            SETTINGS, ADAPTERS, transport=httpx.MockTransport(handler), retry=retry
+        ) as p:
+            for i in range(MAX_NOT_FOUND + 2):
+                await run_tick(warehouse, p, now=datetime.now(UTC) + timedelta(minutes=i))
+
+    asyncio.run(ticks())
+    not_found = warehouse.read(
+        "SELECT count(*) AS n FROM observations "
+        "WHERE order_id = 'ghost' AND error_class = 'not_found'"
+    )["n"].item()
+    assert not_found == MAX_NOT_FOUND
+    due = set(warehouse.read(DUE_QUERY)["order_id"])
+    assert due == {"real"}
