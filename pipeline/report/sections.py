@@ -200,19 +200,17 @@ def time_to_code(data: ReportData) -> Section:
             "orders have their code: the median in the table."
         )
     ]
-    finding = median_finding(data.time_to_code, "get their code")
-    png = None
-    if not data.code_curves.is_empty():
-        png = charts.cumulative_incidence_chart(
-            data.code_curves,
-            title=finding,
-            ylabel="orders with their code",
-            counts=data.code_counts,
-        )
-    parts.append(_chart(png, f"Cumulative incidence of the code per provider. {finding}."))
-    if _ok(data.time_to_code, *TIME_TABLE_COLUMNS):
-        parts.append(_median_table(in_provider_order(data.time_to_code)))
-    return _section(title, "time-to-code", parts, [png])
+    return _incidence_section(
+        title,
+        "time-to-code",
+        parts,
+        summary=data.time_to_code,
+        curves=data.code_curves,
+        counts=data.code_counts,
+        outcome="get their code",
+        ylabel="orders with their code",
+        caption="Cumulative incidence of the code per provider",
+    )
 
 
 def time_to_completion(data: ReportData) -> Section:
@@ -225,19 +223,40 @@ def time_to_completion(data: ReportData) -> Section:
             "censored at their last poll."
         )
     ]
-    finding = median_finding(data.time_to_completion, "succeed")
+    return _incidence_section(
+        "Time to completion",
+        "time-to-completion",
+        parts,
+        summary=data.time_to_completion,
+        curves=data.completion_curves,
+        counts=data.completion_counts,
+        outcome="succeed",
+        ylabel="orders that succeeded",
+        caption="Cumulative incidence of success per provider",
+    )
+
+
+def _incidence_section(
+    title: str,
+    anchor: str,
+    parts: list[str],
+    *,
+    summary: pl.DataFrame,
+    curves: pl.DataFrame,
+    counts: dict[str, int],
+    outcome: str,
+    ylabel: str,
+    caption: str,
+) -> Section:
+    """A section of cumulative-incidence curves with CI bands, then the medians table."""
+    finding = median_finding(summary, outcome)
     png = None
-    if not data.completion_curves.is_empty():
-        png = charts.cumulative_incidence_chart(
-            data.completion_curves,
-            title=finding,
-            ylabel="orders that succeeded",
-            counts=data.completion_counts,
-        )
-    parts.append(_chart(png, f"Cumulative incidence of success per provider. {finding}."))
-    if _ok(data.time_to_completion, *TIME_TABLE_COLUMNS):
-        parts.append(_median_table(in_provider_order(data.time_to_completion)))
-    return _section("Time to completion", "time-to-completion", parts, [png])
+    if not curves.is_empty():
+        png = charts.cumulative_incidence_chart(curves, title=finding, ylabel=ylabel, counts=counts)
+    parts.append(_chart(png, f"{caption}. {finding}."))
+    if _ok(summary, *TIME_TABLE_COLUMNS):
+        parts.append(_median_table(in_provider_order(summary)))
+    return _section(title, anchor, parts, [png])
 
 
 def expiry(data: ReportData) -> Section:
