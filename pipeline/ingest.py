@@ -1,23 +1,36 @@
 """The write path of one batch of observations, in one transaction.
 
-Validate with pandera; append valid rows to `observations` and their redacted bodies to `payloads`
-(once per hash); send failing rows to `quarantine` with reasons; update `order_tracking`, the
-scheduler's per-order memory. Keys are deterministic, so re-writing a batch changes nothing.
+Set aside rows the warehouse would refuse, validate the rest with pandera; append valid rows to
+`observations` and their redacted bodies to `payloads` (once per hash); send failing rows to
+`quarantine` with reasons; update `order_tracking`, the scheduler's per-order memory. Keys are
+deterministic, so re-writing a batch changes nothing. Should the warehouse still refuse the
+batch, each row is written on its own and the rows it refuses are quarantined: one bad row never
+costs the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 
 import duckdb
 import polars as pl
 
 from pipeline.model import Observation
-from pipeline.validation import split_valid
-from pipeline.warehouse import Warehouse, append
-from pipeline.warehouse.frames import observations_frame, payloads_frame
+from pipeline.validation import quarantine_frame, split_valid
+from pipeline.warehouse import Warehouse, WarehouseLockedError, append
+from pipeline.warehouse.connection import is_lock_error
+from pipeline.warehouse.frames import (
+    Refused,
+    observation_id,
+    observations_frame,
+    payloads_frame,
+    storable,
+)
 from pipeline.warehouse.store import registered
+
+logger = logging.getLogger(__name__)
 
 _TRACKING_VIEW = "_tracking_batch"
 
@@ -54,25 +67,115 @@ class BatchResult:
     quarantined: int
     payloads_new: int
 
+    def __add__(self, other: BatchResult) -> BatchResult:
+        return BatchResult(
+            self.received + other.received,
+            self.written + other.written,
+            self.quarantined + other.quarantined,
+            self.payloads_new + other.payloads_new,
+        )
+
 
 def write_batch(
     warehouse: Warehouse, observations: Sequence[Observation], *, batch_id: str | None = None
 ) -> BatchResult:
-    """Validate and store `observations` in one transaction."""
+    """Validate and store `observations` in one transaction (row by row if it is refused).
+
+    Raises:
+        WarehouseLockedError: another process holds the warehouse; nothing was stored.
+    """
     if not observations:
         return BatchResult(0, 0, 0, 0)
-    frame = observations_frame(observations)
-    validated = split_valid(frame, batch_id=batch_id)
+    try:
+        with warehouse.transaction() as con:
+            return _store(con, observations, [], batch_id)
+    except WarehouseLockedError:
+        raise
+    except Exception as error:  # whatever the cause, one refused row must not cost the others
+        if is_lock_error(error) or len(observations) == 1:
+            raise
+        logger.warning(
+            "batch of %d refused by the warehouse (%s); storing row by row",
+            len(observations),
+            type(error).__name__,
+        )
+    return _store_one_by_one(warehouse, observations, batch_id)
+
+
+def _store(
+    con: duckdb.DuckDBPyConnection,
+    observations: Sequence[Observation],
+    refused: list[Refused],
+    batch_id: str | None,
+) -> BatchResult:
+    kept, unstorable = storable(observations)
+    refused = refused + unstorable
+    validated = split_valid(observations_frame(kept), batch_id=batch_id)
     valid_ids = set(validated.valid["observation_id"].to_list())
-    payloads = payloads_frame(
-        o for o, key in zip(observations, frame["observation_id"], strict=True) if key in valid_ids
+    payloads = payloads_frame(o for o in kept if _observation_key(o) in valid_ids)
+    quarantine = pl.concat(
+        [
+            validated.quarantine,
+            quarantine_frame(
+                [_quarantine_row(o) for o, _ in refused],
+                [reasons for _, reasons in refused],
+                batch_id=batch_id,
+            ),
+        ]
     )
-    with warehouse.transaction() as con:
-        written = append(con, "observations", validated.valid)
-        payloads_new = append(con, "payloads", payloads)
-        quarantined = append(con, "quarantine", validated.quarantine)
-        update_tracking(con, validated.valid, validated.quarantine)
+    written = append(con, "observations", validated.valid)
+    payloads_new = append(con, "payloads", payloads)
+    quarantined = append(con, "quarantine", quarantine)
+    update_tracking(con, validated.valid, quarantine)
     return BatchResult(len(observations), written, quarantined, payloads_new)
+
+
+def _store_one_by_one(
+    warehouse: Warehouse, observations: Sequence[Observation], batch_id: str | None
+) -> BatchResult:
+    """Each row in its own transaction; a row the warehouse refuses is quarantined instead."""
+    totals = BatchResult(0, 0, 0, 0)
+    with warehouse.connect() as con:
+        for observation in observations:
+            try:
+                result = _in_transaction(con, [observation], [], batch_id)
+            except WarehouseLockedError:
+                raise
+            except Exception as error:
+                if is_lock_error(error):
+                    raise
+                reason = f"warehouse refused the row ({type(error).__name__})"
+                result = _in_transaction(con, [], [(observation, [reason])], batch_id)
+            totals = totals + result
+    return dataclasses.replace(totals, received=len(observations))
+
+
+def _in_transaction(
+    con: duckdb.DuckDBPyConnection,
+    observations: Sequence[Observation],
+    refused: list[Refused],
+    batch_id: str | None,
+) -> BatchResult:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        result = _store(con, observations, refused, batch_id)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+    return result
+
+
+def _observation_key(observation: Observation) -> str:
+    return observation_id(
+        observation.provider, observation.order_id, observation.polled_at, observation.attempt
+    )
+
+
+def _quarantine_row(observation: Observation) -> dict[str, object]:
+    row = observation.as_row()
+    row["observation_id"] = _observation_key(observation)
+    return row
 
 
 def update_tracking(

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandera.polars as pa
 import polars as pl
@@ -28,6 +28,7 @@ SHA256_HEX = r"^[0-9a-f]{64}$"
 MASKED_PHONE = r"^\*+[0-9]{0,4}$"
 MAX_CODE_LENGTH = 32
 MAX_REASON_LENGTH = 120
+MAX_QUARANTINED_TEXT = 1_000
 
 
 class ObservationModel(pa.DataFrameModel):
@@ -110,14 +111,28 @@ def _reasons_by_row(failure_cases: pl.DataFrame, height: int) -> dict[int, list[
 
 
 def _quarantine_rows(rejected: pl.DataFrame, batch_id: str | None) -> pl.DataFrame:
+    rows = list(rejected.drop("_row", "reasons").iter_rows(named=True))
+    reasons = [json.loads(r) for r in rejected["reasons"]]
+    return quarantine_frame(rows, reasons, batch_id=batch_id)
+
+
+def quarantine_frame(
+    rows: list[dict[str, Any]], reasons: list[list[str]], *, batch_id: str | None = None
+) -> pl.DataFrame:
+    """`quarantine`-shaped rows for `rows` (observation rows as dicts) failing for `reasons`.
+
+    `row_json` keeps the row as JSON with non-ASCII escaped (so even text that is not valid
+    Unicode is stored faithfully) and every long text cut to `MAX_QUARANTINED_TEXT` characters.
+    """
     now = datetime.now(UTC)
     batch_id = batch_id or hashlib.sha256(now.isoformat().encode()).hexdigest()[:16]
-    rows = []
-    for row in rejected.drop("_row", "reasons").iter_rows(named=True):
+    records = []
+    for row, why in zip(rows, reasons, strict=True):
+        row = {k: _cut(v) for k, v in row.items() if k != "payload_redacted"}
         # A row can fail precisely because it carries an unmasked number: mask before storing.
         row["phone_masked"] = mask_digits(row.get("phone_masked"))
-        row_json = json.dumps(row, default=str, sort_keys=True)
-        rows.append(
+        row_json = json.dumps(row, default=str, sort_keys=True, ensure_ascii=True)
+        records.append(
             {
                 "quarantine_id": hashlib.sha256(row_json.encode()).hexdigest()[:32],
                 "batch_id": batch_id,
@@ -125,13 +140,17 @@ def _quarantine_rows(rejected: pl.DataFrame, batch_id: str | None) -> pl.DataFra
                 "provider": _as_text(row.get("provider")),
                 "order_id": _as_text(row.get("order_id")),
                 "polled_at": _as_time(row.get("polled_at")),
+                "reasons": json.dumps([r[:MAX_REASON_LENGTH] for r in why]),
                 "row_json": row_json,
             }
         )
-    frame = pl.DataFrame(
-        rows, schema={k: v for k, v in QUARANTINE_COLUMNS.items() if k != "reasons"}
-    )
-    return frame.with_columns(reasons=rejected["reasons"]).select(list(QUARANTINE_COLUMNS))
+    return pl.DataFrame(records, schema=QUARANTINE_COLUMNS)
+
+
+def _cut(value: object) -> object:
+    if isinstance(value, str) and len(value) > MAX_QUARANTINED_TEXT:
+        return value[:MAX_QUARANTINED_TEXT] + f"…[{len(value) - MAX_QUARANTINED_TEXT} more]"
+    return value
 
 
 def mask_digits(value: object) -> str | None:

@@ -1,15 +1,32 @@
 """Intake: orders registered from the CLI, CSV files and the inbox; ids checked per provider;
-registering twice is harmless; a bad inbox file is rejected whole with a reason file."""
+registering twice is harmless; a bad inbox file is rejected whole with a reason file.
+
+Whatever is wrong with one inbox file (a 200,000-character field, binary content, bytes that are
+not UTF-8, NUL characters, ragged rows, a file too big or unreadable) rejects that file only,
+with a reason naming the line and never echoing a long value; the files after it are registered.
+Excel's "CSV UTF-8" (a byte-order mark), CRLF line endings and loosely written header names
+("Provider", " order_id ") are accepted."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pipeline.intake import IntakeError, make_order, process_inbox, read_orders_csv, register
+from pipeline import intake
+from pipeline.intake import (
+    IntakeError,
+    IntakeResult,
+    make_order,
+    process_inbox,
+    read_orders_csv,
+    register,
+)
+from pipeline.model import TrackedOrder
 from pipeline.warehouse import Warehouse
 
 GOOD_CSV = """provider,order_id,order_kind,created_at,service,country
@@ -94,3 +111,163 @@ def test_track_command_registers_and_explains_refusals(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "not registered" in refused.stdout
     stored = Warehouse(tmp_path / "warehouse.duckdb").read("SELECT count(*) AS n FROM orders")
     assert stored["n"].item() == 4
+
+
+FIRST_CSV = "provider,order_id\nbaanx,first_1\n"
+THIRD_CSV = "provider,order_id\nbaanx,third_3\n"
+HUGE_FIELD = "x" * 200_000
+BAD_FILES: dict[str, tuple[bytes, str]] = {
+    # name: (content, what its reason must say)
+    "oversize_field": (
+        f"provider,order_id,service\nbaanx,abcd_1234,\n baanx,ok_2,{HUGE_FIELD}\n".encode(),
+        "line 3, column 3 ('service')",
+    ),
+    "oversize_quoted_multiline": (
+        f'provider,order_id\nbaanx,"a\n{HUGE_FIELD}"\n'.encode(),
+        "line 2, column 2 ('order_id')",
+    ),
+    "binary_garbage": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64, "line 1: not UTF-8"),
+    "latin1": (
+        "provider,order_id,country\nbaanx,ok_1,Norway\nbaanx,ok_2,Tromsø\n".encode("latin-1"),
+        "line 3: not UTF-8",
+    ),
+    "nul_bytes": (b"provider,order_id\nbaanx,ok_1\nbaanx,ok\x00_2\n", "line 3: contains a NUL"),
+    "ragged_row": (b"provider,order_id\nbaanx,ok_1\nbaanx,ok_2,extra,more\n", "line 3: 4 fields"),
+    "unclosed_quote": (b'provider,order_id\nbaanx,ok_1\nbaanx,"ok_2\n', "line 3"),
+    "empty": (b"", "missing column(s) provider, order_id"),
+}
+
+
+def _order_ids(warehouse: Warehouse) -> list[str]:
+    return warehouse.read("SELECT order_id FROM orders ORDER BY order_id")["order_id"].to_list()
+
+
+def _inbox_around(tmp_path: Path, middle: bytes) -> Path:
+    """An inbox of three files, the middle one holding `middle`."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a_first.csv").write_text(FIRST_CSV)
+    (inbox / "b_middle.csv").write_bytes(middle)
+    (inbox / "c_third.csv").write_text(THIRD_CSV)
+    return inbox
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_a_bad_inbox_file_is_rejected_and_the_others_registered(
+    kind: str, warehouse: Warehouse, tmp_path: Path
+) -> None:
+    content, must_say = BAD_FILES[kind]
+    inbox = _inbox_around(tmp_path, content)
+    outcomes = {path.name: outcome for path, outcome in process_inbox(warehouse, inbox)}
+    assert isinstance(outcomes["a_first.csv"], IntakeResult)
+    assert isinstance(outcomes["c_third.csv"], IntakeResult)
+    assert _order_ids(warehouse) == ["first_1", "third_3"]  # nothing of the middle file
+    assert (inbox / "processed" / "a_first.csv").exists()
+    assert (inbox / "processed" / "c_third.csv").exists()
+    assert (inbox / "rejected" / "b_middle.csv").read_bytes() == content
+    reason = (inbox / "rejected" / "b_middle.reason.txt").read_text()
+    assert must_say in reason
+    assert reason.strip() == outcomes["b_middle.csv"]
+    assert "x" * 100 not in reason and len(reason) < 1_000  # long values are cut
+    assert not list(inbox.glob("*.csv"))
+
+
+def test_a_file_over_the_size_cap_is_rejected_unread(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "MAX_FILE_BYTES", 1_000)
+    inbox = _inbox_around(tmp_path, b"provider,order_id\n" + b"baanx,ok_1\n" * 200)
+    outcomes = {path.name: outcome for path, outcome in process_inbox(warehouse, inbox)}
+    assert _order_ids(warehouse) == ["first_1", "third_3"]
+    assert "larger than" in (inbox / "rejected" / "b_middle.reason.txt").read_text()
+    assert isinstance(outcomes["b_middle.csv"], str)
+
+
+def test_an_unreadable_file_is_rejected(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = _inbox_around(tmp_path, b"provider,order_id\nbaanx,ok_1\n")
+    (inbox / "d_folder.csv").mkdir()  # not a file at all
+    if os.geteuid() == 0:  # root reads anything: make the read fail as it would for others
+        real_open = Path.open
+
+        def deny(path: Path, *args: Any, **kwargs: Any) -> Any:
+            if path.name == "b_middle.csv":
+                raise PermissionError(13, "Permission denied")
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "open", deny)
+    else:
+        (inbox / "b_middle.csv").chmod(0)
+    process_inbox(warehouse, inbox)
+    assert _order_ids(warehouse) == ["first_1", "third_3"]
+    reason = (inbox / "rejected" / "b_middle.reason.txt").read_text()
+    assert reason == "could not read the file: Permission denied\n"
+    assert (inbox / "rejected" / "d_folder.reason.txt").read_text() == "not a regular file\n"
+
+
+def test_a_file_that_vanishes_does_not_stop_the_others(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = _inbox_around(tmp_path, b"provider,order_id\nbaanx,ok_1\n")
+    read = intake.read_orders_file
+
+    def read_but_lose_the_middle(path: Path) -> list[TrackedOrder]:
+        if path.name == "b_middle.csv":
+            path.unlink()  # as if someone moved it away meanwhile
+        return read(path)
+
+    monkeypatch.setattr(intake, "read_orders_file", read_but_lose_the_middle)
+    outcomes = {path.name: outcome for path, outcome in process_inbox(warehouse, inbox)}
+    assert outcomes["b_middle.csv"] == "the file vanished before it could be read"
+    assert _order_ids(warehouse) == ["first_1", "third_3"]
+
+
+def test_a_rejected_file_that_cannot_be_moved_stays_with_its_reason_returned(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    inbox = _inbox_around(tmp_path, b"provider,order_id\naltinn,nope\n")
+    (inbox / "rejected").write_text("a file where the folder should be")
+    outcomes = {path.name: outcome for path, outcome in process_inbox(warehouse, inbox)}
+    assert isinstance(outcomes["b_middle.csv"], str) and "line 2" in outcomes["b_middle.csv"]
+    assert "could not move it" in outcomes["b_middle.csv"]
+    assert (inbox / "b_middle.csv").exists()
+    assert _order_ids(warehouse) == ["first_1", "third_3"]
+
+
+def test_excel_csv_utf8_crlf_and_loose_headers_are_accepted(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "excel.csv").write_bytes(
+        b"\xef\xbb\xbfprovider,order_id,country\r\nbaanx,bom_1,Norway\r\nbaanx,bom_2,\r\n"
+    )
+    (inbox / "loose.csv").write_bytes(
+        b" Provider , ORDER_ID ,Order_Kind\r\n\r\nsms4sats,7dc6e6b6c83318,sms_send\r\n"
+    )
+    outcomes = {path.name: outcome for path, outcome in process_inbox(warehouse, inbox)}
+    assert outcomes == {
+        "excel.csv": IntakeResult(new=2, already_tracked=0),
+        "loose.csv": IntakeResult(new=1, already_tracked=0),
+    }
+    assert _order_ids(warehouse) == ["7dc6e6b6c83318", "bom_1", "bom_2"]
+    country = warehouse.read("SELECT country FROM orders WHERE order_id = 'bom_1'")
+    assert country["country"].item() == "Norway"  # no stray "\r"
+
+
+def test_a_bom_survives_text_decoded_as_plain_utf8() -> None:
+    text = b"\xef\xbb\xbfprovider,order_id\r\nbaanx,bom_1\r\n".decode("utf-8")
+    assert [o.order_id for o in read_orders_csv(text)] == ["bom_1"]
+
+
+def test_reasons_never_echo_long_values() -> None:
+    long_kind = "k" * 3_000
+    bad = (
+        "provider,order_id,order_kind,created_at\n"
+        f"baanx,ok_1,{long_kind},\nbaanx,ok_2,,{long_kind}\n"
+    )
+    with pytest.raises(IntakeError) as raised:
+        read_orders_csv(bad)
+    assert [r.split(":")[0] for r in raised.value.reasons] == ["line 2", "line 3"]
+    assert all(len(reason) < 200 for reason in raised.value.reasons)

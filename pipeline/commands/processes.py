@@ -15,11 +15,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import IO
 
 import httpx
 
 STOP_GRACE_S = 15.0
+# After SIGKILL the kernel ends the group at once; this only bounds the wait for it to be reaped.
+KILL_WAIT_S = 5.0
+POLL_S = 0.1
+PROC = Path("/proc")
 
 
 def start(
@@ -43,31 +48,61 @@ def start(
 def stop(process: subprocess.Popen[bytes], *, grace_s: float = STOP_GRACE_S) -> int:
     """SIGTERM the process group and wait for all of it; SIGKILL what is left after `grace_s`.
 
+    Returns once the whole group is gone (at most about `grace_s + KILL_WAIT_S` seconds).
+
     Returns:
         The group leader's exit code.
+
+    Raises:
+        subprocess.TimeoutExpired: the leader outlived even SIGKILL (e.g. stuck in the kernel).
     """
     _signal_group(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace_s)
-    # Children (webserver, daemon, code servers) may outlive the leader by a moment.
-    while group_alive(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if process.poll() is None or group_alive(process.pid):
+    if not _wait_for_group(process, timeout_s=grace_s):
         _signal_group(process.pid, signal.SIGKILL)
-        process.wait()
-    return process.returncode
+        _wait_for_group(process, timeout_s=KILL_WAIT_S)
+    return process.wait(timeout=POLL_S)
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process of group `pgid` is still running."""
+    """Whether any process of group `pgid` is still running (zombies, already dead, are not)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie still answers signal 0 until its parent (for orphans: init, which in some
+    # containers reaps late) collects it; /proc tells the living from the dead.
+    if not PROC.is_dir():
+        return True
+    return any(state != "Z" for state in _group_states(pgid))
+
+
+def _group_states(pgid: int) -> Iterator[str]:
+    """The state letter of each process of group `pgid`, read from /proc."""
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        state, _ppid, pgrp = stat.rpartition(")")[2].split()[:3]
+        if int(pgrp) == pgid:
+            yield state
+
+
+def _wait_for_group(process: subprocess.Popen[bytes], *, timeout_s: float) -> bool:
+    """Wait until the leader has exited and the rest of its group is gone; False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        # poll() reaps the leader, so it does not linger as a zombie of ours.
+        if process.poll() is not None and not group_alive(process.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_S)
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -20,14 +20,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Register the orders and say how many were new."""
-    from pipeline.intake import IntakeError, make_order, read_orders_csv, register
+    from pipeline.intake import IntakeError, make_order, read_orders_file, register
     from pipeline.settings import Settings
     from pipeline.warehouse import Warehouse
 
     settings = Settings.from_env()
     try:
         if args.csv:
-            orders = read_orders_csv(args.csv.read_text(encoding="utf-8"))
+            orders = read_orders_file(args.csv)
             source = f"csv:{args.csv.name}"
         elif args.provider and args.order_id:
             orders = [

@@ -1,9 +1,12 @@
-"""Asking providers: one shared `httpx.AsyncClient`, per-provider lanes, retries, no leaks.
+"""Asking providers: one HTTP client per provider, retries within a deadline, no leaks.
 
-Each provider has a lane: a concurrency limit, a token bucket when the provider documents a rate
-limit, and a circuit breaker. Every attempt, failed or not, becomes an `Observation`. An error
-caused by configuration (bad credentials) is recorded once per tick; the provider's remaining
-orders are skipped for that tick rather than hammered with requests bound to fail.
+Each provider has a lane: its own `httpx.AsyncClient` (so a slow provider's connections never
+starve another's), a concurrency limit, a token bucket when the provider documents a rate limit,
+a pause honouring `Retry-After` after a 429, and a circuit breaker. Every attempt, failed or not,
+becomes an `Observation`; nothing a provider sends makes `poll` raise. An error caused by
+configuration (bad credentials) is recorded once per pass; the provider's remaining orders are
+skipped rather than hammered with requests bound to fail. No wait (bucket, pause, backoff,
+request) outlives the caller's deadline.
 """
 
 from __future__ import annotations
@@ -28,28 +31,50 @@ from pipeline.settings import Settings
 logger = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=10.0)
-# A small pool, all of it kept alive: httpcore closes idle connections by counting all of them,
-# so fewer keep-alive slots than connections means a new TCP connection for most requests.
+# Shortest request timeout granted near a deadline: below it a request has no real chance.
+MIN_REQUEST_TIMEOUT_S = 0.5
+# A provider's pool when rate limits are off (benchmarks): all of it kept alive, because httpcore
+# closes idle connections by counting all of them, so fewer keep-alive slots than connections
+# means a new TCP connection for most requests.
 MAX_CONNECTIONS = 20
 POOL_LIMITS = httpx.Limits(
     max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
 )
+# A 429 without `Retry-After` pauses the provider this long.
+DEFAULT_RATE_LIMIT_PAUSE_S = 1.0
 # Failures that say the provider is down, as opposed to one order being wrong.
 OUTAGE_ERRORS = frozenset(
     {ErrorClass.TIMEOUT, ErrorClass.CONNECTION_ERROR, ErrorClass.SERVER_ERROR}
 )
 
 
+class Skip:
+    """Why an order got no request (values of `PollOutcome.skipped`)."""
+
+    CONFIG_ERROR = "config_error"
+    CIRCUIT_OPEN = "circuit_open"
+    DEADLINE = "deadline"
+    """The rate budget, a provider's pause or the backoff would only allow it after the window."""
+
+
 @dataclasses.dataclass
 class Lane:
-    """One provider's request discipline."""
+    """One provider's request discipline and connection pool."""
 
     adapter: ProviderAdapter
     semaphore: asyncio.Semaphore
     bucket: TokenBucket | None
     breaker: CircuitBreaker
+    concurrency: int
+    client: httpx.AsyncClient | None = None
     config_error: str | None = None
-    """Set when this tick met a configuration error; cleared by `Poller.start_tick`."""
+    """Set when a pass met a configuration error; cleared by `Poller.start_pass`."""
+    paused_until: float = 0.0
+    """Monotonic time before which the provider asked us (429) not to send anything."""
+
+    def pause(self, seconds: float) -> None:
+        """Hold back every request for `seconds` from now; pauses do not stack."""
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +83,7 @@ class PollOutcome:
 
     observations: list[Observation]
     skipped: str | None = None
-    """Why no request was sent (`circuit_open`, `config_error`), or None."""
+    """Why no (further) request was sent (a `Skip` value), or None."""
 
 
 class Poller:
@@ -84,104 +109,113 @@ class Poller:
         self._rng = random.Random(seed)
         self._transport = transport
         self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
         self.lanes = {slug: _lane(adapter, limits) for slug, adapter in adapters.items()}
-        # Never more requests in flight than pooled connections: requests queued inside the
-        # pool cost CPU on every pool event (measured: 2x throughput with this cap).
-        self._in_flight = asyncio.Semaphore(MAX_CONNECTIONS)
         self._code_key = settings.code_key()
         redact.install()
 
     async def __aenter__(self) -> Poller:
-        self._client = httpx.AsyncClient(
-            transport=self._transport,
-            timeout=self._timeout,
-            limits=POOL_LIMITS,
-            follow_redirects=False,
-            headers={"Accept": "application/json", "User-Agent": "order-status-history/0.1"},
-        )
+        for lane in self.lanes.values():
+            lane.client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=self._timeout,
+                limits=httpx.Limits(
+                    max_connections=lane.concurrency, max_keepalive_connections=lane.concurrency
+                ),
+                follow_redirects=False,
+                headers={"Accept": "application/json", "User-Agent": "order-status-history/0.1"},
+            )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for lane in self.lanes.values():
+            if lane.client is not None:
+                await lane.client.aclose()
+                lane.client = None
+
+    def start_pass(self, provider: str) -> None:
+        """Forget a provider's configuration error: its credentials may have been fixed."""
+        self.lanes[provider].config_error = None
 
     def start_tick(self) -> None:
-        """Forget last tick's configuration errors: credentials may have been fixed."""
-        for lane in self.lanes.values():
-            lane.config_error = None
+        """`start_pass` for every provider."""
+        for slug in self.lanes:
+            self.start_pass(slug)
 
-    async def poll(self, order: TrackedOrder, previous_state: str | None) -> PollOutcome:
-        """Poll one order, retrying transient failures within the retry policy."""
+    async def poll(
+        self, order: TrackedOrder, previous_state: str | None, *, deadline: float | None = None
+    ) -> PollOutcome:
+        """Poll one order, retrying transient failures within the retry policy.
+
+        `deadline` (monotonic) bounds every wait: no request starts after it, and a request in
+        flight is given only until shortly after it (see `request_timeout`).
+        """
         lane = self.lanes[order.provider]
         observations: list[Observation] = []
         for attempt in range(1, self.retry.max_attempts + 1):
             if lane.config_error is not None:
-                return PollOutcome(observations, skipped="config_error")
+                return PollOutcome(observations, skipped=Skip.CONFIG_ERROR)
             if not lane.breaker.allow():
-                return PollOutcome(observations, skipped="circuit_open")
+                return PollOutcome(observations, skipped=Skip.CIRCUIT_OPEN)
             async with lane.semaphore:
-                if lane.bucket is not None:
-                    await lane.bucket.take()
-                observation = await self._attempt(lane, order, previous_state, attempt)
+                if not await _wait_for_turn(lane, deadline):
+                    return PollOutcome(observations, skipped=Skip.DEADLINE)
+                observation = await self._attempt(lane, order, previous_state, attempt, deadline)
             observations.append(observation)
             self._account(lane, observation)
             error = observation.error_class
             if error is None or not self.retry.should_retry(error, attempt):
                 break
             delay = self.retry.delay_s(attempt, observation.retry_after_s, self._rng)
-            if delay is None:
+            if delay is None or (deadline is not None and time.monotonic() + delay > deadline):
                 break
             await asyncio.sleep(delay)
         return PollOutcome(observations)
 
     async def _attempt(
-        self, lane: Lane, order: TrackedOrder, previous_state: str | None, attempt: int
+        self,
+        lane: Lane,
+        order: TrackedOrder,
+        previous_state: str | None,
+        attempt: int,
+        deadline: float | None,
     ) -> Observation:
-        assert self._client is not None, "use Poller as an async context manager"
+        assert lane.client is not None, "use Poller as an async context manager"
         spec = lane.adapter.build_request(order, self.settings.provider(order.provider))
-        async with self._in_flight:
-            # Stamped once a connection slot is ours: latency is the provider's, not our queue's.
-            polled_at = datetime.now(UTC)
-            started = time.perf_counter()
-            try:
-                response = await self._client.request(
-                    spec.method, spec.url, params=dict(spec.params), headers=dict(spec.headers)
-                )
-                body = response.content
-            except httpx.TimeoutException as error:
-                return _transport_failure(
-                    order,
-                    polled_at,
-                    started,
-                    attempt,
-                    previous_state,
-                    ErrorClass.TIMEOUT,
-                    error,
-                    spec.log_url,
-                )
-            except httpx.TransportError as error:
-                return _transport_failure(
-                    order,
-                    polled_at,
-                    started,
-                    attempt,
-                    previous_state,
-                    ErrorClass.CONNECTION_ERROR,
-                    error,
-                    spec.log_url,
-                )
+        polled_at = datetime.now(UTC)
+        started = time.perf_counter()
+        try:
+            response = await lane.client.request(
+                spec.method,
+                spec.url,
+                params=dict(spec.params),
+                headers=dict(spec.headers),
+                timeout=request_timeout(self._timeout, deadline),
+            )
+            body = response.content
+        except httpx.TimeoutException as error:
+            return _transport_failure(
+                order, polled_at, started, attempt, previous_state, ErrorClass.TIMEOUT, error,
+                spec.log_url,
+            )  # fmt: skip
+        except httpx.TransportError as error:
+            return _transport_failure(
+                order, polled_at, started, attempt, previous_state, ErrorClass.CONNECTION_ERROR,
+                error, spec.log_url,
+            )  # fmt: skip
         latency_ms = (time.perf_counter() - started) * 1000
-        observation = lane.adapter.parse(
-            response.status_code,
-            response.headers,
-            body,
-            order=order,
-            polled_at=polled_at,
-            previous_state=previous_state,
-            code_key=self._code_key,
-        )
+        try:
+            observation = lane.adapter.parse(
+                response.status_code,
+                response.headers,
+                body,
+                order=order,
+                polled_at=polled_at,
+                previous_state=previous_state,
+                code_key=self._code_key,
+            )
+        except Exception as error:  # adapters never raise; if one does, only this poll suffers
+            logger.error("%s adapter raised %s", order.provider, type(error).__name__)
+            observation = _unparsed(order, polled_at, response.status_code, previous_state, error)
         return dataclasses.replace(observation, latency_ms=latency_ms, attempt=attempt)
 
     def _account(self, lane: Lane, observation: Observation) -> None:
@@ -193,10 +227,37 @@ class Poller:
         if error in CONFIG_ERRORS:
             lane.config_error = error
             logger.warning(
-                "%s: %s; skipping its other orders this tick", observation.provider, error
+                "%s: %s; skipping its other orders this pass", observation.provider, error
             )
-        if error == ErrorClass.RATE_LIMITED and lane.bucket is not None:
-            lane.bucket.penalise(observation.retry_after_s or 1.0)
+        if error == ErrorClass.RATE_LIMITED:
+            lane.pause(observation.retry_after_s or DEFAULT_RATE_LIMIT_PAUSE_S)
+
+
+def request_timeout(timeout: httpx.Timeout, deadline: float | None) -> httpx.Timeout:
+    """`timeout`, shortened so a request started near `deadline` ends soon after it."""
+    if deadline is None:
+        return timeout
+    remaining = max(MIN_REQUEST_TIMEOUT_S, deadline - time.monotonic())
+
+    def cap(value: float | None) -> float:
+        return remaining if value is None else min(value, remaining)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
+
+
+async def _wait_for_turn(lane: Lane, deadline: float | None) -> bool:
+    """Wait out the provider's 429 pause and the rate budget; False if either ends too late."""
+    pause = lane.paused_until - time.monotonic()
+    if pause > 0:
+        if deadline is not None and time.monotonic() + pause > deadline:
+            return False
+        await asyncio.sleep(pause)
+    return lane.bucket is None or await lane.bucket.take(deadline)
 
 
 def _lane(adapter: ProviderAdapter, limits: bool) -> Lane:
@@ -205,8 +266,40 @@ def _lane(adapter: ProviderAdapter, limits: bool) -> Lane:
     if limits and policy.rate_limit_per_minute:
         rate_per_s = policy.rate_limit_per_minute * policy.budget_share / 60
         bucket = TokenBucket(rate_per_s, capacity=max(1.0, rate_per_s))
-    concurrency = policy.max_concurrency if limits else max(policy.max_concurrency, 32)
-    return Lane(adapter, asyncio.Semaphore(concurrency), bucket, CircuitBreaker())
+    concurrency = policy.max_concurrency if limits else max(policy.max_concurrency, MAX_CONNECTIONS)
+    return Lane(adapter, asyncio.Semaphore(concurrency), bucket, CircuitBreaker(), concurrency)
+
+
+def _kept_state(previous_state: str | None) -> OrderState:
+    try:
+        return OrderState(previous_state) if previous_state else OrderState.UNKNOWN
+    except ValueError:
+        return OrderState.UNKNOWN
+
+
+def _unparsed(
+    order: TrackedOrder,
+    polled_at: datetime,
+    http_status: int,
+    previous_state: str | None,
+    error: Exception,
+) -> Observation:
+    """A `parse_error` for an answer the adapter could not turn into an observation."""
+    state = _kept_state(previous_state)
+    return Observation(
+        provider=order.provider,
+        order_id=order.order_id,
+        order_kind=order.order_kind,
+        polled_at=polled_at,
+        state=state.value,
+        is_terminal=state.is_terminal,
+        is_success=state.is_success,
+        http_status=http_status if 100 <= http_status <= 599 else None,
+        error_class=ErrorClass.PARSE_ERROR.value,
+        error_message=f"answer could not be parsed ({type(error).__name__})",
+        service=order.service,
+        country=order.country,
+    )
 
 
 def _transport_failure(
@@ -219,7 +312,7 @@ def _transport_failure(
     error: Exception,
     log_url: str,
 ) -> Observation:
-    state = OrderState(previous_state) if previous_state else OrderState.UNKNOWN
+    state = _kept_state(previous_state)
     # The exception text can hold the full URL (and a key in its query): keep only its type.
     message = f"{type(error).__name__} on {order.provider} {log_url}"
     return Observation(

@@ -50,16 +50,18 @@ class TokenBucket:
             return 0.0
         return (1 - self._tokens) / self.rate_per_s
 
-    async def take(self) -> None:
-        """Wait until a token is available and take it (fair: one waiter at a time)."""
+    async def take(self, deadline: float | None = None) -> bool:
+        """Wait until a token is available and take it (fair: one waiter at a time).
+
+        Returns False, without waiting, when the token would only come after `deadline` (a
+        monotonic time): a wait must never outlive the caller's window.
+        """
         async with self._lock:
             while (wait := self.try_take()) > 0:
+                if deadline is not None and self._clock() + wait > deadline:
+                    return False
                 await asyncio.sleep(wait)
-
-    def penalise(self, seconds: float) -> None:
-        """Spend the budget of the next `seconds` (the provider told us to back off)."""
-        self._refill()
-        self._tokens = min(self._tokens, 0.0) - seconds * self.rate_per_s
+            return True
 
 
 class BreakerState(enum.StrEnum):

@@ -1,15 +1,19 @@
 """Who gets polled when: the cadence policy, terminal grace re-checks, and priority under a budget.
 
-An open order is due `cadence(state)` seconds after its last poll (at once if never polled). A
-terminal order gets one grace re-check `terminal_grace_s` after it was first seen terminal, then
-is left alone; so is any order older than its provider's maximum tracking age. When the budget
-cannot cover every due order, the most overdue orders in the states most likely to change go first.
+An open order is due `cadence(state)` seconds after its last poll; a new order is asked at once.
+Its second poll comes at its *phase*, a fraction of the cadence after registration drawn from a
+hash of the order, so orders registered together do not poll in step and polls fall at random
+offsets from the orders' events (midpoint estimates stay unbiased). A terminal order gets one
+grace re-check `terminal_grace_s` after it was first seen terminal, then is left alone; so is any
+order older than its provider's maximum tracking age. When the budget cannot cover every due
+order, the most overdue orders in the states most likely to change go first. Every decision
+depends only on what was already observed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -26,13 +30,19 @@ STATE_WEIGHT: dict[str, float] = {
     OrderState.UNKNOWN.value: 1.0,
 }
 
+# An order this close to its due time counts as due: a loop that wakes a moment early must not
+# leave it for one more sleep (which would stretch the cadence).
+DUE_SLACK_S = 0.1
+# Resolution of the per-order phase (a fraction of the cadence, from a hash of the order).
+PHASE_STEPS = 1_000
+
 # "Not found" answers, with no valid answer ever, after which an order is no longer polled.
 MAX_NOT_FOUND = 10
 
 DUE_QUERY = f"""
 SELECT o.provider, o.order_id, o.order_kind, o.registered_at, o.created_at, o.service, o.country,
        t.last_polled_at, t.last_state, coalesce(t.is_terminal, false) AS is_terminal,
-       t.terminal_seen_at
+       t.terminal_seen_at, t.last_ok_at
 FROM orders o
 LEFT JOIN order_tracking t USING (provider, order_id)
 WHERE NOT coalesce(t.is_terminal AND t.grace_checked, false)
@@ -58,25 +68,26 @@ def policy_frame(policies: Mapping[str, PollingPolicy]) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def due_orders(
-    candidates: pl.DataFrame,
-    policies: Mapping[str, PollingPolicy],
-    now: datetime,
-    budgets: Mapping[str, int] | None = None,
+def schedule(
+    candidates: pl.DataFrame, policies: Mapping[str, PollingPolicy], now: datetime
 ) -> pl.DataFrame:
-    """The candidates due at `now`, highest priority first, at most `budgets[provider]` each.
+    """Every candidate still eligible for polling, with its `next_due` time and `cadence_s`.
 
     Args:
-        candidates: rows of `DUE_QUERY`.
-        policies: polling policy per provider.
-        now: the tick's time (UTC).
-        budgets: maximum orders per provider in this tick; absent means no cap.
+        candidates: rows of `DUE_QUERY` (columns beyond it are kept).
+        policies: polling policy per provider; candidates of other providers are dropped.
+        now: the current time (UTC), for the tracking-age limit.
     """
-    if candidates.is_empty():
-        return candidates.with_columns(priority=pl.lit(None, pl.Float64))
     now_lit = pl.lit(now).dt.convert_time_zone("UTC")
     state = pl.col("last_state").fill_null(OrderState.UNKNOWN.value)
-    frame = (
+    cadence = pl.duration(microseconds=(pl.col("cadence_s") * 1e6).cast(pl.Int64))
+    phase = (pl.concat_str("provider", "order_id").hash(seed=0) % PHASE_STEPS).cast(
+        pl.Float64
+    ) / PHASE_STEPS
+    anchor = pl.col("registered_at") + pl.duration(
+        microseconds=(phase * pl.col("cadence_s") * 1e6).cast(pl.Int64)
+    )
+    return (
         candidates.filter(pl.col("provider").is_in(list(policies)))
         .with_columns(policy_state=state)
         .join(policy_frame(policies), on=["provider", "policy_state"], how="left")
@@ -86,12 +97,39 @@ def due_orders(
             .then(pl.col("registered_at"))
             .when(pl.col("is_terminal"))
             .then(pl.col("terminal_seen_at") + pl.duration(seconds=pl.col("terminal_grace_s")))
-            .otherwise(pl.col("last_polled_at") + pl.duration(seconds=pl.col("cadence_s"))),
+            # The first poll came before the order's phase: the next one falls on it.
+            .when(pl.col("last_polled_at") < anchor)
+            .then(anchor)
+            .otherwise(pl.col("last_polled_at") + cadence),
         )
-        .filter(
-            (pl.col("next_due") <= now_lit)
-            & ((pl.col("age_s") <= pl.col("max_tracking_age_s")) | pl.col("is_terminal"))
-        )
+        .filter((pl.col("age_s") <= pl.col("max_tracking_age_s")) | pl.col("is_terminal"))
+    )
+
+
+def due_orders(
+    candidates: pl.DataFrame,
+    policies: Mapping[str, PollingPolicy],
+    now: datetime,
+    budgets: Mapping[str, int] | None = None,
+    *,
+    slack_s: float = 0.0,
+) -> pl.DataFrame:
+    """The candidates due at `now`, highest priority first, at most `budgets[provider]` each.
+
+    Args:
+        candidates: rows of `DUE_QUERY`.
+        policies: polling policy per provider.
+        now: the current time (UTC).
+        budgets: maximum orders per provider in this pass; absent means no cap.
+        slack_s: an order due within this many seconds from `now` counts as due.
+    """
+    if candidates.is_empty():
+        return candidates.with_columns(priority=pl.lit(None, pl.Float64))
+    now_lit = pl.lit(now).dt.convert_time_zone("UTC")
+    horizon = pl.lit(now + timedelta(seconds=slack_s)).dt.convert_time_zone("UTC")
+    frame = (
+        schedule(candidates, policies, now)
+        .filter(pl.col("next_due") <= horizon)
         .with_columns(priority=_priority(now_lit))
         .sort(["priority", "next_due"], descending=[True, False])
     )
@@ -103,6 +141,21 @@ def due_orders(
             .fill_null(2**62)
         )
     return frame.drop("policy_state", "terminal_grace_s", "max_tracking_age_s", "age_s")
+
+
+def seconds_until_next_due(
+    candidates: pl.DataFrame, policies: Mapping[str, PollingPolicy], now: datetime
+) -> float | None:
+    """Seconds from `now` until the earliest candidate comes due (≤ 0: one is due already);
+    None when no candidate will ever be due (none left, or all past their tracking age)."""
+    if candidates.is_empty():
+        return None
+    frame = schedule(candidates, policies, now)
+    if frame.is_empty():
+        return None
+    earliest = frame["next_due"].min()
+    assert isinstance(earliest, datetime)
+    return (earliest - now).total_seconds()
 
 
 def _priority(now: pl.Expr) -> pl.Expr:

@@ -1,59 +1,37 @@
-"""One polling tick (select due orders, poll them concurrently, write one batch) and a window of
-ticks. Ticks are independent and idempotent: a crashed tick is simply followed by the next one.
+"""Polling runs: a single pass over every provider (`run_tick`) or a window of continuous polling
+(`run_window`).
+
+In a window every provider polls on its own `ProviderLoop` and one `BatchWriter` stores what they
+get, so a provider's slowness, 429 storm, outage or poison answer stays with that provider. Every
+`tick_s` seconds the window registers new orders (`before_tick`) and reports what happened since
+the last report (`on_tick`). A window ends within a few seconds of its duration whatever the
+providers do: no wait outlives the deadline and requests in flight are cut shortly after it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from pipeline.ingest import write_batch
-from pipeline.model import Observation, TrackedOrder
 from pipeline.polling.client import Poller
-from pipeline.polling.schedule import DUE_QUERY, due_orders
-from pipeline.warehouse import Warehouse, WarehouseLockedError
+from pipeline.polling.provider_loop import ProviderLoop, ProviderTick
+from pipeline.polling.writer import BatchWriter
+from pipeline.warehouse import Warehouse
+
+__all__ = ["DEFAULT_TICK_S", "ProviderTick", "TickResult", "run_tick", "run_window"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TICK_S = 5.0
-# Orders per provider per tick when the provider documents no rate limit.
-UNLIMITED_BUDGET = 2_000
-
-
-@dataclasses.dataclass
-class ProviderTick:
-    """What one tick did for one provider."""
-
-    provider: str
-    due: int = 0
-    polled: int = 0
-    attempts: int = 0
-    ok: int = 0
-    skipped: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    states: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    latencies_ms: list[float] = dataclasses.field(default_factory=list)
-
-    def merge(self, other: ProviderTick) -> None:
-        """Add another tick's counts to this one (for window totals)."""
-        self.due += other.due
-        self.polled += other.polled
-        self.attempts += other.attempts
-        self.ok += other.ok
-        self.skipped.update(other.skipped)
-        self.errors.update(other.errors)
-        self.states.update(other.states)
-        self.latencies_ms.extend(other.latencies_ms)
 
 
 @dataclasses.dataclass
 class TickResult:
-    """What one tick (or a window of ticks) did."""
+    """What one pass, one reporting period or a whole window did."""
 
     providers: dict[str, ProviderTick]
     written: int = 0
@@ -61,7 +39,7 @@ class TickResult:
     write_errors: list[str] = dataclasses.field(default_factory=list)
 
     def merge(self, other: TickResult) -> None:
-        """Accumulate another tick's result."""
+        """Accumulate another period's result."""
         for slug, tick in other.providers.items():
             self.providers.setdefault(slug, ProviderTick(slug)).merge(tick)
         self.written += other.written
@@ -69,17 +47,36 @@ class TickResult:
         self.write_errors.extend(other.write_errors)
 
 
-def tick_budgets(poller: Poller, providers: Iterable[str], tick_s: float) -> dict[str, int]:
-    """Orders each provider may be asked about in one tick, from its documented rate limit."""
-    budgets = {}
-    for slug in providers:
-        policy = poller.lanes[slug].adapter.policy
-        if policy.rate_limit_per_minute and poller.lanes[slug].bucket is not None:
-            per_tick = policy.rate_limit_per_minute * policy.budget_share * tick_s / 60
-            budgets[slug] = max(1, int(per_tick))
-        else:
-            budgets[slug] = UNLIMITED_BUDGET
-    return budgets
+class _Run:
+    """The loops and the writer of one run, and the bookkeeping of their reports."""
+
+    def __init__(
+        self, warehouse: Warehouse, poller: Poller, slugs: list[str], refresh_every_s: float
+    ) -> None:
+        self.writer = BatchWriter(warehouse)
+        self.loops = {
+            slug: ProviderLoop(
+                slug, warehouse, poller, self.writer, refresh_every_s=refresh_every_s
+            )
+            for slug in slugs
+        }
+        self._reported = (0, 0, 0)
+
+    def take_period(self) -> TickResult:
+        """What happened since the previous call."""
+        totals = self.writer.totals
+        written, quarantined, errors = self._reported
+        result = TickResult(
+            {slug: loop.take_period() for slug, loop in self.loops.items()},
+            written=totals.written - written,
+            quarantined=totals.quarantined - quarantined,
+            write_errors=totals.errors[errors:],
+        )
+        for loop in self.loops.values():
+            result.write_errors.extend(loop.read_errors)
+            loop.read_errors.clear()
+        self._reported = (totals.written, totals.quarantined, len(totals.errors))
+        return result
 
 
 async def run_tick(
@@ -90,44 +87,23 @@ async def run_tick(
     tick_s: float = DEFAULT_TICK_S,
     now: datetime | None = None,
 ) -> TickResult:
-    """Poll every due order of `providers` (default: all) once and store what came back."""
-    slugs = list(providers or poller.lanes)
-    result = TickResult({slug: ProviderTick(slug) for slug in slugs})
+    """Poll every due order of `providers` (default: all) once and store what came back.
+
+    `now` shifts the clock the due test uses (tests); `tick_s` is accepted for symmetry with
+    `run_window` and has no effect on a single pass.
+    """
+    del tick_s
+    run = _Run(warehouse, poller, list(providers or poller.lanes), refresh_every_s=0.0)
     now = now or datetime.now(UTC)
-    try:
-        candidates = warehouse.read(DUE_QUERY)
-    except WarehouseLockedError as error:
-        result.write_errors.append(str(error))
-        return result
-    policies = {slug: poller.lanes[slug].adapter.policy for slug in slugs}
-    due = due_orders(candidates, policies, now, tick_budgets(poller, slugs, tick_s))
-    poller.start_tick()
 
-    async def poll_one(row: Mapping[str, object]) -> tuple[str, list[Observation], str | None]:
-        order = _order(row)
-        outcome = await poller.poll(order, row["last_state"])  # type: ignore[arg-type]
-        return order.provider, outcome.observations, outcome.skipped
+    async def one_pass(loop: ProviderLoop) -> None:
+        if await loop.refresh():
+            loop.start_due(now, None, slack_s=0.0)
+            await loop.wait_in_flight()
 
-    outcomes = await asyncio.gather(*(poll_one(row) for row in due.iter_rows(named=True)))
-    batch: list[Observation] = []
-    for slug, observations, skipped in outcomes:
-        tick = result.providers[slug]
-        tick.due += 1
-        if skipped:
-            tick.skipped[skipped] += 1
-        if observations:
-            tick.polled += 1
-        _count(tick, observations)
-        batch.extend(observations)
-    try:
-        written = await asyncio.to_thread(write_batch, warehouse, batch)
-    except WarehouseLockedError as error:
-        # The answers are lost for this tick only; the orders stay due and are asked again.
-        result.write_errors.append(str(error))
-        logger.error("tick not stored: %s", error)
-        return result
-    result.written, result.quarantined = written.written, written.quarantined
-    return result
+    await asyncio.gather(*(one_pass(loop) for loop in run.loops.values()))
+    await run.writer.flush()
+    return run.take_period()
 
 
 async def run_window(
@@ -141,62 +117,52 @@ async def run_window(
     before_tick: Callable[[], None] | None = None,
     stop_when_idle: bool = False,
 ) -> TickResult:
-    """Run ticks every `tick_s` seconds until `duration_s` has passed.
+    """Poll continuously for `duration_s` seconds; returns the window's totals.
 
-    `before_tick` runs before each tick (e.g. registering orders dropped in the inbox, so they
-    are polled within seconds rather than at the next run). With `stop_when_idle`, stop early
-    once a tick finds nothing due and no order is still open.
+    Args:
+        duration_s: how long to poll. No request starts after it and requests in flight are
+            cut shortly after it (`MIN_REQUEST_TIMEOUT_S`), then the last answers are written.
+        providers: provider slugs (default: every lane of the poller).
+        tick_s: how often due orders are re-read, `before_tick` runs (in a worker thread, e.g.
+            registering orders dropped in the inbox) and `on_tick` is called with what happened
+            since its previous call. Orders are polled when due, not on ticks.
+        stop_when_idle: end early once no provider has an order left to ask.
     """
-    slugs = list(providers or poller.lanes)
-    total = TickResult({slug: ProviderTick(slug) for slug in slugs})
+    run = _Run(warehouse, poller, list(providers or poller.lanes), refresh_every_s=tick_s)
+    total = TickResult({slug: ProviderTick(slug) for slug in run.loops})
     deadline = time.monotonic() + duration_s
-    while True:
-        started = time.monotonic()
-        if before_tick is not None:
-            await asyncio.to_thread(before_tick)
-        result = await run_tick(warehouse, poller, providers=slugs, tick_s=tick_s)
-        total.merge(result)
+
+    def report() -> None:
+        period = run.take_period()
+        total.merge(period)
         if on_tick is not None:
-            on_tick(result)
-        idle = not any(t.due for t in result.providers.values())
-        if stop_when_idle and idle and not _open_orders(warehouse, slugs):
-            break
-        next_start = started + tick_s
-        if next_start >= deadline:
-            break
-        await asyncio.sleep(max(0.0, next_start - time.monotonic()))
+            try:
+                on_tick(period)
+            except Exception as error:  # a reporting problem must not stop the polling
+                logger.error("report callback failed: %s", type(error).__name__)
+
+    async def ticks() -> None:
+        while True:
+            if before_tick is not None:
+                try:
+                    await asyncio.to_thread(before_tick)
+                except Exception as error:
+                    logger.error("before-tick step failed: %s", type(error).__name__)
+            await asyncio.sleep(tick_s)
+            report()
+
+    stop_writing = asyncio.Event()
+    writing = asyncio.create_task(run.writer.run(stop_writing))
+    ticking = asyncio.create_task(ticks())
+    outcomes = await asyncio.gather(
+        *(loop.run(deadline, stop_when_idle=stop_when_idle) for loop in run.loops.values()),
+        return_exceptions=True,
+    )
+    for slug, outcome in zip(run.loops, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            logger.error("%s polling loop ended: %s", slug, type(outcome).__name__)
+    ticking.cancel()
+    stop_writing.set()
+    await asyncio.gather(ticking, writing, return_exceptions=True)
+    report()
     return total
-
-
-def _open_orders(warehouse: Warehouse, providers: list[str]) -> int:
-    frame = warehouse.read(
-        "SELECT count(*) AS n FROM orders o LEFT JOIN order_tracking t USING (provider, order_id) "
-        "WHERE NOT coalesce(t.is_terminal AND t.grace_checked, false) AND o.provider IN "
-        f"({', '.join('?' for _ in providers)})",
-        providers,
-    )
-    return int(frame["n"].item())
-
-
-def _order(row: Mapping[str, object]) -> TrackedOrder:
-    return TrackedOrder(
-        provider=str(row["provider"]),
-        order_id=str(row["order_id"]),
-        order_kind=str(row["order_kind"]),
-        registered_at=row["registered_at"],  # type: ignore[arg-type]
-        created_at=row["created_at"],  # type: ignore[arg-type]
-        service=row["service"],  # type: ignore[arg-type]
-        country=row["country"],  # type: ignore[arg-type]
-    )
-
-
-def _count(tick: ProviderTick, observations: list[Observation]) -> None:
-    for observation in observations:
-        tick.attempts += 1
-        if observation.error_class is None:
-            tick.ok += 1
-            tick.states[observation.state] += 1
-        else:
-            tick.errors[observation.error_class] += 1
-        if observation.latency_ms is not None:
-            tick.latencies_ms.append(observation.latency_ms)

@@ -1,4 +1,9 @@
-"""Model objects to polars frames in the warehouse's column layout, with deterministic keys."""
+"""Model objects to polars frames in the warehouse's column layout, with deterministic keys.
+
+`storable` comes first: it sets aside observations the warehouse would refuse (a count that
+overflows its column, text that is not valid Unicode or is far too long), each with its reasons,
+so one hostile answer is quarantined instead of failing the whole batch.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,52 @@ from pipeline.warehouse.schema import (
     ORDER_COLUMNS,
     PAYLOAD_COLUMNS,
 )
+
+INT32_RANGE = (-(2**31), 2**31 - 1)
+MAX_TEXT_CHARS = 4_096
+"""Longest text an observation column stores; adapters cut provider text far below this."""
+MAX_PAYLOAD_BYTES = 1_048_576
+"""Longest redacted body stored in `payloads`."""
+_INT32_FIELDS = tuple(k for k, v in OBSERVATION_COLUMNS.items() if isinstance(v, pl.Int32))
+_TEXT_FIELDS = tuple(k for k, v in OBSERVATION_COLUMNS.items() if isinstance(v, pl.String))
+
+Refused = tuple[Observation, list[str]]
+"""An observation the warehouse would refuse, with why."""
+
+
+def storable(observations: Iterable[Observation]) -> tuple[list[Observation], list[Refused]]:
+    """Split observations into those the warehouse can store and those it would refuse."""
+    kept: list[Observation] = []
+    refused: list[Refused] = []
+    for obs in observations:
+        reasons = unstorable_reasons(obs)
+        if reasons:
+            refused.append((obs, reasons))
+        else:
+            kept.append(obs)
+    return kept, refused
+
+
+def unstorable_reasons(obs: Observation) -> list[str]:
+    """Why the warehouse would refuse `obs` (empty when it can be stored)."""
+    reasons = []
+    for name in _INT32_FIELDS:
+        value = getattr(obs, name, None)
+        if value is not None and not INT32_RANGE[0] <= value <= INT32_RANGE[1]:
+            reasons.append(f"{name}: out of range for INTEGER")
+    for name in (*_TEXT_FIELDS, "payload_redacted"):
+        value = getattr(obs, name, None)
+        if not isinstance(value, str):
+            continue
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            reasons.append(f"{name}: not valid Unicode")
+            continue
+        limit = MAX_PAYLOAD_BYTES if name == "payload_redacted" else MAX_TEXT_CHARS
+        if size > limit:
+            reasons.append(f"{name}: longer than {limit} bytes")
+    return reasons
 
 
 def observation_id(provider: str, order_id: str, polled_at: datetime, attempt: int) -> str:

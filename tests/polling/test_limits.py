@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 from pipeline.polling.limits import BreakerState, CircuitBreaker, TokenBucket
@@ -35,14 +36,13 @@ def test_bucket_reports_the_wait_until_the_next_token() -> None:
     assert abs(bucket.try_take() - 0.5) < 1e-9
 
 
-def test_penalty_holds_back_requests_for_the_retry_after_period() -> None:
+def test_take_gives_up_rather_than_wait_past_the_deadline() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(rate_per_s=10.0, capacity=10.0, clock=clock)
-    bucket.penalise(3.0)
-    clock.now += 2.9
-    assert bucket.try_take() > 0
-    clock.now += 0.2
-    assert bucket.try_take() == 0.0
+    bucket = TokenBucket(rate_per_s=0.5, capacity=1.0, clock=clock)
+    assert asyncio.run(bucket.take(deadline=clock.now + 0.1))  # the initial token
+    # The next token is 2 s away: a caller whose window ends in 1 s is told so at once.
+    assert not asyncio.run(bucket.take(deadline=clock.now + 1.0))
+    assert clock.now == 0.0  # and it did not sleep
 
 
 def test_breaker_opens_after_sustained_failures_and_probes_after_cooldown() -> None:

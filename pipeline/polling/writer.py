@@ -1,0 +1,105 @@
+"""The single warehouse writer of a polling run.
+
+DuckDB allows one writer, so the providers' loops never write themselves: they hand their
+observations to a `BatchWriter`, which writes about once a second from a worker thread, each
+provider's rows in their own transaction (a refused batch never costs another provider's rows).
+While another process holds the warehouse, rows wait in memory and are written once it is free;
+polling goes on meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+from pipeline.ingest import BatchResult, write_batch
+from pipeline.model import Observation
+from pipeline.warehouse import Warehouse, WarehouseLockedError
+
+logger = logging.getLogger(__name__)
+
+FLUSH_EVERY_S = 1.0
+
+
+@dataclasses.dataclass
+class WriteTotals:
+    """What the writer stored, and what it could not."""
+
+    written: int = 0
+    quarantined: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+class BatchWriter:
+    """Collects observations per provider and writes them in the background.
+
+    Use `submit` from the event loop; `flush` writes everything pending (one thread at a time);
+    `run` flushes every `flush_every_s` until told to stop, then once more.
+    """
+
+    def __init__(self, warehouse: Warehouse, *, flush_every_s: float = FLUSH_EVERY_S) -> None:
+        self.warehouse = warehouse
+        self.flush_every_s = flush_every_s
+        self.totals = WriteTotals()
+        self._pending: dict[str, list[Observation]] = {}
+        self._lock = asyncio.Lock()
+
+    def submit(self, provider: str, observations: Sequence[Observation]) -> None:
+        """Queue a provider's observations for the next flush."""
+        if observations:
+            self._pending.setdefault(provider, []).extend(observations)
+
+    def pending(self, provider: str | None = None) -> int:
+        """Observations waiting to be written (for one provider, or all)."""
+        if provider is not None:
+            return len(self._pending.get(provider, ()))
+        return sum(len(rows) for rows in self._pending.values())
+
+    async def flush(self) -> None:
+        """Write everything pending. Rows refused for a lock stay pending for the next flush."""
+        async with self._lock:
+            batches, self._pending = self._pending, {}
+            if not batches:
+                return
+            left = await asyncio.to_thread(self._write, batches)
+            for provider, rows in left.items():
+                self._pending[provider] = rows + self._pending.get(provider, [])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush every `flush_every_s` seconds until `stop` is set, then once more."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.flush_every_s)
+            await self.flush()
+
+    def _write(self, batches: dict[str, list[Observation]]) -> dict[str, list[Observation]]:
+        """Write each provider's batch; returns the batches that must wait (warehouse locked)."""
+        left: dict[str, list[Observation]] = {}
+        for provider, rows in batches.items():
+            if left:  # locked a moment ago: don't wait out the lock once per provider
+                left[provider] = rows
+                continue
+            try:
+                result = write_batch(self.warehouse, rows)
+            except WarehouseLockedError as error:
+                self._record_error(f"{len(rows)} {provider} observations wait: {error}")
+                left[provider] = rows
+                continue
+            except Exception as error:  # a broken warehouse: say so, keep polling the others
+                self._record_error(
+                    f"{len(rows)} {provider} observations not stored: {type(error).__name__}"
+                )
+                continue
+            self._count(result)
+        return left
+
+    def _count(self, result: BatchResult) -> None:
+        self.totals.written += result.written
+        self.totals.quarantined += result.quarantined
+
+    def _record_error(self, message: str) -> None:
+        logger.error("%s", message)
+        self.totals.errors.append(message)
