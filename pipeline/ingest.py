@@ -92,7 +92,7 @@ def write_batch(
     except WarehouseLockedError:
         raise
     except Exception as error:  # whatever the cause, one refused row must not cost the others
-        if is_lock_error(error) or len(observations) == 1:
+        if is_lock_error(error):
             raise
         logger.warning(
             "batch of %d refused by the warehouse (%s); storing row by row",

@@ -14,7 +14,7 @@ import dataclasses
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,15 +82,19 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_sandbox(config: SandboxConfig | None = None) -> Iterator[LiveSandbox]:
-    """Serve a sandbox on 127.0.0.1 for the duration of the block."""
+def live_sandbox(
+    config: SandboxConfig | None = None, *, wrap: Callable[[Any], Any] | None = None
+) -> Iterator[LiveSandbox]:
+    """Serve a sandbox on 127.0.0.1 for the duration of the block.
+
+    `wrap` takes the sandbox's ASGI app and returns the app to serve (to alter some answers).
+    """
     app = build_app(config or default_config())
     log = RequestLog()
     port = _free_port()
+    served = _recording(wrap(app) if wrap else app, log)
     server = uvicorn.Server(
-        uvicorn.Config(
-            _recording(app, log), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-        )
+        uvicorn.Config(served, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -38,8 +38,11 @@ PROVIDER_DUE_QUERY = DUE_QUERY + "  AND o.provider = ?"
 # few passes, not hundreds) nor more (so freshly registered orders are seen soon).
 MIN_SLEEP_S = 0.2
 MAX_SLEEP_S = 1.0
-# Orders per pass when the provider documents no rate limit.
+# Orders in flight at once when the provider documents no rate limit.
 UNLIMITED_BUDGET = 2_000
+# With a rate limit: as many as its budget allows over this span (a retry honouring a 10 s
+# Retry-After keeps its order in flight that long).
+IN_FLIGHT_HORIZON_S = 10.0
 
 
 @dataclasses.dataclass
@@ -285,11 +288,13 @@ class ProviderLoop:
             self._in_flight.pop(order.order_id, None)
 
     def _budget(self) -> int:
-        """Orders in flight at once: a second's worth of the rate budget, if there is one."""
+        """Orders in flight at once: what the rate budget allows over `IN_FLIGHT_HORIZON_S`, so
+        the most urgent orders are asked first, yet orders waiting out a retry don't starve the
+        rest."""
         lane = self.poller.lanes[self.provider]
         if lane.bucket is None:
             return UNLIMITED_BUDGET
-        return max(1, int(lane.bucket.rate_per_s))
+        return max(lane.concurrency, int(lane.bucket.rate_per_s * IN_FLIGHT_HORIZON_S))
 
 
 def _order(row: Mapping[str, object]) -> TrackedOrder:

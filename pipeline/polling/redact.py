@@ -1,26 +1,18 @@
 """A logging filter that scrubs credentials from any record, httpx's own included.
 
 The adapters never put secrets in log text, but libraries log URLs (SMSOnline carries its key in
-the query string); this filter is the backstop.
+the query string); this filter is the backstop. It scrubs with `pipeline.redaction.scrub`, the
+same function every stored text goes through.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 
-_PATTERNS = (
-    (re.compile(r"(?i)(api_?key|token|secret|password)=([^&\s\"']+)"), r"\1=[redacted]"),
-    (re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1[redacted]"),
-    (re.compile(r"(?i)(orderId=)([^&\s\"']+)"), r"\1[redacted]"),
-)
+from pipeline.redaction import scrub
 
-
-def scrub(text: str) -> str:
-    """`text` with credential-looking values replaced by `[redacted]`."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+MAX_LOG_CHARS = 8192
+"""A log message is cut to this many characters before it is scrubbed."""
 
 
 class RedactingFilter(logging.Filter):
@@ -28,7 +20,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        record.msg = scrub(message)
+        record.msg = scrub(message, max_chars=MAX_LOG_CHARS)
         record.args = None
         return True
 

@@ -2,10 +2,15 @@
 
 - JSON decoding that never raises, and typed field readers that fail with `ShapeError`;
 - timestamp normalisation (epoch seconds / milliseconds, tolerant ISO-8601) to aware UTC;
-- hashing and masking of codes and phone numbers, and redaction of bodies and messages;
+- hashing and masking of codes and phone numbers, and redaction of bodies and messages (the
+  text scrubbing itself is `pipeline.redaction.scrub`, shared with the log filter);
 - error classification from HTTP status and `Retry-After`;
-- `ParseContext`, one HTTP answer plus the order, which builds `Observation`s;
+- `ParseContext`, one HTTP answer plus the order, which builds `Observation`s through
+  `build_observation`, the one place their text fields are scrubbed and bounded;
 - `BaseAdapter`, the never-raising `parse` wrapper the five adapters inherit.
+
+Everything decoded is made storable right after `json.loads`: lone surrogates (valid as JSON
+escapes, not encodable as UTF-8) and NUL become U+FFFD in every key and string.
 """
 
 from __future__ import annotations
@@ -24,21 +29,30 @@ from urllib.parse import quote
 
 from pipeline.model import ErrorClass, Observation, OrderState, TrackedOrder
 from pipeline.providers.base import PollingPolicy
+from pipeline.redaction import REDACTED, Level, cut, scrub, storable
 
 MAX_ORDER_ID_CHARS = 128
 MAX_MESSAGE_CHARS = 300
+MAX_STATUS_CHARS = 256
+"""Bound of the short provider-written fields: status, substatus, service, country."""
 MAX_TEXT_PAYLOAD_BYTES = 2048
+"""Bound of a stored body that is not JSON."""
+MAX_JSON_PAYLOAD_BYTES = 64 * 1024
+"""Bound of a stored (redacted, re-serialised) JSON body; longer ones are cut and not JSON."""
+MAX_JSON_STRING_CHARS = 4096
+"""Bound of one string value of a stored JSON body (cut before it is scrubbed)."""
+MAX_JSON_KEY_CHARS = 256
+"""Bound of one key of a stored JSON body."""
+MAX_JSON_DEPTH = 64
+"""Bodies nested deeper are not parsed: no documented body goes past five levels."""
 MAX_RAW_TIMESTAMP_CHARS = 64
 PHONE_VISIBLE_DIGITS = 4
-MESSAGE_DIGIT_RUN = 4
-"""Runs of this many digits or more in provider-written text are masked (codes, phones)."""
 
 EPOCH_SECONDS_RANGE = (1e8, 1e11)
 """Plausible epoch seconds (1973..5138); outside it a seconds field is treated as malformed."""
 EPOCH_MILLIS_RANGE = (1e11, 1e14)
 """Plausible epoch milliseconds (1973..5138)."""
 
-REDACTED = "[redacted]"
 SECRET_KEY_PARTS = ("token", "apikey", "secret", "authorization", "password", "cookie")
 """A JSON key whose lower-cased, punctuation-free name contains one of these is dropped."""
 ERROR_DETAIL_KEYS = ("errorMessage", "error", "reason", "message", "title", "detail")
@@ -54,16 +68,6 @@ _ISO_TIMESTAMP = re.compile(
 )
 _HOUR_ONLY_OFFSET = re.compile(r"([+-]\d{2})$")
 _FRACTION = re.compile(r"[.,](\d+)")
-_SECRET_ASSIGNMENT = re.compile(
-    r"(?i)([\w-]*(?:api[_-]?key|token|secret|password|authorization)[\w-]*)"
-    r"(\"?\s*[:=]\s*\"?)(?:bearer\s+)?([^&\s\"',;}\]]+)"
-)
-_BEARER = re.compile(r"(?i)\bbearer\s+[\w.~+/=-]+")
-_JWT = re.compile(r"\beyJ[\w-]{5,}(?:\.[\w-]*){0,2}")
-_OPAQUE_TOKEN = re.compile(r"(?<![\w.+/=-])(?=[\w.+/=-]*\d)(?=[\w.+/=-]*[A-Za-z])[\w.+/=-]{20,}")
-"""Long words mixing letters and digits (keys, tokens, ids): redacted in prose only."""
-_DIGIT_RUN = re.compile(rf"\d{{{MESSAGE_DIGIT_RUN},}}")
-_WHITESPACE = re.compile(r"\s+")
 
 _T = TypeVar("_T")
 
@@ -82,12 +86,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+class _Unstorable(ValueError):
+    """A decoded value we refuse to keep (too deep, a number that is no double)."""
+
+
 def decode_json(body: bytes) -> tuple[Any, str | None]:
-    """Decode a body as strict JSON without ever raising.
+    """Decode a body as strict JSON without ever raising, and make every string storable.
 
     Returns:
         `(value, None)` on success, `(None, problem)` otherwise (empty, not UTF-8, not JSON,
-        NaN/Infinity, nesting too deep). The problem text never quotes the body.
+        NaN/Infinity or a number out of double range, nesting deeper than `MAX_JSON_DEPTH`).
+        The problem text never quotes the body.
     """
     if not body or not body.strip():
         return None, "empty body"
@@ -96,11 +105,32 @@ def decode_json(body: bytes) -> tuple[Any, str | None]:
     except UnicodeDecodeError:
         return None, "body is not UTF-8"
     try:
-        return json.loads(text, parse_constant=_reject_constant), None
+        return storable_json(json.loads(text, parse_constant=_reject_constant)), None
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON ({exc.msg} at char {exc.pos})"
+    except _Unstorable as exc:
+        return None, f"invalid JSON ({exc})"
     except (ValueError, RecursionError) as exc:
         return None, f"invalid JSON ({type(exc).__name__})"
+
+
+def storable_json(value: Any, depth: int = 0) -> Any:
+    """A decoded value with every key and string made storable (see `storable`).
+
+    Raises:
+        _Unstorable: nesting deeper than `MAX_JSON_DEPTH`, or a non-finite float (`1e400`).
+    """
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Unstorable("number out of range")
+    if isinstance(value, list | dict) and depth >= MAX_JSON_DEPTH:
+        raise _Unstorable(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, list):
+        return [storable_json(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {storable(key): storable_json(item, depth + 1) for key, item in value.items()}
+    return value
 
 
 def json_type(value: Any) -> str:
@@ -296,7 +326,8 @@ class TimestampReader:
     def _remember(self, field: str, value: Any) -> None:
         if self.raw is None:
             text = value if isinstance(value, str) else json_type(value)
-            self.raw = f"{field}={scrub_text(text)}"[:MAX_RAW_TIMESTAMP_CHARS]
+            text = scrub(text, level="tokens", max_chars=MAX_RAW_TIMESTAMP_CHARS)
+            self.raw = cut(f"{field}={text}", MAX_RAW_TIMESTAMP_CHARS)
 
 
 # --- hashing, masking, redaction -------------------------------------------------------------
@@ -377,28 +408,13 @@ def is_secret_key(key: str) -> bool:
     return any(part in flat for part in SECRET_KEY_PARTS)
 
 
-def scrub_text(text: str) -> str:
-    """Replace credential values in text: `apiKey=…`, `token: …`, `Bearer …`, JWTs."""
-    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = _BEARER.sub(f"Bearer {REDACTED}", text)
-    return _JWT.sub(REDACTED, text)
-
-
-def scrub_prose(text: str) -> str:
-    """`scrub_text`, plus long opaque words and runs of 4+ digits (codes, phone numbers).
-
-    For provider-written prose (error reasons, descriptions), which may quote anything.
-    """
-    text = _OPAQUE_TOKEN.sub(REDACTED, scrub_text(text))
-    return _DIGIT_RUN.sub("[digits]", text)
-
-
 def redact_json(value: Any, transforms: Mapping[str, Transform], *, prose: bool = False) -> Any:
     """A copy of a decoded body with secrets dropped and sensitive values transformed.
 
     Keys naming credentials are removed at any depth; keys in `transforms` have their value
-    replaced; strings under `FREE_TEXT_KEYS` go through `scrub_prose`, all others through
-    `scrub_text`.
+    replaced; other keys are scrubbed and cut to `MAX_JSON_KEY_CHARS`. Strings are cut to
+    `MAX_JSON_STRING_CHARS` and scrubbed: as prose under `FREE_TEXT_KEYS`, for credentials
+    elsewhere (ids and numbers in structured fields are kept).
     """
     if isinstance(value, dict):
         redacted: dict[str, Any] = {}
@@ -408,12 +424,14 @@ def redact_json(value: Any, transforms: Mapping[str, Transform], *, prose: bool 
             if key in transforms:
                 redacted[key] = transforms[key](item)
             else:
-                redacted[key] = redact_json(item, transforms, prose=key in FREE_TEXT_KEYS)
+                name = scrub(key, max_chars=MAX_JSON_KEY_CHARS)
+                redacted[name] = redact_json(item, transforms, prose=key in FREE_TEXT_KEYS)
         return redacted
     if isinstance(value, list):
         return [redact_json(item, transforms, prose=prose) for item in value]
     if isinstance(value, str):
-        return scrub_prose(value) if prose else scrub_text(value)
+        level: Level = "prose" if prose else "credentials"
+        return scrub(value, level=level, max_chars=MAX_JSON_STRING_CHARS)
     return value
 
 
@@ -423,27 +441,32 @@ def compact_json(value: Any) -> str:
 
 
 def redact_text(text: str, sensitive_keys: tuple[str, ...]) -> str:
-    """Redact a body that is not valid JSON (truncated, HTML), truncated to 2 KB.
+    """Redact a body that is not valid JSON (truncated, HTML), cut to 2 KB first.
 
     The values of `sensitive_keys` in JSON-looking fragments (`"code":48010`, possibly cut off)
-    are replaced, then the whole text is treated as prose (`scrub_prose`).
+    are replaced, then the whole text is scrubbed as prose.
     """
+    text = cut(text, MAX_TEXT_PAYLOAD_BYTES, whole_words=True)
     for key in sensitive_keys:
         pattern = rf'("{re.escape(key)}"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}}\]\s]+)'
         text = re.sub(pattern, rf'\1"{REDACTED}"', text)
-    text = scrub_prose(text)
-    encoded = text.encode("utf-8")[:MAX_TEXT_PAYLOAD_BYTES]
-    return encoded.decode("utf-8", errors="ignore")
+    text = scrub(text, level="prose", max_chars=MAX_TEXT_PAYLOAD_BYTES)
+    return cut_utf8(text, MAX_TEXT_PAYLOAD_BYTES)
+
+
+def cut_utf8(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` bytes of UTF-8, never inside a character."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[:max_bytes].decode("utf-8", errors="ignore")
 
 
 def safe_message(text: str | None) -> str | None:
     """A short, single-line, redacted version of provider-written text for `error_message`."""
     if text is None:
         return None
-    text = scrub_prose(_WHITESPACE.sub(" ", text).strip())
-    if len(text) > MAX_MESSAGE_CHARS:
-        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
-    return text or None
+    return scrub(text, level="prose", max_chars=MAX_MESSAGE_CHARS, single_line=True) or None
 
 
 def path_segment(value: str) -> str:
@@ -489,7 +512,7 @@ def classify_http_status(status: int) -> ErrorClass | None:
 
 def body_error_class(message: str | None) -> ErrorClass:
     """`not_found` when an in-body error message says so, else `body_error`."""
-    if message and _NOT_FOUND.search(message):
+    if message and _NOT_FOUND.search(message[:MAX_JSON_STRING_CHARS]):
         return ErrorClass.NOT_FOUND
     return ErrorClass.BODY_ERROR
 
@@ -535,6 +558,33 @@ def known_state(state: str | None) -> OrderState:
 # --- building observations --------------------------------------------------------------------
 
 _DEFAULT: Any = object()
+
+OBSERVATION_TEXT: dict[str, tuple[Level, int]] = {
+    "provider_status": ("tokens", MAX_STATUS_CHARS),
+    "provider_substatus": ("prose", MAX_STATUS_CHARS),
+    "service": ("tokens", MAX_STATUS_CHARS),
+    "country": ("tokens", MAX_STATUS_CHARS),
+    "provider_timestamp_raw": ("tokens", MAX_RAW_TIMESTAMP_CHARS),
+    "error_message": ("prose", MAX_MESSAGE_CHARS),
+}
+"""Observation fields that may hold provider-written text → (scrub level, bound). The other
+text fields are ours (ids, enums, hashes, masks, the already redacted payload)."""
+
+
+def build_observation(**fields: Any) -> Observation:
+    """An `Observation` whose provider-written text fields are scrubbed and bounded.
+
+    Every observation an adapter returns is built here (through `ParseContext`), so no adapter
+    can store a status, service or message that still holds a credential or an unstorable
+    character. The error message is also made single-line; an empty one becomes None.
+    """
+    for name, (level, max_chars) in OBSERVATION_TEXT.items():
+        value = fields.get(name)
+        if isinstance(value, str):
+            single_line = name == "error_message"
+            value = scrub(value, level=level, max_chars=max_chars, single_line=single_line)
+            fields[name] = value if value or not single_line else None
+    return Observation(**fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -583,7 +633,7 @@ class ParseContext:
     ) -> ParseContext:
         """Decode `body` and redact it with the provider's `transforms`."""
         if isinstance(body, str):
-            body = body.encode("utf-8")
+            body = body.encode("utf-8", errors="surrogatepass")
         elif not isinstance(body, bytes):
             body = bytes(body)
         value, problem = decode_json(body)
@@ -593,9 +643,12 @@ class ParseContext:
                 redacted = compact_json(redact_json(value, transforms))
             except (ValueError, TypeError, RecursionError):
                 redacted = None
+            else:
+                redacted = cut_utf8(redacted, MAX_JSON_PAYLOAD_BYTES)
         if redacted is None and body.strip():
-            text = body.decode("utf-8", errors="replace")
-            redacted = redact_text(text, tuple(transforms))
+            # Four bytes per character at most: enough for the 2 KB kept, never the whole body.
+            head = body[: 4 * MAX_TEXT_PAYLOAD_BYTES]
+            redacted = redact_text(head.decode("utf-8", errors="replace"), tuple(transforms))
         return cls(
             slug=slug,
             order=order,
@@ -641,7 +694,7 @@ class ParseContext:
         **facts: Any,
     ) -> Observation:
         """A successful parse in `state`; terminal/success default to the state's own."""
-        return Observation(
+        return build_observation(
             **self._base(),
             state=state.value,
             is_terminal=state.is_terminal if is_terminal is None else is_terminal,
@@ -652,13 +705,13 @@ class ParseContext:
     def error(self, error_class: ErrorClass, message: str | None, **facts: Any) -> Observation:
         """A poll error: the previous state is repeated, `message` is made safe."""
         state = self.previous_state
-        return Observation(
+        return build_observation(
             **self._base(),
             state=state.value,
             is_terminal=state.is_terminal,
             is_success=state.is_success,
             error_class=error_class.value,
-            error_message=safe_message(message),
+            error_message=message,
             **facts,
         )
 
@@ -711,18 +764,31 @@ class BaseAdapter:
         previous_state: str | None = None,
         code_key: bytes = b"",
     ) -> Observation:
-        """Turn one HTTP answer into an `Observation`. Pure; never raises on bad input."""
-        ctx = ParseContext.create(
-            self.slug,
-            http_status=http_status,
-            headers=headers,
-            body=body,
-            order=order,
-            polled_at=polled_at,
-            previous_state=previous_state,
-            transforms=self.redactions,
-            code_key=code_key,
-        )
+        """Turn one HTTP answer into an `Observation`. Pure; never raises on bad input.
+
+        Whatever fails (decoding, redaction, the mapping, building the observation) gives a
+        `parse_error` observation naming the exception's type, never quoting the body.
+        """
+        try:
+            ctx = ParseContext.create(
+                self.slug,
+                http_status=http_status,
+                headers=headers,
+                body=body,
+                order=order,
+                polled_at=polled_at,
+                previous_state=previous_state,
+                transforms=self.redactions,
+                code_key=code_key,
+            )
+        except Exception as exc:  # a body no redaction anticipated must not stop a poll tick
+            return self._unreadable(exc, http_status, order, polled_at, previous_state)
+        try:
+            return self._map(ctx)
+        except Exception as exc:  # not even the parse_error observation could be built
+            return self._unreadable(exc, http_status, order, polled_at, previous_state)
+
+    def _map(self, ctx: ParseContext) -> Observation:
         try:
             if not ctx.is_http_ok:
                 return ctx.http_error(self.http_errors.get(ctx.http_status))
@@ -733,6 +799,32 @@ class BaseAdapter:
             return ctx.parse_error(str(exc))
         except Exception as exc:  # a body shape no check anticipated must not stop a poll tick
             return ctx.parse_error(f"unexpected body shape ({type(exc).__name__})")
+
+    def _unreadable(
+        self,
+        exc: Exception,
+        http_status: int,
+        order: TrackedOrder,
+        polled_at: datetime,
+        previous_state: str | None,
+    ) -> Observation:
+        """The `parse_error` observation for an answer not even a `ParseContext` could hold;
+        its payload is not kept (it could not be redacted)."""
+        state = known_state(previous_state)
+        return build_observation(
+            provider=self.slug,
+            order_id=order.order_id,
+            order_kind=order.order_kind,
+            polled_at=as_utc(polled_at),
+            http_status=http_status,
+            state=state.value,
+            is_terminal=state.is_terminal,
+            is_success=state.is_success,
+            error_class=ErrorClass.PARSE_ERROR.value,
+            error_message=f"answer could not be read ({type(exc).__name__})",
+            service=order.service,
+            country=order.country,
+        )
 
     def _parse(self, ctx: ParseContext, body: dict[str, Any]) -> Observation:
         """The provider's mapping of a 2xx JSON object answer (errors are handled before)."""

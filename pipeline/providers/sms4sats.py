@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 from pipeline.model import Observation, OrderKind, OrderState, TrackedOrder
 from pipeline.providers.base import PollingPolicy, RequestSpec
 from pipeline.providers.common import (
-    MAX_RAW_TIMESTAMP_CHARS,
     BaseAdapter,
     ParseContext,
     Transform,
@@ -169,7 +168,8 @@ class Sms4satsAdapter(BaseAdapter):
 
 
 def _raw_timestamp(value: Any) -> str | None:
-    """sms4sats `timestamp` verbatim (its meaning is undocumented)."""
+    """sms4sats `timestamp` verbatim (its meaning is undocumented); the observation scrubs it
+    and cuts it to `common.MAX_RAW_TIMESTAMP_CHARS`."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    return str(value)[:MAX_RAW_TIMESTAMP_CHARS]
+    return str(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_MEMORY_LIMIT = "4GB"
 FIRST_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 2.0
+# Threads of one process share a DuckDB instance per file; opening or closing it from two threads
+# at once fails ("Unique file handle conflict"), so opens and closes take turns.
+_OPEN_CLOSE = threading.Lock()
 _LOCK_MESSAGE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
 _HOLDER_PID = re.compile(r"\(PID (\d+)\)")
 
@@ -74,7 +78,8 @@ def connect(
     backoff = FIRST_BACKOFF_S
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            with _OPEN_CLOSE:
+                con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.Error as error:
             if not is_lock_error(error):
@@ -100,4 +105,10 @@ def connection(
     try:
         yield con
     finally:
+        close(con)
+
+
+def close(con: duckdb.DuckDBPyConnection) -> None:
+    """Close a connection opened by `connect` (never while another thread opens one)."""
+    with _OPEN_CLOSE:
         con.close()

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline.warehouse.connection import connect
+from pipeline.warehouse.connection import close, connect
 from pipeline.warehouse.schema import migrate
 
 _BATCH_VIEW = "_incoming_batch"
@@ -47,7 +47,7 @@ class Warehouse:
                 migrate(con)
             yield con
         finally:
-            con.close()
+            close(con)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -25,8 +25,8 @@ from pipeline.providers.common import (
     redact_text,
     retry_after_seconds,
     safe_message,
-    scrub_text,
 )
+from pipeline.redaction import scrub
 
 NOW = datetime(2025, 5, 17, 5, 50, tzinfo=UTC)
 
@@ -187,7 +187,7 @@ def test_redact_json_drops_secrets_at_any_depth() -> None:
 
 def test_scrub_text() -> None:
     text = "GET /x?apiKey=abc123&id=1 Authorization: Bearer eyJhbGciOi.x.y"
-    scrubbed = scrub_text(text)
+    scrubbed = scrub(text)
     assert "abc123" not in scrubbed
     assert "eyJhbGciOi" not in scrubbed
     assert "id=1" in scrubbed
