@@ -46,7 +46,7 @@ import httpx
 from pipeline.commands import processes
 from pipeline.intake import make_order, register
 from pipeline.model import PROVIDERS, TrackedOrder
-from pipeline.polling import tick as tick_module
+from pipeline.polling import writer as writer_module
 from pipeline.polling.client import MAX_CONNECTIONS, POOL_LIMITS, TIMEOUT, Poller
 from pipeline.polling.tick import TickResult, run_tick
 from pipeline.providers.base import RequestSpec
@@ -262,13 +262,13 @@ def summarise_profile(profile: pstats.Stats, total_s: float) -> dict[str, Any]:
 async def profiled_tick(warehouse: Warehouse, poller: Poller) -> dict[str, Any]:
     """One more end-to-end tick under cProfile, the write thread included."""
     write_profile = cProfile.Profile()
-    original = tick_module.write_batch
+    original = writer_module.write_batch
 
     def write_batch(*args: Any, **kwargs: Any) -> Any:
         return write_profile.runcall(original, *args, **kwargs)
 
     main_profile = cProfile.Profile()
-    tick_module.write_batch = write_batch  # type: ignore[assignment]
+    writer_module.write_batch = write_batch  # type: ignore[assignment]
     try:
         started = time.perf_counter()
         main_profile.enable()
@@ -276,7 +276,7 @@ async def profiled_tick(warehouse: Warehouse, poller: Poller) -> dict[str, Any]:
         main_profile.disable()
         total_s = time.perf_counter() - started
     finally:
-        tick_module.write_batch = original
+        writer_module.write_batch = original
     stats = pstats.Stats(main_profile)
     stats.add(write_profile)
     return summarise_profile(stats, total_s)
@@ -288,7 +288,7 @@ class WriteTimer:
     def __init__(self) -> None:
         self.wall_s = 0.0
         self.cpu_s = 0.0
-        self.original = tick_module.write_batch
+        self.original = writer_module.write_batch
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started, cpu_started = time.perf_counter(), time.thread_time()
@@ -359,7 +359,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
                 "bare": bare_work(lanes),
                 "end_to_end": tick_work("end_to_end", poller),
             }
-            tick_module.write_batch = timer  # type: ignore[assignment]
+            writer_module.write_batch = timer  # type: ignore[assignment]
             try:
                 for index in range(rounds + 1):
                     line = []
@@ -374,7 +374,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
                     label = "warm-up" if index == 0 else f"round {index}"
                     print(f"{label:>8}: " + " | ".join(line))
             finally:
-                tick_module.write_batch = timer.original  # type: ignore[assignment]
+                writer_module.write_batch = timer.original  # type: ignore[assignment]
             profiles = {"end_to_end": await profiled_tick(warehouse, poller)}
     summaries = {name: summarise(rounds_of) for name, rounds_of in measured.items()}
     for name, timings in writes.items():

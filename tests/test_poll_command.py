@@ -31,6 +31,6 @@ def test_poll_once_registers_the_inbox_and_summarises_per_provider(tmp_path: Pat
     assert "inbox new.csv" in done.stdout
     table = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.strip()}
     for provider in PROVIDERS:
-        due, polled, ok = (int(x) for x in table[provider][1:4])
-        assert (due, polled, ok) == (1, 1, 1), table[provider]
+        due, polled, asks, ok = (int(x) for x in table[provider][1:5])
+        assert (due, polled, asks, ok) == (1, 1, 1, 1), table[provider]
     assert f"stored {len(PROVIDERS)} observation(s)" in done.stdout

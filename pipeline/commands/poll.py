@@ -80,7 +80,8 @@ def format_summary(result: object) -> str:
 
     assert isinstance(result, TickResult)
     lines = [
-        f"{'provider':<12} {'due':>5} {'polled':>6} {'ok':>5} {'errors':<28} {'p50 ms':>7}  states"
+        f"{'provider':<12} {'due':>5} {'polled':>6} {'asks':>5} {'ok':>5} {'errors':<28} "
+        f"{'p50 ms':>7}  states"
     ]
     for slug, tick in result.providers.items():
         errors = ", ".join(f"{k}={v}" for k, v in sorted(tick.errors.items())) or "-"
@@ -89,7 +90,7 @@ def format_summary(result: object) -> str:
             errors += f" (skipped {skipped})"
         p50 = f"{statistics.median(tick.latencies_ms):.1f}" if tick.latencies_ms else "-"
         states = ", ".join(f"{k}={v}" for k, v in sorted(tick.states.items())) or "-"
-        counts = f"{tick.due:>5} {tick.polled:>6} {tick.ok:>5}"
+        counts = f"{tick.due:>5} {tick.polled:>6} {tick.attempts:>5} {tick.ok:>5}"
         lines.append(f"{slug:<12} {counts} {errors:<28} {p50:>7}  {states}")
     lines.append(f"stored {result.written} observation(s), quarantined {result.quarantined}")
     for error in result.write_errors:
