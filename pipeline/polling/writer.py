@@ -74,6 +74,8 @@ class BatchWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.flush_every_s)
             await self.flush()
+        # Rows may have arrived while the last flush was writing.
+        await self.flush()
 
     def _write(self, batches: dict[str, list[Observation]]) -> dict[str, list[Observation]]:
         """Write each provider's batch; returns the batches that must wait (warehouse locked)."""
