@@ -38,16 +38,18 @@ demo: setup
 dev: setup
 	$(BIN)/pipeline dev
 
-## test: the whole test suite (what CI runs)
-test: setup
+## test: what CI runs: format check, lint, types, then the whole test suite
+test: setup lint
 	$(BIN)/pytest
 
-## check: format check, lint, types, then the tests
-check: setup
+## check: the same as test
+check: test
+
+## lint: format check, lint and types only
+lint: setup
 	$(BIN)/ruff format --check pipeline tests bench
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest
 
 format: setup
 	$(BIN)/ruff format pipeline tests bench
