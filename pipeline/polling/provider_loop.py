@@ -22,12 +22,7 @@ import polars as pl
 
 from pipeline.model import Observation, TrackedOrder
 from pipeline.polling.client import Poller, PollOutcome
-from pipeline.polling.schedule import (
-    DUE_QUERY,
-    DUE_SLACK_S,
-    due_orders,
-    seconds_until_next_due,
-)
+from pipeline.polling.schedule import DUE_QUERY, DUE_SLACK_S, pick_due, schedule
 from pipeline.polling.writer import BatchWriter
 from pipeline.warehouse import Warehouse, WarehouseLockedError
 
@@ -172,7 +167,13 @@ class ProviderLoop:
         """Counts since the last `take_period`."""
         self.read_errors: list[str] = []
         self._candidates: pl.DataFrame | None = None
+        """This provider's rows of `DUE_QUERY` as last read."""
         self._seen: dict[str, Seen] = {}
+        """Answers since that read (re-applied to the next read until the writer caught up)."""
+        self._fresh: dict[str, Seen] = {}
+        """Answers not yet applied to `_frame`."""
+        self._frame = pl.DataFrame()
+        self._scheduled: pl.DataFrame | None = None
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._held: set[str] = set()
         """Orders skipped (bad credentials, open circuit, budget past the deadline): left alone
@@ -184,58 +185,71 @@ class ProviderLoop:
         return period
 
     async def refresh(self) -> bool:
-        """Re-read this provider's candidates; False (and recorded) if the warehouse is locked."""
+        """Re-read this provider's candidates; False (and recorded) if that failed."""
         try:
             frame = await asyncio.to_thread(
                 self.warehouse.read, PROVIDER_DUE_QUERY, [self.provider]
             )
-        except WarehouseLockedError as error:
-            self.read_errors.append(str(error))
-            logger.error("%s: due orders not read: %s", self.provider, error)
+        except Exception as error:  # locked or broken: keep polling from what we know
+            message = str(error) if isinstance(error, WarehouseLockedError) else repr(error)[:200]
+            self.read_errors.append(f"{self.provider}: due orders not read: {message}")
+            logger.error("%s: due orders not read: %s", self.provider, type(error).__name__)
             return False
-        self._candidates = frame
         stored = dict(zip(frame["order_id"], frame["last_polled_at"], strict=True))
         self._seen = {
             order_id: seen
             for order_id, seen in self._seen.items()
             if (last := stored.get(order_id)) is None or last < seen.polled_at
         }
+        self._candidates = frame
+        self._frame = with_seen(frame, self._seen)
+        self._fresh.clear()
+        self._scheduled = None
         self._held.clear()
         self.poller.start_pass(self.provider)
         return True
 
-    def view(self) -> pl.DataFrame:
-        """The candidates with what was seen since, minus orders in flight or held back."""
-        if self._candidates is None:
-            return pl.DataFrame()
-        frame = with_seen(self._candidates, self._seen)
+    def scheduled(self, now: datetime) -> pl.DataFrame:
+        """Every candidate with its next due time, minus orders in flight or held back."""
+        if self._fresh:
+            self._frame = with_seen(self._frame, self._fresh)
+            self._fresh = {}
+            self._scheduled = None
+        if self._scheduled is None:
+            if self._frame.is_empty():
+                return self._frame
+            self._scheduled = schedule(self._frame, {self.provider: self.policy}, now)
         busy = [*self._in_flight, *self._held]
-        return frame.filter(~pl.col("order_id").is_in(busy)) if busy else frame
+        if not busy:
+            return self._scheduled
+        return self._scheduled.filter(~pl.col("order_id").is_in(busy))
 
-    def start_due(self, now: datetime, deadline: float | None, *, slack_s: float) -> int:
-        """Start a poll task for every order due at `now` (within the rate budget)."""
+    def start_due(self, now: datetime, deadline: float | None, *, slack_s: float) -> float | None:
+        """Start a poll task for every order due at `now` (within the rate budget).
+
+        Returns:
+            Seconds until the next order not started now comes due (None: none will).
+        """
+        scheduled = self.scheduled(now)
+        if scheduled.is_empty():
+            return None
         budget = self._budget() - len(self._in_flight)
-        frame = self.view()
-        if budget <= 0 or frame.is_empty():
-            return 0
-        due = due_orders(
-            frame, {self.provider: self.policy}, now, {self.provider: budget}, slack_s=slack_s
-        )
-        for row in due.iter_rows(named=True):
-            order = _order(row)
-            task = asyncio.create_task(self._poll(order, row["last_state"], deadline))
-            self._in_flight[order.order_id] = task
-        return due.height
+        if budget > 0:
+            due = pick_due(scheduled, now, {self.provider: budget}, slack_s=slack_s)
+            for row in due.iter_rows(named=True):
+                order = _order(row)
+                task = asyncio.create_task(self._poll(order, row["last_state"], deadline))
+                self._in_flight[order.order_id] = task
+            scheduled = scheduled.filter(~pl.col("order_id").is_in(due["order_id"].to_list()))
+        earliest = scheduled["next_due"].min()
+        if not isinstance(earliest, datetime):
+            return None
+        return (earliest - now).total_seconds()
 
     async def wait_in_flight(self) -> None:
         """Wait for every poll started so far."""
         while self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
-
-    def seconds_to_next_due(self, now: datetime) -> float | None:
-        """Seconds until the next order comes due; None if none ever will."""
-        frame = self.view()
-        return seconds_until_next_due(frame, {self.provider: self.policy}, now)
 
     def idle(self) -> bool:
         """Nothing left to ask: no candidate, nothing in flight, nothing waiting to be written."""
@@ -260,9 +274,7 @@ class ProviderLoop:
             if refreshing is None and clock - last_refresh >= self.refresh_every_s:
                 refreshing = asyncio.create_task(self.refresh())
                 last_refresh = clock
-            now = datetime.now(UTC)
-            self.start_due(now, deadline, slack_s=DUE_SLACK_S)
-            wait = self.seconds_to_next_due(now)
+            wait = self.start_due(datetime.now(UTC), deadline, slack_s=DUE_SLACK_S)
             sleep = MAX_SLEEP_S if wait is None else min(max(wait, MIN_SLEEP_S), MAX_SLEEP_S)
             await asyncio.sleep(max(0.0, min(sleep, deadline - time.monotonic())))
         await self.wait_in_flight()
@@ -278,8 +290,8 @@ class ProviderLoop:
             if outcome.skipped:
                 self._held.add(order.order_id)
             for observation in outcome.observations:
-                seen = self._seen.setdefault(order.order_id, Seen(observation.polled_at))
-                seen.add(observation)
+                for memory in (self._seen, self._fresh):
+                    memory.setdefault(order.order_id, Seen(observation.polled_at)).add(observation)
             self.writer.submit(self.provider, outcome.observations)
         except Exception as error:  # never expected; one order's failure must not end the loop
             logger.error("%s: poll of one order failed: %s", self.provider, type(error).__name__)

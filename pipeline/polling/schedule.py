@@ -125,11 +125,21 @@ def due_orders(
     """
     if candidates.is_empty():
         return candidates.with_columns(priority=pl.lit(None, pl.Float64))
+    return pick_due(schedule(candidates, policies, now), now, budgets, slack_s=slack_s)
+
+
+def pick_due(
+    scheduled: pl.DataFrame,
+    now: datetime,
+    budgets: Mapping[str, int] | None = None,
+    *,
+    slack_s: float = 0.0,
+) -> pl.DataFrame:
+    """`due_orders` on rows already `schedule`d (cheap enough to run many times a second)."""
     now_lit = pl.lit(now).dt.convert_time_zone("UTC")
     horizon = pl.lit(now + timedelta(seconds=slack_s)).dt.convert_time_zone("UTC")
     frame = (
-        schedule(candidates, policies, now)
-        .filter(pl.col("next_due") <= horizon)
+        scheduled.filter(pl.col("next_due") <= horizon)
         .with_columns(priority=_priority(now_lit))
         .sort(["priority", "next_due"], descending=[True, False])
     )
@@ -141,21 +151,6 @@ def due_orders(
             .fill_null(2**62)
         )
     return frame.drop("policy_state", "terminal_grace_s", "max_tracking_age_s", "age_s")
-
-
-def seconds_until_next_due(
-    candidates: pl.DataFrame, policies: Mapping[str, PollingPolicy], now: datetime
-) -> float | None:
-    """Seconds from `now` until the earliest candidate comes due (≤ 0: one is due already);
-    None when no candidate will ever be due (none left, or all past their tracking age)."""
-    if candidates.is_empty():
-        return None
-    frame = schedule(candidates, policies, now)
-    if frame.is_empty():
-        return None
-    earliest = frame["next_due"].min()
-    assert isinstance(earliest, datetime)
-    return (earliest - now).total_seconds()
 
 
 def _priority(now: pl.Expr) -> pl.Expr:
