@@ -97,8 +97,9 @@ def schedule(
             .then(pl.col("registered_at"))
             .when(pl.col("is_terminal"))
             .then(pl.col("terminal_seen_at") + pl.duration(seconds=pl.col("terminal_grace_s")))
-            # The first poll came before the order's phase: the next one falls on it.
-            .when(pl.col("last_polled_at") < anchor)
+            # The first poll came before the order's phase: the next one falls on it. (A poll
+            # taken early by the due slack is already the phase's own poll.)
+            .when(pl.col("last_polled_at") < anchor - pl.duration(seconds=2 * DUE_SLACK_S))
             .then(anchor)
             .otherwise(pl.col("last_polled_at") + cadence),
         )

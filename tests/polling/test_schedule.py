@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from pipeline.polling.schedule import due_orders
+from pipeline.polling.schedule import DUE_SLACK_S, due_orders, schedule
 from pipeline.providers.base import PollingPolicy
 from pipeline.warehouse.schema import UTC_TIME
 
@@ -116,3 +116,60 @@ def test_budget_keeps_the_most_overdue_and_most_changeable_first() -> None:
     assert due["order_id"].to_list() == ["never", "pending-very"]
     everything = due_orders(frame, {"baanx": POLICY}, NOW)
     assert everything["order_id"].to_list()[-1] == "pending-slightly"
+
+
+def _next_due(frame: pl.DataFrame) -> dict[str, datetime]:
+    scheduled = schedule(frame, {"baanx": POLICY}, NOW)
+    return dict(zip(scheduled["order_id"], scheduled["next_due"], strict=True))
+
+
+def test_each_order_polls_at_its_own_phase_after_the_first_poll() -> None:
+    """New orders are asked at once; their second poll falls at a fraction of the cadence after
+    registration that differs between orders, so orders registered together never poll in step."""
+    registered = NOW - timedelta(seconds=0.5)
+    ids = [f"o{i}" for i in range(50)]
+    never = _candidates([{"order_id": i, "registered_at": registered} for i in ids])
+    assert set(_next_due(never).values()) == {registered}  # at once
+    polled = _candidates(
+        [
+            {
+                "order_id": i,
+                "registered_at": registered,
+                "last_polled_at": registered,
+                "last_state": "pending",
+            }
+            for i in ids
+        ]
+    )
+    phases = [(due - registered).total_seconds() for due in _next_due(polled).values()]
+    assert all(0 <= p <= 10.0 for p in phases)  # within one pending cadence
+    assert len({round(p, 1) for p in phases}) > 25  # spread, not in step
+
+
+def test_a_poll_taken_a_moment_before_the_phase_is_the_phases_poll() -> None:
+    """A loop picks orders due within DUE_SLACK_S; such a slightly early poll must not make the
+    order due again at its phase a fraction of a second later."""
+    registered = NOW - timedelta(seconds=30)
+    first = _candidates(
+        [
+            {
+                "order_id": "o",
+                "registered_at": registered,
+                "last_polled_at": registered,
+                "last_state": "pending",
+            }
+        ]
+    )
+    anchor = _next_due(first)["o"]
+    early = anchor - timedelta(seconds=DUE_SLACK_S)
+    again = _candidates(
+        [
+            {
+                "order_id": "o",
+                "registered_at": registered,
+                "last_polled_at": early,
+                "last_state": "pending",
+            }
+        ]
+    )
+    assert _next_due(again)["o"] == early + timedelta(seconds=10.0)
