@@ -15,6 +15,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulator": ("pipeline.simulator.command", "run the local provider sandbox"),
     "track": ("pipeline.commands.track", "register orders to track"),
     "poll": ("pipeline.commands.poll", "poll due orders now, without Dagster"),
+    "refresh": (
+        "pipeline.commands.refresh",
+        "rebuild history, analytics, published copy and report, without Dagster",
+    ),
     "dev": ("pipeline.commands.dev", "sandbox + workload + Dagster UI and daemon"),
     "demo": ("pipeline.commands.demo", "the whole product on the sandbox, then a summary"),
 }

@@ -2,19 +2,25 @@
 
 Figures are built with the object-oriented API (`matplotlib.figure.Figure` on the Agg canvas), so
 nothing touches pyplot's global state or needs a display. Each provider has one colour everywhere
-(`PROVIDER_COLOURS`), times are shown in minutes, and every chart function returns the PNG bytes
-or None when there is nothing to draw.
+(`PROVIDER_COLOURS`), durations are shown in the unit that suits the longest one (seconds,
+minutes or hours, as in the tables), titles are wrapped to fit inside the figure, and every chart
+function returns the PNG bytes or None when there is nothing to draw.
 """
 
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 
 import polars as pl
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import PercentFormatter
+
+from pipeline.report.markup import DurationUnit, duration_unit
 
 PROVIDER_COLOURS: dict[str, str] = {
     "sms4sats": "#0072B2",
@@ -50,7 +56,13 @@ SMALL = (6.4, 3.4)
 DPI = 110
 BAND_ALPHA = 0.18
 """Opacity of confidence bands."""
-SECONDS_PER_MINUTE = 60.0
+TITLE_SIZE = 11
+TITLE_FIT_ATTEMPTS = 4
+"""Times a title is re-wrapped (each a layout pass) before it is left as it is."""
+TITLE_MIN_CHARS = 24
+"""Never wrap a title narrower than this many characters."""
+EDGE_PX = 2
+"""Room kept between a title and the figure's edge."""
 
 
 def provider_colour(provider: str) -> str:
@@ -74,14 +86,41 @@ def _new_figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
     return figure, axes
 
 
-def _png(figure: Figure) -> bytes:
+def _set_title(axes: Axes, title: str) -> Text:
+    """The chart title, left-aligned over the axes (it states the finding, so it may be long)."""
+    return axes.set_title(title, loc="left", fontsize=TITLE_SIZE)
+
+
+def _fit_title(figure: Figure, title: Text) -> None:
+    """Break `title` onto more lines until it ends inside the figure.
+
+    Matplotlib neither wraps a title nor keeps it inside the figure (constrained layout makes
+    room above the axes, not beside them), so a long finding would be cut at the right edge.
+    Where it starts depends on the laid-out axes, so each attempt lays the figure out first.
+    """
+    canvas = FigureCanvasAgg(figure)
+    text = title.get_text()
+    right = figure.bbox.x1 - EDGE_PX
+    for _ in range(TITLE_FIT_ATTEMPTS):
+        canvas.draw()
+        box = title.get_window_extent(canvas.get_renderer())
+        if box.x1 <= right:
+            return
+        longest = max(len(line) for line in title.get_text().splitlines())
+        chars = int(longest * (right - box.x0) / box.width) - 1
+        title.set_text(textwrap.fill(text, max(chars, TITLE_MIN_CHARS)))
+
+
+def _png(figure: Figure, title: Text) -> bytes:
+    _fit_title(figure, title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
 
 
-def _minutes(seconds: pl.Series) -> list[float]:
-    return (seconds / SECONDS_PER_MINUTE).to_list()
+def _axis_unit(seconds: Sequence[float | None]) -> DurationUnit:
+    """The unit of a time axis: the one the longest duration on it reads best in."""
+    return duration_unit(max((s for s in seconds if s is not None), default=0.0))
 
 
 def cumulative_incidence_chart(
@@ -106,6 +145,7 @@ def cumulative_incidence_chart(
     if curves.is_empty():
         return None
     figure, axes = _new_figure(WIDE)
+    unit = _axis_unit(curves["time_s"].to_list())
     for name in provider_order(curves["provider"].unique().to_list()):
         part = curves.filter(pl.col("provider") == name).sort("time_s")
         colour = provider_colour(name)
@@ -122,7 +162,7 @@ def cumulative_incidence_chart(
                 ),
             ]
         )
-        x = _minutes(frame["time_s"])
+        x = (frame["time_s"] / unit.seconds).to_list()
         label = f"{name} (n={counts[name]})" if counts and name in counts else name
         axes.step(x, frame["cif"].to_list(), where="post", color=colour, linewidth=2, label=label)
         axes.fill_between(
@@ -138,11 +178,11 @@ def cumulative_incidence_chart(
     axes.set_ylim(0, 1.02)
     axes.set_xlim(left=0)
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
-    axes.set_xlabel("time since the order was created (minutes)")
+    axes.set_xlabel(f"time since the order was created ({unit.name})")
     axes.set_ylabel(ylabel)
-    axes.set_title(title, loc="left", fontsize=11)
+    title_text = _set_title(axes, title)
     axes.legend(loc="lower right", frameon=False, fontsize=9)
-    return _png(figure)
+    return _png(figure, title_text)
 
 
 def expiry_over_time_chart(rates: pl.DataFrame, *, title: str) -> bytes | None:
@@ -214,7 +254,7 @@ def expiry_over_time_chart(rates: pl.DataFrame, *, title: str) -> bytes | None:
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_xlabel("hour the orders were created (UTC)")
     axes.set_ylabel("orders that expired")
-    axes.set_title(title, loc="left", fontsize=11)
+    title_text = _set_title(axes, title)
     handles, labels = axes.get_legend_handles_labels()
     if any_fallback:
         marker = axes.scatter([], [], facecolors="white", edgecolors="#555555", s=36)
@@ -228,7 +268,7 @@ def expiry_over_time_chart(rates: pl.DataFrame, *, title: str) -> bytes | None:
         frameon=False,
         fontsize=8,
     )
-    return _png(figure)
+    return _png(figure, title_text)
 
 
 def error_mix_chart(mix: pl.DataFrame, *, title: str) -> bytes | None:
@@ -274,12 +314,12 @@ def error_mix_chart(mix: pl.DataFrame, *, title: str) -> bytes | None:
     axes.set_xlim(0, max(0.01, max(left, default=0.0) * 1.15))
     axes.xaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_xlabel("share of polls that failed")
-    axes.set_title(title, loc="left", fontsize=11)
+    title_text = _set_title(axes, title)
     if classes:
         figure.legend(
             loc="outside lower center", ncols=min(len(classes), 4), frameon=False, fontsize=8
         )
-    return _png(figure)
+    return _png(figure, title_text)
 
 
 def latency_chart(reliability: pl.DataFrame, *, title: str) -> bytes | None:
@@ -309,8 +349,8 @@ def latency_chart(reliability: pl.DataFrame, *, title: str) -> bytes | None:
         tick.set_color(provider_colour(tick.get_text()))
     axes.set_xlim(left=0)
     axes.set_xlabel("poll latency (ms): ● median, ○ 95th percentile")
-    axes.set_title(title, loc="left", fontsize=11)
-    return _png(figure)
+    title_text = _set_title(axes, title)
+    return _png(figure, title_text)
 
 
 def naive_vs_aware_chart(
@@ -335,13 +375,18 @@ def naive_vs_aware_chart(
         frame = frame.sort(pl.col("provider").replace_strict(order, list(range(len(order)))))
     names = list(labels) if labels is not None else frame["provider"].to_list()
     figure, axes = _new_figure(SMALL)
+    unit = _axis_unit(
+        frame.select(pl.max_horizontal("naive_median_s", "median_s", "median_ci_high_s").max())
+        .to_series()
+        .to_list()
+    )
     positions = list(range(len(names)))
     offset = 0.15
     for y, row in zip(positions, frame.iter_rows(named=True), strict=True):
         colour = provider_colour(row["provider"])
         if row["naive_median_s"] is not None:
             axes.scatter(
-                [row["naive_median_s"] / SECONDS_PER_MINUTE],
+                [row["naive_median_s"] / unit.seconds],
                 [y + offset],
                 facecolors="white",
                 edgecolors=colour,
@@ -354,18 +399,20 @@ def naive_vs_aware_chart(
             high = row["median_ci_high_s"]
             end = high if high is not None else row["median_s"]
             axes.plot(
-                [low / SECONDS_PER_MINUTE, end / SECONDS_PER_MINUTE],
+                [low / unit.seconds, end / unit.seconds],
                 [y - offset, y - offset],
                 color=colour,
                 linewidth=2,
             )
             axes.scatter(
-                [row["median_s"] / SECONDS_PER_MINUTE], [y - offset], color=colour, s=44, zorder=3
+                [row["median_s"] / unit.seconds], [y - offset], color=colour, s=44, zorder=3
             )
     axes.set_yticks(positions)
     axes.set_yticklabels(names)
     axes.invert_yaxis()
     axes.set_xlim(left=0)
-    axes.set_xlabel("median time to success (minutes): □ naive, ● censoring-aware with 95 % CI")
-    axes.set_title(title, loc="left", fontsize=11)
-    return _png(figure)
+    axes.set_xlabel(
+        f"median time to success ({unit.name}): □ naive, ● censoring-aware with 95 % CI"
+    )
+    title_text = _set_title(axes, title)
+    return _png(figure, title_text)

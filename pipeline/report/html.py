@@ -89,7 +89,7 @@ def render(parts: list[sections.Section], generated_at: datetime) -> str:
         f"<title>{text(TITLE)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
         f"<h1>{text(TITLE)}</h1>\n"
         f'<p class="lede">Generated {text(timestamp(generated_at))} from the published '
-        "warehouse. All times are UTC; durations are in minutes.</p>\n"
+        "warehouse. All times are UTC; each duration shows its unit (s, min or h).</p>\n"
         f"<nav><ol>{toc}</ol></nav>\n{body}\n</main>\n</body>\n</html>\n"
     )
 

@@ -12,7 +12,7 @@ import html
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -60,21 +60,69 @@ def percent_ci(value: float | None, low: float | None, high: float | None) -> st
     return f"{percent(value)} ({100.0 * low:.1f}–{100.0 * high:.1f})"
 
 
-def minutes(seconds: float | None) -> str:
-    """Seconds as minutes with a precision that suits the size: "0.25 min", "12.4 min"."""
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+class DurationUnit(NamedTuple):
+    """A unit durations are shown in."""
+
+    symbol: str
+    """As printed after a number: "45 s", "3.5 min", "2.4 h"."""
+    name: str
+    """In words, for axis labels: "seconds"."""
+    seconds: float
+    """Seconds per unit."""
+    below_s: float
+    """Durations shorter than this are shown in this unit (the first unit that fits wins)."""
+    whole_from: float
+    """Amounts from this many units are shown without decimals (else with one)."""
+
+
+DURATION_UNITS: tuple[DurationUnit, ...] = (
+    DurationUnit("s", "seconds", 1.0, 120.0, whole_from=10.0),
+    DurationUnit("min", "minutes", 60.0, 2 * 3600.0, whole_from=math.inf),
+    DurationUnit("h", "hours", 3600.0, math.inf, whole_from=100.0),
+)
+"""Seconds under two minutes, minutes under two hours, else hours: never "0.07 min"."""
+
+
+def _rounded(seconds: float, unit: DurationUnit) -> tuple[float, int]:
+    """`seconds` in `unit`, rounded as shown, and the decimals shown."""
+    value = seconds / unit.seconds
+    digits = 0 if abs(value) >= unit.whole_from else 1
+    return round(value, digits), digits
+
+
+def duration_unit(seconds: float) -> DurationUnit:
+    """The unit a duration of `seconds` reads best in (for a chart axis: its longest duration)."""
+    for unit in DURATION_UNITS:
+        # Decided on the figure as shown, so 119.7 s reads "2.0 min", never "120 s".
+        if abs(_rounded(seconds, unit)[0]) * unit.seconds < unit.below_s:
+            return unit
+    return DURATION_UNITS[-1]
+
+
+def _amount(seconds: float, unit: DurationUnit) -> str:
+    value, digits = _rounded(seconds, unit)
+    return f"{value:,.{digits}f}"
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds in the unit that reads best: "4.5 s", "45 s", "3.5 min", "2.4 h"; undefined → "–"."""
+    if seconds is None or math.isnan(seconds):
         return MISSING
-    value = seconds / 60.0
-    return f"{value:.2f} min" if value < 10 else f"{value:.1f} min"
+    unit = duration_unit(seconds)
+    return f"{_amount(seconds, unit)} {unit.symbol}"
 
 
-def minutes_ci(value: float | None, low: float | None, high: float | None) -> str:
-    """A median in minutes with its 95 % interval; an open upper bound shows as "…"."""
-    if value is None:
+def duration_ci(value: float | None, low: float | None, high: float | None) -> str:
+    """A median with its 95 % interval, each bound in the unit that suits it: "45 s (38–52 s)",
+    "100 s (80 s–2.5 min)"; an open bound shows as "…", an undefined median as "not reached"."""
+    if value is None or math.isnan(value):
         return "not reached"
-    lower = minutes(low).removesuffix(" min") if low is not None else "…"
-    upper = minutes(high).removesuffix(" min") if high is not None else "…"
-    return f"{minutes(value)} ({lower}–{upper})"
+    low, high = (None if b is None or math.isnan(b) else b for b in (low, high))
+    lower = "…" if low is None else duration(low)
+    upper = "…" if high is None else duration(high)
+    if low is not None and high is not None and duration_unit(low) == duration_unit(high):
+        lower = _amount(low, duration_unit(low))
+    return f"{duration(value)} ({lower}–{upper})"
 
 
 def number(value: float | int | None, digits: int = 0) -> str:

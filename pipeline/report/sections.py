@@ -23,9 +23,9 @@ from pipeline.report.data import ReportData
 from pipeline.report.markup import (
     MISSING,
     NOT_ENOUGH_DATA,
+    duration,
+    duration_ci,
     image,
-    minutes,
-    minutes_ci,
     note,
     number,
     paragraph,
@@ -106,11 +106,11 @@ def median_finding(rows: pl.DataFrame, reach: str) -> str:
         return f"Fewer than half of the orders {reach} so far"
     fast = defined.row(0, named=True)
     if defined.height == 1:
-        return f"{fast['provider']}: half of the orders {reach} within {minutes(fast['median_s'])}"
+        return f"{fast['provider']}: half of the orders {reach} within {duration(fast['median_s'])}"
     slow = defined.row(-1, named=True)
     return (
         f"{fast['provider']} is fastest: half of its orders {reach} within "
-        f"{minutes(fast['median_s'])} ({slow['provider']}: {minutes(slow['median_s'])})"
+        f"{duration(fast['median_s'])} ({slow['provider']}: {duration(slow['median_s'])})"
     )
 
 
@@ -155,7 +155,7 @@ def _median_table(rows: pl.DataFrame) -> str:
             ("Succeeded", lambda r: number(r["n_events"])),
             ("Ended otherwise", lambda r: number(r["n_competing"])),
             ("Still open", lambda r: number(r["n_censored"])),
-            ("Median (95 % CI)", lambda r: minutes_ci(*_median(r))),
+            ("Median (95 % CI)", lambda r: duration_ci(*_median(r))),
             ("By 5 min", lambda r: percent_ci(r["cif_5m"], r["cif_5m_low"], r["cif_5m_high"])),
             ("By 20 min", lambda r: percent_ci(r["cif_20m"], r["cif_20m_low"], r["cif_20m_high"])),
         ],
@@ -274,7 +274,9 @@ def expiry(data: ReportData) -> Section:
     rates = data.expiry_rates
     over_time = data.expiry_rates_over_time
     finding = "Expiry rate per hour of order creation"
-    if _ok(rates, "provider", "expiry_rate") and rates["expiry_rate"].drop_nulls().len():
+    if _ok(rates, "n_expired") and rates["n_expired"].sum() == 0:
+        finding = "No orders have expired so far"
+    elif _ok(rates, "provider", "expiry_rate") and (rates["expiry_rate"].drop_nulls() > 0).any():
         worst = (
             rates.filter(pl.col("expiry_rate").is_not_null())
             .sort("expiry_rate")
@@ -302,7 +304,7 @@ def expiry(data: ReportData) -> Section:
                     (
                         "Window",
                         lambda r: (
-                            minutes(r["window_s"])
+                            duration(r["window_s"])
                             + ("" if r["window_documented"] else " (assumed)")
                         ),
                     ),
@@ -524,11 +526,11 @@ def naive_vs_aware(data: ReportData) -> Section:
                 ("Orders", lambda r: number(r["n_orders"])),
                 ("Still open", lambda r: number(r["n_censored"])),
                 ("Never succeeded", lambda r: number(r["n_competing"])),
-                ("Naive median", lambda r: minutes(r["naive_median_s"])),
-                ("Naive mean", lambda r: minutes(r["naive_mean_s"])),
+                ("Naive median", lambda r: duration(r["naive_median_s"])),
+                ("Naive mean", lambda r: duration(r["naive_mean_s"])),
                 (
                     "Censoring-aware median (95 % CI)",
-                    lambda r: minutes_ci(
+                    lambda r: duration_ci(
                         r["median_s"], r["median_ci_low_s"], r["median_ci_high_s"]
                     ),
                 ),

@@ -1,10 +1,12 @@
 """The HTML report: every section present, charts embedded as base64 PNG, nothing external
 referenced, data text escaped, written atomically, and an empty or unrefreshed warehouse gives
-"not enough data yet" instead of a crash."""
+"not enough data yet" instead of a crash; with nothing expired the expiry chart says so rather than
+naming a "highest" rate of 0 %."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +14,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.report import ReportSummary, build_report, default_report_path
+from pipeline.report import ReportSummary, build_report, default_report_path, sections
 from pipeline.report.charts import expiry_over_time_chart
+from pipeline.report.data import load
 from pipeline.report.markup import NOT_ENOUGH_DATA, table, text
 from pipeline.report.sections import SCORECARD_COLUMNS
 from pipeline.settings import Settings
@@ -142,3 +145,15 @@ def test_expiry_chart_falls_back_to_the_resolved_share() -> None:
         pl.lit(None, pl.Float64).alias("resolved_share_expired"),
     )
     assert expiry_over_time_chart(nothing, title="expiry") is None
+
+
+def test_expiry_finding_when_nothing_expired(published: Path) -> None:
+    data = load(published)
+    assert "has the highest expiry rate" in sections.expiry(data).body
+    none_expired = data.expiry_rates.with_columns(
+        pl.lit(0).alias("n_expired"),
+        pl.when(pl.col("expiry_rate").is_not_null()).then(0.0).alias("expiry_rate"),
+    )
+    body = sections.expiry(dataclasses.replace(data, expiry_rates=none_expired)).body
+    assert "No orders have expired so far" in body
+    assert "highest expiry rate" not in body  # never "baanx has the highest expiry rate (0 %)"

@@ -1,0 +1,73 @@
+"""`pipeline refresh`: the derived tables, the published copy and the report, without Dagster.
+
+For teams that run `pipeline poll` from cron. It does what the Dagster derived assets do
+(`status_history`, `analytics`, `published_warehouse`, `report`), with the same functions: the
+status history is folded in incrementally (only observations past the last refresh), every
+analytics table is recomputed, the warehouse is copied to the published read-only copy, and the
+HTML report is rendered from that copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+EXIT_LOCKED = 1
+"""Another process held the warehouse past `PIPELINE_LOCK_TIMEOUT_S`: try again later."""
+EXIT_NO_WAREHOUSE = 2
+"""No warehouse in the data directory (nothing polled yet, or the wrong `PIPELINE_DATA_DIR`)."""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `pipeline refresh` (none: locations come from `PIPELINE_DATA_DIR`)."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Refresh everything derived and print what was written; non-zero if the warehouse is
+    missing or locked."""
+    from pipeline.derived import HISTORY_TABLE, METRIC_TABLES, publish, refresh_derived
+    from pipeline.report import build_report, default_report_path
+    from pipeline.settings import Settings
+    from pipeline.warehouse import Warehouse, WarehouseLockedError
+    from pipeline.warehouse.connection import connection
+
+    started = time.monotonic()
+    settings = Settings.from_env()
+    if not settings.warehouse_path.is_file():
+        print(
+            f"refresh: no warehouse at {settings.warehouse_path}; run `pipeline poll` first "
+            "or set PIPELINE_DATA_DIR to the data directory that holds it",
+            file=sys.stderr,
+        )
+        return EXIT_NO_WAREHOUSE
+    warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
+    try:
+        written = refresh_derived(warehouse)
+    except WarehouseLockedError as error:
+        print(f"refresh: nothing refreshed: {error}", file=sys.stderr)
+        return EXIT_LOCKED
+    try:
+        published = publish(warehouse, settings.published_path)
+    except WarehouseLockedError as error:
+        print(f"refresh: tables refreshed, copy not published: {error}", file=sys.stderr)
+        return EXIT_LOCKED
+    tables = (HISTORY_TABLE, *METRIC_TABLES)
+    with connection(published, read_only=True) as con:
+        rows = {
+            table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] for table in tables
+        }
+    report = build_report(published, default_report_path(settings))
+    width = max(len(table) for table in tables)
+    for table in tables:
+        line = f"{table:<{width}}  {rows[table]:>9,} rows"
+        if table == HISTORY_TABLE:
+            line += f"  ({written[table]:,} new or updated)"
+        print(line)
+    size_mb = published.stat().st_size / 1e6
+    print(f"published  {published}  (read-only copy, {size_mb:.1f} MB)")
+    print(
+        f"report     {report.out_path}  ({len(report.sections)} sections, {report.n_images} charts)"
+    )
+    print(f"refresh: done in {time.monotonic() - started:.1f} s")
+    return 0
