@@ -1,7 +1,8 @@
-"""The one place the Dagster graph is assembled: assets, checks, schedules, sensors, resources.
+"""The one place the Dagster graph is assembled: assets, checks, sensors, resources.
 
-Groups: `ingestion` (orders and one observations asset per provider), then the derived groups
-`history`, `analytics` and `reporting`, refreshed by declarative automation.
+Groups: `ingestion` (orders and one observations asset per provider, polled by long runs that
+`ingestion_sensor` chains), then the derived groups `history`, `analytics` and `reporting`,
+refreshed by declarative automation. `dagster_housekeeping` keeps the instance's history bounded.
 """
 
 import dagster as dg
@@ -12,11 +13,13 @@ from pipeline.assets.automation import (
     derived_job,
     inbox_sensor,
     ingestion_job,
-    ingestion_schedule,
+    ingestion_sensor,
     orders_job,
 )
+from pipeline.assets.housekeeping import DagsterRetention, dagster_housekeeping
 from pipeline.assets.ingestion import orders, provider_observations
 from pipeline.assets.resources import build_resources
+from pipeline.settings import Settings
 
 defs = dg.Definitions(
     assets=[
@@ -28,9 +31,11 @@ defs = dg.Definitions(
         report,
     ],
     jobs=[ingestion_job, orders_job, derived_job],
-    schedules=[ingestion_schedule],
-    sensors=[inbox_sensor, automation_sensor],
-    resources=build_resources(),
+    sensors=[ingestion_sensor, inbox_sensor, automation_sensor, dagster_housekeeping],
+    resources={
+        **build_resources(),
+        "dagster_retention": DagsterRetention(days=Settings.from_env().dagster_retention_days),
+    },
     # Runs are short and the machine small: a process per step costs more than the step.
     executor=dg.in_process_executor,
 )

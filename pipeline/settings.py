@@ -19,6 +19,7 @@ from pipeline.model import PROVIDERS
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_LOCK_TIMEOUT_S = 30.0
+DEFAULT_DAGSTER_RETENTION_DAYS = 7
 CODE_KEY_FILE = ".code_hash_key"
 CODE_KEY_BYTES = 32
 
@@ -87,6 +88,7 @@ CONFIG_VARIABLES = (
     "PIPELINE_SANDBOX_URL",
     "PIPELINE_LOCK_TIMEOUT_S",
     "PIPELINE_CODE_HASH_KEY",
+    "PIPELINE_DAGSTER_RETENTION_DAYS",
 )
 PROVIDER_VARIABLES: tuple[str, ...] = tuple(
     [f"{slug.upper()}_BASE_URL" for slug in PROVIDERS]
@@ -134,6 +136,8 @@ class Settings:
     providers: Mapping[str, ProviderSettings]
     code_hash_key: Secret | None = None
     """Key of the SMS-code HMAC; None means the key file in the data directory."""
+    dagster_retention_days: int = DEFAULT_DAGSTER_RETENTION_DAYS
+    """Finished Dagster runs older than this many days are purged."""
 
     @property
     def warehouse_path(self) -> Path:
@@ -197,6 +201,9 @@ class Settings:
             lock_timeout_s=float(env.get("PIPELINE_LOCK_TIMEOUT_S") or DEFAULT_LOCK_TIMEOUT_S),
             providers={slug: _provider_settings(slug, env, sandbox_url) for slug in PROVIDERS},
             code_hash_key=Secret(key) if (key := env.get("PIPELINE_CODE_HASH_KEY")) else None,
+            dagster_retention_days=int(
+                env.get("PIPELINE_DAGSTER_RETENTION_DAYS") or DEFAULT_DAGSTER_RETENTION_DAYS
+            ),
         )
 
 

@@ -1,14 +1,16 @@
-"""The Dagster definitions load, and hold the graph, checks, schedule and sensors users will see."""
+"""The Dagster definitions load, and hold the graph, checks and sensors users will see: every
+sensor is on by default, and no schedule remains (ingestion is chained by its sensor)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from pipeline.assets.checks import CHECK_NAMES
+from pipeline.assets.ingestion import ANSWERING_CHECK
 from pipeline.model import PROVIDERS
 
 
-def test_definitions_contain_every_provider_asset_check_schedule_and_sensor() -> None:
+def test_definitions_contain_every_provider_asset_check_and_sensor() -> None:
     from pipeline.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -17,11 +19,10 @@ def test_definitions_contain_every_provider_asset_check_schedule_and_sensor() ->
     for slug in PROVIDERS:
         key = dg.AssetKey(["observations", slug])
         assert key in keys
-        for name in CHECK_NAMES:
+        for name in (ANSWERING_CHECK, *CHECK_NAMES):
             assert dg.AssetCheckKey(key, name) in graph.asset_check_keys
-    schedule = defs.resolve_schedule_def("ingestion_schedule")
-    assert schedule.cron_schedule == "* * * * *"
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    assert defs.resolve_sensor_def("inbox_sensor").default_status == dg.DefaultSensorStatus.RUNNING
-    assert defs.resolve_sensor_def("automation") is not None
+    assert not list(defs.schedules or [])
+    for name in ("ingestion_sensor", "inbox_sensor", "automation", "dagster_housekeeping"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_sensor_def("ingestion_sensor").job_name == "ingestion"
     assert defs.resolve_job_def("ingestion") is not None

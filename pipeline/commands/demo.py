@@ -102,10 +102,9 @@ def run(args: argparse.Namespace) -> int:
         sandbox = processes.start(sandbox_argv, stdout=log)
         try:
             processes.wait_for_http(f"{url}/_sandbox/health", timeout_s=30, process=sandbox)
-            window = {
-                "ops": {"poll_providers": {"config": {"window_s": WINDOW_S, "tick_s": TICK_S}}},
-                **QUIET,
-            }
+            # One report per window (the default is one a minute), so one progress line each.
+            ingestion = {"window_s": WINDOW_S, "tick_s": TICK_S, "report_every_s": WINDOW_S}
+            window = {"ops": {"poll_providers": {"config": ingestion}}, **QUIET}
             while time.monotonic() - started < duration_s:
                 result = dg.materialize(
                     [orders, provider_observations],

@@ -2,7 +2,8 @@
 
 Starts two process groups, `pipeline simulator` and `dg dev` on 127.0.0.1:3000 with
 DAGSTER_HOME set to the project's `dagster_home/`, and stops both on Ctrl-C or SIGTERM.
-The schedule and sensors are on by default, so materializations appear within a couple of minutes.
+The sensors are on by default (ingestion runs chained back to back), so materializations appear
+within a couple of minutes.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         started.append(ui)
         ui_url = f"http://127.0.0.1:{args.port}"
         processes.wait_for_http(ui_url + "/server_info", timeout_s=UI_START_TIMEOUT_S, process=ui)
-        print(f"dagster UI  {ui_url}  (schedule 'ingestion_schedule' is on; Ctrl-C stops all)")
+        print(f"dagster UI  {ui_url}  (ingestion_sensor keeps polling; Ctrl-C stops all)")
         while all(p.poll() is None for p in started):
             time.sleep(0.5)
         print("a child process exited; stopping the rest")
