@@ -6,6 +6,7 @@ statement. Keys are deterministic, so appending the same rows twice stores them 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from pipeline.warehouse.connection import close, connect
 from pipeline.warehouse.schema import migrate
 
 _BATCH_VIEW = "_incoming_batch"
+_MIGRATING = threading.Lock()
 
 # table -> primary key columns, for idempotent appends
 KEYS: dict[str, tuple[str, ...]] = {
@@ -44,7 +46,10 @@ class Warehouse:
         con = connect(self.path, read_only=read_only, lock_timeout_s=self.lock_timeout_s)
         try:
             if not read_only:
-                migrate(con)
+                # Threads of one process migrating a new file at once would both create its
+                # tables and conflict; one at a time, the second finds nothing to do.
+                with _MIGRATING:
+                    migrate(con)
             yield con
         finally:
             close(con)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import polars as pl
 
@@ -88,3 +89,28 @@ def test_a_failed_transaction_leaves_nothing_behind(warehouse: Warehouse) -> Non
     except RuntimeError:
         pass
     assert warehouse.read("SELECT count(*) AS n FROM observations")["n"].item() == 0
+
+
+def test_threads_opening_a_new_warehouse_at_once_all_succeed(tmp_path: Path) -> None:
+    """A polling run's loops, writer and inbox all open a brand-new file at the same moment:
+    migrating it (and DuckDB's per-process instance) must not race."""
+    import threading
+
+    warehouse = Warehouse(tmp_path / "fresh.duckdb")
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_and_read() -> None:
+        start.wait()
+        try:
+            for _ in range(20):
+                warehouse.read("SELECT count(*) FROM orders")
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_and_read) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
