@@ -6,6 +6,8 @@ table name given in its docstring.
 - `history`: `build_status_history`, `update_status_history` (incremental), `late_observations`.
 - `events`: per-order time-to-event records (origin, outcome, bounds, censoring).
 - `survival`: Kaplan–Meier, Aalen–Johansen, intervals and quantiles, vectorised over groups.
+- `npmle`: the nonparametric MLE of cumulative incidence for interval-censored competing risks
+  (events seen only between two polls), with its intervals and quantiles.
 - `metrics`: `time_to_code`, `time_to_completion`, `expiry_rates`, `expiry_rates_over_time`,
   `provider_reliability`, `error_mix`.
 - `synthetic`: observation logs generated from a lifecycle model, with their truth.

@@ -1,7 +1,7 @@
 """Per-order time-to-event records built from the status history.
 
-One row per order: when its clock starts (origin), whether and how it ended, and the time
-(seconds since origin) to feed the survival estimators.
+One row per order: when its clock starts (origin), whether and how it ended, and what the polls
+say about when: the bounds the estimators use.
 
 Choices, and why:
 
@@ -12,17 +12,25 @@ Choices, and why:
 - **Outcome**: the order's *first* interval in an outcome state decides (`event_states` → code 1,
   `competing_states` → code 2). Later moves (e.g. an SMSOnline order reopened after its first
   code) do not change it. Orders without one are right-censored (code 0).
-- **Event time**: the provider's own event time where it has one (`provider_event_at`, clipped to
-  [0, upper bound]); otherwise the midpoint of the polling bounds (lower = last poll still in an
-  earlier state, or the origin when the first poll already showed the outcome; upper = first poll
-  in the outcome). With polls every few seconds the midpoint's error is at most half a poll
-  interval and averages out when arrivals are spread evenly within intervals; the first-seen
-  time (upper bound) would bias every estimate late by half an interval.
-- **Censoring time**: the last valid poll minus the origin: all we know is that the order was
-  still open then.
-- Orders with no valid observation at all carry no timing information and get no record. Delayed
-  registration (an order tracked long after it was created) is not modelled as left truncation:
-  the workload registers orders as it creates them.
+- **Polling bounds**: `lower_s` = the last poll still in an earlier state (the origin when the
+  first poll already showed the outcome), `upper_s` = the first poll in the outcome.
+- **What the estimators use** (`pipeline.analytics.npmle`): the event lies in
+  (`event_after_s`, `event_by_s`]. Where the provider reports its own event time
+  (`provider_event_at`, clipped to [0, upper bound]) both equal it: an exact time. Otherwise
+  they are the polling bounds. An open order's event lies in (`event_after_s`, ∞):
+  `event_after_s` is its last valid poll and `event_by_s` is null.
+- **A single time** (`time_s`) for the midpoint Aalen–Johansen comparison and the plots: the
+  provider's time, else the midpoint of the polling bounds, else (open orders) the last valid
+  poll. The midpoint is biased when the polling interval is not small against the time measured
+  (the bounds are what the NPMLE uses instead); the first-seen time (upper bound) would bias
+  every estimate late by half an interval.
+- Orders with no valid observation at all carry no timing information and get no record.
+- **Late registration is not left truncation.** An order registered long after it was created
+  is still recorded whatever happened before (its first poll may already show the outcome, and
+  then its lower bound is the origin): registration does not select orders by their outcome, so
+  its information is an interval, not a delayed entry. Treating registration as left truncation
+  would drop from the likelihood exactly the orders that had resolved before they were
+  registered, which are in the data.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ RECORD_COLUMNS: dict[str, pl.DataType] = {
     "event_code": pl.Int8(),
     "lower_s": pl.Float64(),
     "upper_s": pl.Float64(),
+    "event_after_s": pl.Float64(),
+    "event_by_s": pl.Float64(),
     "time_s": pl.Float64(),
     "time_source": pl.String(),
     "follow_up_s": pl.Float64(),
@@ -181,6 +191,11 @@ def time_to_event_records(
             .then(pl.lit(TIME_FROM_PROVIDER))
             .otherwise(pl.lit(TIME_FROM_MIDPOINT))
             .alias("time_source"),
+            pl.when(~has_outcome)
+            .then(pl.col("follow_up_s"))
+            .otherwise(pl.coalesce("_provider_s", "lower_s"))
+            .alias("event_after_s"),
+            pl.when(has_outcome).then(pl.coalesce("_provider_s", "upper_s")).alias("event_by_s"),
         )
         .select([pl.col(c).cast(dtype) for c, dtype in RECORD_COLUMNS.items()])
         .sort(ORDER_KEY)

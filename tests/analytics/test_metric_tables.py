@@ -1,7 +1,8 @@
 """The published tables: time_to_code / time_to_completion, expiry_rates, provider_reliability.
 
 Pins, on small hand-built data with answers worked out by hand: counts, the median read off the
-cumulative incidence, horizon values, the naive figures, the minimum group size; expiry as a
+NPMLE of the cumulative incidence beside the midpoint one, horizon values, the naive figures, the
+minimum group size; expiry as a
 cumulative incidence at the provider's window beside the share among resolved orders; and
 reliability's rates, latency percentiles, score formula and ranking rule.
 """
@@ -39,7 +40,8 @@ def at(seconds: float) -> datetime:
 
 
 def records(rows: list[tuple[str, str | None, int, float]]) -> pl.DataFrame:
-    """(provider, service, event_code, time_s) → a minimal record frame."""
+    """(provider, service, event_code, time_s) → a minimal record frame: events seen between
+    polls 2 s either side of `time_s`, open orders last seen at `time_s`."""
     return pl.DataFrame(
         [
             {
@@ -51,15 +53,18 @@ def records(rows: list[tuple[str, str | None, int, float]]) -> pl.DataFrame:
                 "time_s": t,
                 "lower_s": t - 2.0 if code else None,
                 "upper_s": t + 2.0 if code else None,
+                "event_after_s": t - 2.0 if code else t,
+                "event_by_s": t + 2.0 if code else None,
             }
             for p, s, code, t in rows
         ],
-        schema_overrides={"event_code": pl.Int8()},
+        schema_overrides={"event_code": pl.Int8(), "event_by_s": pl.Float64()},
     )
 
 
 def test_summary_counts_median_horizons_and_naive_figures() -> None:
-    # Events at 10, 20, 30 s; one competing at 40 s; one open since 50 s.
+    # Events seen within (8, 12], (18, 22], (28, 32]; one competing in (38, 42]; one open since
+    # 50 s.
     data = records(
         [
             ("sms4sats", "tg", 1, 10.0),
@@ -69,16 +74,22 @@ def test_summary_counts_median_horizons_and_naive_figures() -> None:
             ("sms4sats", "tg", 0, 50.0),
         ]
     )
-    out = time_to_event_summary(data, horizons_s={"15s": 15.0, "1m": 60.0})
+    out = time_to_event_summary(data, horizons_s={"10s": 10.0, "15s": 15.0, "1m": 60.0})
     row = out.row(0, named=True)
-    # F(10) = 1/5, F(20) = 2/5, F(30) = 3/5: the incidence reaches 0.5 at 30 s.
     assert (row["provider"], row["group_level"], row["group_value"]) == (
         "sms4sats",
         "provider",
         "all",
     )
     assert (row["n_orders"], row["n_events"], row["n_competing"], row["n_censored"]) == (5, 3, 1, 1)
-    assert row["median_s"] == 30.0
+    # The intervals do not overlap and the open order was last seen after all of them, so the
+    # NPMLE puts 1/5 on each, rising linearly across it: F = 0.1 at 10 s, 0.2 from 12 s, 0.4
+    # from 22 s, 0.5 halfway through (28, 32]. The midpoint estimate steps at 10, 20, 30 s.
+    assert row["median_s"] == pytest.approx(30.0)
+    assert row["midpoint_median_s"] == 30.0
+    assert row["median_ci_low_s"] < 30.0
+    assert row["midpoint_median_ci_low_s"] < 30.0
+    assert row["cif_10s"] == pytest.approx(0.1)
     assert row["cif_15s"] == pytest.approx(0.2)
     assert row["cif_15s_low"] < 0.2 < row["cif_15s_high"]
     assert row["cif_1m"] is None  # the open order was last seen at 50 s
@@ -143,9 +154,16 @@ def test_time_to_code_and_completion_tables_have_the_documented_columns() -> Non
     code = time_to_code(history, orders)
     completion = time_to_completion(history, orders)
     for table in (code, completion):
-        assert {"provider", "n_orders", "median_s", "median_ci_low_s", "median_ci_high_s"} <= set(
-            table.columns
-        )
+        assert {
+            "provider",
+            "n_orders",
+            "median_s",
+            "median_ci_low_s",
+            "median_ci_high_s",
+            "midpoint_median_s",
+            "midpoint_median_ci_low_s",
+            "midpoint_median_ci_high_s",
+        } <= set(table.columns)
         assert table.filter(group_level="provider")["n_orders"].item() == 5
     assert code.filter(group_level="provider")["n_events"].item() == 1
 

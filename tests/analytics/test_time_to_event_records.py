@@ -1,10 +1,12 @@
 """Per-order time-to-event records: origin, outcome, bounds and the time fed to the estimators.
 
 Pins: the origin is the provider's creation time, else our create time, else registration; the
-first outcome decides even if the order later moves; an event's time is the provider's own event
-time (clipped into the polling bounds) or else the midpoint of (last poll before, first poll in)
-the outcome; open orders are censored at their last valid poll; orders never answered validly
-get no record; order-kind filtering.
+first outcome decides even if the order later moves; what the estimators get: the event lies in
+(`event_after_s`, `event_by_s`], both equal to the provider's own event time (clipped to the
+first poll in the outcome) where it gives one, else the polling bounds (last poll before, first
+poll in the outcome); open orders are last seen at their last valid poll (`event_by_s` null);
+the single `time_s` is the provider's time or the midpoint; orders never answered validly get no
+record; order-kind filtering.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ COLUMNS = [
     "event_code",
     "lower_s",
     "upper_s",
+    "event_after_s",
+    "event_by_s",
     "time_s",
     "time_source",
 ]
@@ -126,6 +130,8 @@ def expected(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
             "event_code": pl.Int8(),
             "lower_s": pl.Float64(),
             "upper_s": pl.Float64(),
+            "event_after_s": pl.Float64(),
+            "event_by_s": pl.Float64(),
             "time_s": pl.Float64(),
             "time_source": pl.String(),
         },
@@ -144,11 +150,33 @@ def test_time_to_code_records() -> None:
         records.select(COLUMNS),
         expected(
             [
-                ("a", "created_at", "code_received", 1, 25.0, 35.0, 30.0, "midpoint"),
-                ("d", "created_at", "expired", 2, 1290.0, 1310.0, 1300.0, "midpoint"),
-                ("e", "registered_at", "code_received", 1, 6.0, 16.0, 11.0, "midpoint"),
-                ("b", "provider_created_at", "code_received", 1, 0.0, 30.0, 15.0, "midpoint"),
-                ("c", "registered_at", None, 0, None, None, 100.0, "last_poll"),
+                ("a", "created_at", "code_received", 1, 25.0, 35.0, 25.0, 35.0, 30.0, "midpoint"),
+                (
+                    "d",
+                    "created_at",
+                    "expired",
+                    2,
+                    1290.0,
+                    1310.0,
+                    1290.0,
+                    1310.0,
+                    1300.0,
+                    "midpoint",
+                ),
+                ("e", "registered_at", "code_received", 1, 6.0, 16.0, 6.0, 16.0, 11.0, "midpoint"),
+                (
+                    "b",
+                    "provider_created_at",
+                    "code_received",
+                    1,
+                    0.0,
+                    30.0,
+                    0.0,
+                    30.0,
+                    15.0,
+                    "midpoint",
+                ),
+                ("c", "registered_at", None, 0, None, None, 100.0, None, 100.0, "last_poll"),
             ]
         ),
     )
@@ -167,8 +195,8 @@ def test_provider_event_time_is_used_and_clipped_into_the_bounds() -> None:
         records.select(COLUMNS),
         expected(
             [
-                ("p", "created_at", "completed", 1, 10.0, 60.0, 42.0, "provider"),
-                ("q", "created_at", "completed", 1, 10.0, 60.0, 60.0, "provider"),
+                ("p", "created_at", "completed", 1, 10.0, 60.0, 42.0, 42.0, 42.0, "provider"),
+                ("q", "created_at", "completed", 1, 10.0, 60.0, 60.0, 60.0, 60.0, "provider"),
             ]
         ),
     )
@@ -183,4 +211,8 @@ def test_explicit_competing_states_leave_other_terminal_states_open() -> None:
         order_kinds=["sms_receive"],
     )
     # Expiry is neither the event nor competing here: order d stays open until its last poll.
-    assert records.filter(order_id="d").select("event_code", "time_s").row(0) == (0, 1310.0)
+    assert records.filter(order_id="d").select("event_code", "time_s", "event_after_s").row(0) == (
+        0,
+        1310.0,
+        1310.0,
+    )

@@ -1,0 +1,351 @@
+"""The NPMLE of cumulative incidence from interval-censored, competing-risks polling data.
+
+Pins: Turnbull's innermost intervals with the tie order (a, t] ∩ [t, t] = {t} and an order seen
+open at t excluded from t; hand-worked maximum-likelihood masses for small competing-risk cases,
+including a tail whose cause is unknown; a single cause equals lifelines' Turnbull estimator
+(`KaplanMeierFitter.fit_interval_censoring`) to 1e-6; the result is the fixed point of
+Turnbull's self-consistency (EM) step and meets the Kuhn–Tucker conditions; with exact times
+only it is the Aalen–Johansen estimate, with the same variance, band, median and median interval;
+and on events polled with a random phase at interval/mean ratios 0.5–2 the median is unbiased
+within three standard errors while the midpoint imputation is biased by many.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from lifelines import KaplanMeierFitter
+from lifelines.fitters.npmle import npmle as lifelines_npmle
+
+from pipeline.analytics import npmle
+from pipeline.analytics.survival import cif_quantiles, event_table, values_at
+
+TOLERANCE = 1e-6
+OPEN = None
+
+
+def fit_one(rows: list[tuple[int, float | None, float]]) -> npmle.Fit:
+    """(cause, lower, upper) rows of one group; open orders are (0, None, last poll)."""
+    cause, lower, upper = zip(*rows, strict=True)
+    lower_values = [math.nan if value is None else value for value in lower]
+    return npmle.fit(npmle.observations([0] * len(rows), cause, lower_values, upper))
+
+
+def cells_with_mass(result: npmle.Fit) -> list[tuple[int, float, float, float]]:
+    """(cause, left, right, mass) of every cell that holds mass, masses rounded to 1e-9."""
+    c = result.cells
+    return [
+        (int(c.cause[i]), float(c.left[i]), float(c.right[i]), round(float(result.mass[i]), 9))
+        for i in range(c.size)
+        if result.mass[i] > 1e-12
+    ]
+
+
+def test_cells_meet_at_an_exact_time_and_exclude_a_poll_that_saw_the_order_open() -> None:
+    """Cause 1 in (0, 2] and exactly at 2; cause 2 in (1, 3]; one order open when polled at 2.
+
+    Cause-1 sets: (0, 2], [2, 2] and the open order's (2, ∞): the innermost interval is the
+    point [2, 2], which the open order does not reach (it had no event at 2). Cause 2: (1, 3]
+    and (2, ∞) meet in (2, 3]. Likelihood a·a·b·b with a + b = 1: a = b = ½.
+    """
+    result = fit_one([(1, 0.0, 2.0), (1, 2.0, 2.0), (2, 1.0, 3.0), (0, OPEN, 2.0)])
+    assert cells_with_mass(result) == [(1, 2.0, 2.0, 0.5), (2, 2.0, 3.0, 0.5)]
+    assert bool(result.cells.is_point[0])
+    curve = result.curves[0]
+    assert curve.first_reaching(curve.cif, 0.5) == 2.0
+    assert curve.known_until == math.inf  # the open order's mass went to (2, 3]
+
+
+def test_hand_worked_competing_risks() -> None:
+    """Three groups in one call.
+
+    Group 0: cause 1 at 1, cause 2 at 2, cause 1 in (3, 5], open when polled at 1.5. Cells
+    a = [1, 1], b = [2, 2] (cause 2), c = (3, 5]; the open order's set is {b, c}. Likelihood
+    a·b·c·(b + c): by symmetry b = c, and (1 − 2b)·b³ peaks at b = 3/8, a = 1/4 (as Efron's
+    redistribution to the right gives). F₁ = 1/4 from 1 to 3, then rises linearly to 5/8 at 5:
+    it reaches ½ at 3 + 2·(1/4)/(3/8) = 13/3, and is 1/4 + 3/16 at 4.
+
+    Group 1: cause 1 in (0, 2], open when polled at 5 and at 1. Cells x = (1, 2] (inside
+    (0, 2] and after 1) and the tail (5, ∞), cause unknown. Likelihood x·t·(x + t): x = t = ½.
+    F₁ reaches ½ at 2; past 5 it is unknown.
+
+    Group 2: every order open: all mass in the tail, F₁ = 0 up to the last poll (7), then
+    unknown; no median.
+    """
+    obs = npmle.observations(
+        group=[0, 0, 0, 0, 1, 1, 1, 2, 2],
+        cause=[1, 2, 1, 0, 1, 0, 0, 0, 0],
+        lower=[1.0, 2.0, 3.0, math.nan, 0.0, math.nan, math.nan, math.nan, math.nan],
+        upper=[1.0, 2.0, 5.0, 1.5, 2.0, 5.0, 1.0, 3.0, 7.0],
+    )
+    result = npmle.fit(obs)
+    assert all(g.converged for g in result.groups)
+    masses = [
+        (int(result.cells.group[i]), int(result.cells.cause[i]), round(float(result.mass[i]), 9))
+        for i in range(result.cells.size)
+        if result.mass[i] > 1e-12
+    ]
+    assert masses == [
+        (0, 1, 0.25),
+        (0, 1, 0.375),
+        (0, 2, 0.375),
+        (1, 1, 0.5),
+        (1, 0, 0.5),
+        (2, 0, 1.0),
+    ]
+    first, second, third = result.curves
+    assert first.first_reaching(first.cif, 0.5) == pytest.approx(13 / 3)
+    assert first.at(np.array([0.5, 2.0, 4.0, 9.0]))[0] == pytest.approx([0.0, 0.25, 0.4375, 0.625])
+    assert second.first_reaching(second.cif, 0.5) == pytest.approx(2.0)
+    value, _ = second.at(np.array([1.5, 4.0, 6.0]))
+    assert value[:2] == pytest.approx([0.25, 0.5])
+    assert math.isnan(value[2])
+    assert (first.known_until, second.known_until, third.known_until) == (math.inf, 5.0, 7.0)
+    assert math.isnan(third.first_reaching(third.cif, 0.5))
+    assert third.at(np.array([6.0]))[0] == pytest.approx([0.0])
+
+
+def polled_sample(
+    rng: np.random.Generator, n: int, *, scale: float, cadence: float, open_share: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lognormal event times seen by polls at 0, a random phase, then every `cadence`; a share
+    of orders last seen open at a random earlier poll; a fifth of events with an exact time.
+
+    Returns:
+        cause (0/1), lower (NaN when open), upper (last poll when open), true time.
+    """
+    t = rng.lognormal(math.log(scale), 0.7, n)
+    phase = rng.uniform(0.0, cadence, n)
+    k = np.floor((t - phase) / cadence)
+    before = np.where(t < phase, 0.0, phase + k * cadence)
+    after = np.where(t < phase, phase, phase + (k + 1) * cadence)
+    is_open = rng.random(n) < open_share
+    exact = ~is_open & (rng.random(n) < 0.2)
+    last_seen = before * rng.uniform(0.2, 1.0, n)
+    cause = np.where(is_open, 0, 1)
+    lower = np.where(is_open, np.nan, np.where(exact, t, before))
+    upper = np.where(is_open, last_seen, np.where(exact, t, after))
+    return cause, lower, upper, t
+
+
+def test_single_cause_equals_the_turnbull_estimator_of_lifelines() -> None:
+    rng = np.random.default_rng(11)
+    cause, lower, upper, _ = polled_sample(rng, 80, scale=20.0, cadence=15.0, open_share=0.2)
+    # The last poll of one open order comes after every event interval: a tail.
+    cause[0], lower[0], upper[0] = 0, math.nan, 200.0
+    result = npmle.fit(npmle.observations(np.zeros(cause.size, dtype=int), cause, lower, upper))
+    assert result.groups[0].converged
+
+    # lifelines takes closed intervals [lower, upper], ∞ for open orders; with continuous
+    # times no endpoint ties, so its innermost intervals are ours.
+    theirs_lower = np.where(cause == 0, upper, lower)
+    theirs_upper = np.where(cause == 0, np.inf, upper)
+    probabilities, intervals = lifelines_npmle(theirs_lower, theirs_upper, tol=1e-13)
+    theirs = {(i.left, i.right): float(q) for i, q in zip(intervals, probabilities, strict=True)}
+    ours = {
+        (float(left), float(right)): float(mass)
+        for left, right, mass in zip(
+            result.cells.left, result.cells.right, result.mass, strict=True
+        )
+    }
+    both = sorted(set(theirs) & set(ours))
+    assert len(both) >= 20
+    for key in set(theirs) | set(ours):
+        assert ours.get(key, 0.0) == pytest.approx(theirs.get(key, 0.0), abs=TOLERANCE), key
+    assert ours[(200.0, math.inf)] > 0.0  # the tail
+
+    # Survival at both ends of every innermost interval that is not a point. lifelines gives
+    # both sides of the mass it cannot place: before it at the left end (`_upper`), after it at
+    # the right end (`_lower`). At an exact time it reports only the survival just before it;
+    # the masses there were compared above.
+    kmf = KaplanMeierFitter().fit_interval_censoring(theirs_lower, theirs_upper, tol=1e-13)
+    before, after = kmf.survival_function_.iloc[:, 0], kmf.survival_function_.iloc[:, 1]
+    curve = result.curves[0]
+    proper = [(left, right) for left, right in both if math.isfinite(right) and right > left]
+    assert len(proper) >= 5
+    for ends, survival in (([left for left, _ in proper], before), ([r for _, r in proper], after)):
+        cif, _ = curve.at(np.asarray(ends))
+        np.testing.assert_allclose(1.0 - cif, survival.loc[ends].to_numpy(), rtol=0, atol=TOLERANCE)
+
+
+def test_the_npmle_is_the_fixed_point_of_em_and_meets_kuhn_tucker() -> None:
+    rng = np.random.default_rng(5)
+    groups, causes, lowers, uppers = [], [], [], []
+    for g, (n, cadence) in enumerate([(2000, 5.0), (300, 30.0), (40, 60.0)]):
+        cause, lower, upper, _ = polled_sample(rng, n, scale=20.0, cadence=cadence, open_share=0.1)
+        cause = np.where((cause == 1) & (rng.random(n) < 0.25), 2, cause)
+        groups.append(np.full(n, g))
+        causes.append(cause)
+        lowers.append(lower)
+        uppers.append(upper)
+    obs = npmle.observations(
+        np.concatenate(groups),
+        np.concatenate(causes),
+        np.concatenate(lowers),
+        np.concatenate(uppers),
+    )
+    result = npmle.fit(obs)
+    assert all(g.converged for g in result.groups)
+    assert result.cells.size > 500
+    sums = np.bincount(result.cells.group, result.mass)
+    np.testing.assert_allclose(sums, 1.0, atol=1e-12)
+    np.testing.assert_allclose(
+        npmle.em_step(result.cells, result.patterns, result.mass), result.mass, rtol=0, atol=1e-8
+    )
+    # Kuhn–Tucker: no cell would raise the likelihood by taking mass (gradient ≤ 0 to 1e-7).
+    cells, patterns = result.cells, result.patterns
+    for g in range(obs.n_groups):
+        c0, c1 = cells.group_start[g], cells.group_start[g + 1]
+        p0, p1 = patterns.group_start[g], patterns.group_start[g + 1]
+        mass = np.concatenate([[0.0], np.cumsum(result.mass[c0:c1])])
+        covered = np.zeros(c1 - c0 + 1)
+        second = patterns.b2[p0:p1] > 0
+        runs = [
+            (patterns.a1[p0:p1] - c0, patterns.b1[p0:p1] - c0),
+            (
+                np.where(second, patterns.a2[p0:p1] - c0, 0),
+                np.where(second, patterns.b2[p0:p1] - c0, 0),
+            ),
+        ]
+        d = sum(mass[b] - mass[a] for a, b in runs)
+        weight = patterns.count[p0:p1]
+        for a, b in runs:
+            np.add.at(covered, a, weight / d)
+            np.add.at(covered, b, -weight / d)
+        gradient = np.cumsum(covered)[:-1] / weight.sum() - 1.0
+        assert gradient.max() <= 1e-7
+
+
+def exact_sample(seed: int) -> pl.DataFrame:
+    """Three groups of exponential event and competing times with independent censoring."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for group, n in {"a": 250, "b": 80, "c": 30}.items():
+        event = rng.exponential(90.0, n)
+        competing = rng.exponential(300.0, n)
+        censor = rng.uniform(20.0, 600.0, n)
+        time = np.minimum.reduce([event, competing, censor])
+        code = np.select([time == event, time == competing], [1, 2], 0)
+        parts.append(
+            pl.DataFrame(
+                {
+                    "group": group,
+                    "time_s": time,
+                    "event_code": code,
+                    "event_after_s": time,
+                    "event_by_s": np.where(code > 0, time, np.nan),
+                }
+            ).with_columns(pl.col("event_by_s").fill_nan(None))
+        )
+    return pl.concat(parts)
+
+
+def test_exact_times_give_the_aalen_johansen_estimate_its_variance_and_median() -> None:
+    data = exact_sample(2)
+    table = event_table(data, ["group"])
+    fitted = npmle.fit_records(data, ["group"])
+    curves = npmle.curve_table(fitted)
+    # Every curve row is at an event time of the Aalen–Johansen table; compare there.
+    joined = curves.join(table, on=["group", "time_s"], how="left", suffix="_aj")
+    after = joined.filter(pl.col("cif") == pl.col("cif").max().over("group", "time_s"))
+    assert after["cif_aj"].null_count() == 0
+    assert after.height == data.filter(pl.col("event_code") == 1).height
+    for column in ("cif", "cif_var", "cif_low", "cif_high"):
+        np.testing.assert_allclose(
+            after[column].to_numpy().astype(float),
+            after[f"{column}_aj"].to_numpy().astype(float),
+            rtol=0,
+            atol=TOLERANCE,
+        )
+    ours = npmle.quantiles(fitted).sort("group")
+    theirs = cif_quantiles(table, ["group"]).sort("group")
+    for column in ("quantile_s", "quantile_ci_low_s", "quantile_ci_high_s"):
+        for mine, expected in zip(ours[column], theirs[column], strict=True):
+            assert (mine is None and expected is None) or mine == pytest.approx(expected, abs=1e-9)
+    horizons = [30.0, 60.0, 120.0, 300.0, 700.0]
+    mine_at = npmle.values_at(fitted, horizons).sort("group", "horizon_s")
+    aj_at = values_at(table, ["group"], horizons).sort("group", "horizon_s")
+    for column in ("cif", "cif_low", "cif_high"):
+        a, b = mine_at[column].to_numpy().astype(float), aj_at[column].to_numpy().astype(float)
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE, equal_nan=True)
+
+
+WEIBULL_SHAPE = 0.7
+WEIBULL_SCALE = 10.0
+REPLICATIONS = 40
+ORDERS = 250
+
+
+@pytest.mark.parametrize("ratio", [0.5, 1.0, 2.0])
+def test_median_is_unbiased_where_the_midpoint_is_not(ratio: float) -> None:
+    """Weibull(0.7, 10 s) times to the event (many early, a long tail: median 10·ln2^(1/0.7)
+    s), polled at 0, at a random phase, then every `ratio` × mean; a third of the orders are
+    cut off by a follow-up limit (open). Over 40 replications of 250 orders the mean NPMLE
+    median is within 3 standard errors of the truth (the standard error from the replications'
+    spread); the midpoint imputation is off by more than 5 of its own at ratios 1 and 2 (at
+    0.5 its bias, about 4 %, is within the noise at this size)."""
+    rng = np.random.default_rng(int(ratio * 100))
+    mean = WEIBULL_SCALE * math.gamma(1.0 + 1.0 / WEIBULL_SHAPE)
+    truth = WEIBULL_SCALE * math.log(2.0) ** (1.0 / WEIBULL_SHAPE)
+    cadence = ratio * mean
+    n = REPLICATIONS * ORDERS
+    t = WEIBULL_SCALE * rng.weibull(WEIBULL_SHAPE, n)
+    phase = rng.uniform(0.0, cadence, n)
+    k = np.floor((t - phase) / cadence)
+    before = np.where(t < phase, 0.0, phase + k * cadence)
+    after = np.where(t < phase, phase, phase + (k + 1) * cadence)
+    limit = rng.exponential(3.0 * truth / 0.4, n)  # about a third open
+    polls_by_limit = np.where(
+        limit < phase, 0.0, phase + np.floor((limit - phase) / cadence) * cadence
+    )
+    is_open = after > limit
+    records = pl.DataFrame(
+        {
+            "replication": np.repeat(np.arange(REPLICATIONS), ORDERS),
+            "event_code": np.where(is_open, 0, 1),
+            "event_after_s": np.where(is_open, polls_by_limit, before),
+            "event_by_s": np.where(is_open, np.nan, after),
+            "time_s": np.where(is_open, polls_by_limit, (before + after) / 2.0),
+        }
+    ).with_columns(pl.col("event_by_s").fill_nan(None))
+    assert 0.2 < float(is_open.mean()) < 0.45
+
+    fitted = npmle.fit_records(records, ["replication"])
+    assert all(g.converged for g in fitted.fit.groups)
+    estimates = npmle.quantiles(fitted)
+    midpoint = cif_quantiles(event_table(records, ["replication"]), ["replication"])
+
+    def mean_and_se(values: pl.Series) -> tuple[float, float]:
+        array = values.to_numpy().astype(float)
+        assert not np.isnan(array).any()
+        return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
+
+    npmle_mean, npmle_se = mean_and_se(estimates["quantile_s"])
+    assert abs(npmle_mean - truth) <= 3.0 * npmle_se
+    midpoint_mean, midpoint_se = mean_and_se(midpoint["quantile_s"])
+    if ratio >= 1.0:
+        assert midpoint_mean - truth > 5.0 * midpoint_se
+    covered = (estimates["quantile_ci_low_s"] <= truth) & (estimates["quantile_ci_high_s"] >= truth)
+    nominal = 0.95
+    assert float(covered.fill_null(False).mean() or 0.0) >= nominal - 3 * math.sqrt(
+        nominal * (1 - nominal) / REPLICATIONS
+    )
+
+
+def test_empty_records_give_empty_tables() -> None:
+    records = pl.DataFrame(
+        schema={
+            "provider": pl.String,
+            "event_code": pl.Int8,
+            "event_after_s": pl.Float64,
+            "event_by_s": pl.Float64,
+        }
+    )
+    fitted = npmle.fit_records(records, ["provider"])
+    assert npmle.quantiles(fitted).height == 0
+    assert npmle.values_at(fitted, [60.0]).height == 0
+    assert npmle.curve_table(fitted).height == 0
