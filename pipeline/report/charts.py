@@ -123,6 +123,70 @@ def _axis_unit(seconds: Sequence[float | None]) -> DurationUnit:
     return duration_unit(max((s for s in seconds if s is not None), default=0.0))
 
 
+def _curve_points(part: pl.DataFrame) -> pl.DataFrame:
+    """One provider's curve as the points to draw: from (0, 0) through its rows, then flat to
+    `known_until_s` where it stops (past it the NPMLE does not know the curve)."""
+    known_until = part["known_until_s"].max() if "known_until_s" in part.columns else None
+    if known_until is not None:
+        part = part.filter(pl.col("time_s") <= known_until)
+    start = pl.DataFrame({"time_s": [0.0], "cif": [0.0], "cif_low": [0.0], "cif_high": [0.0]})
+    # Intervals are undefined (null) where F is 0 or 1; the band then shrinks to the curve.
+    points = part.sort("time_s", "cif", maintain_order=True).select(
+        pl.col("time_s").cast(pl.Float64),
+        pl.col("cif").cast(pl.Float64),
+        pl.col("cif_low").fill_null(pl.col("cif")).cast(pl.Float64),
+        pl.col("cif_high").fill_null(pl.col("cif")).cast(pl.Float64),
+    )
+    frame = pl.concat([start, points])
+    if known_until is not None and known_until > frame["time_s"][-1]:
+        frame = pl.concat([frame, frame.tail(1).with_columns(pl.lit(known_until).alias("time_s"))])
+    return frame
+
+
+def curves_unit(curves: pl.DataFrame) -> DurationUnit:
+    """The time unit of a cumulative-incidence chart of `curves` (its longest drawn time)."""
+    ends = curves["time_s"].to_list()
+    if "known_until_s" in curves.columns:
+        ends += curves["known_until_s"].to_list()
+    return _axis_unit(ends)
+
+
+def draw_cumulative_incidence(
+    axes: Axes,
+    curves: pl.DataFrame,
+    *,
+    unit: DurationUnit,
+    counts: dict[str, int] | None = None,
+) -> None:
+    """Draw each provider's cumulative incidence and its 95 % band onto `axes`.
+
+    The NPMLE rises linearly across each polling interval that holds mass and is flat between
+    them, so its points are joined by straight lines (not steps); a curve stops at its
+    `known_until_s`. Each line's gid is its provider.
+
+    Args:
+        axes: where to draw.
+        curves: `pipeline.report.data.incidence_curves` rows (`provider`, `time_s`, `cif`,
+            `cif_low`, `cif_high`, `known_until_s`).
+        unit: the unit of the time axis.
+        counts: orders per provider, shown in the legend.
+    """
+    for name in provider_order(curves["provider"].unique().to_list()):
+        frame = _curve_points(curves.filter(pl.col("provider") == name))
+        colour = provider_colour(name)
+        x = (frame["time_s"] / unit.seconds).to_list()
+        label = f"{name} (n={counts[name]})" if counts and name in counts else name
+        axes.plot(x, frame["cif"].to_list(), color=colour, linewidth=2, label=label, gid=name)
+        axes.fill_between(
+            x,
+            frame["cif_low"].to_list(),
+            frame["cif_high"].to_list(),
+            color=colour,
+            alpha=BAND_ALPHA,
+            linewidth=0,
+        )
+
+
 def cumulative_incidence_chart(
     curves: pl.DataFrame,
     *,
@@ -130,11 +194,10 @@ def cumulative_incidence_chart(
     ylabel: str,
     counts: dict[str, int] | None = None,
 ) -> bytes | None:
-    """Step curves of the cumulative incidence per provider, with 95 % bands.
+    """The cumulative incidence per provider (`draw_cumulative_incidence`), with 95 % bands.
 
     Args:
-        curves: `pipeline.analytics.survival.event_table` output grouped by `provider`
-            (`time_s`, `cif`, `cif_low`, `cif_high`).
+        curves: `pipeline.report.data.incidence_curves` rows.
         title: the chart title (ideally the finding).
         ylabel: what the curve measures.
         counts: orders per provider, shown in the legend.
@@ -145,35 +208,8 @@ def cumulative_incidence_chart(
     if curves.is_empty():
         return None
     figure, axes = _new_figure(WIDE)
-    unit = _axis_unit(curves["time_s"].to_list())
-    for name in provider_order(curves["provider"].unique().to_list()):
-        part = curves.filter(pl.col("provider") == name).sort("time_s")
-        colour = provider_colour(name)
-        # Every curve starts at 0 at time 0; intervals are undefined (null) where F is 0 or 1.
-        start = pl.DataFrame({"time_s": [0.0], "cif": [0.0], "cif_low": [0.0], "cif_high": [0.0]})
-        frame = pl.concat(
-            [
-                start,
-                part.select(
-                    "time_s",
-                    "cif",
-                    pl.col("cif_low").fill_null(pl.col("cif")),
-                    pl.col("cif_high").fill_null(pl.col("cif")),
-                ),
-            ]
-        )
-        x = (frame["time_s"] / unit.seconds).to_list()
-        label = f"{name} (n={counts[name]})" if counts and name in counts else name
-        axes.step(x, frame["cif"].to_list(), where="post", color=colour, linewidth=2, label=label)
-        axes.fill_between(
-            x,
-            frame["cif_low"].to_list(),
-            frame["cif_high"].to_list(),
-            step="post",
-            color=colour,
-            alpha=BAND_ALPHA,
-            linewidth=0,
-        )
+    unit = curves_unit(curves)
+    draw_cumulative_incidence(axes, curves, unit=unit, counts=counts)
     axes.axhline(0.5, color="#999999", linestyle="--", linewidth=1)
     axes.set_ylim(0, 1.02)
     axes.set_xlim(left=0)

@@ -1,8 +1,9 @@
 """Everything the report shows, read from the published warehouse in one read-only session.
 
 The analytics tables are read as stored; the cumulative incidence curves are recomputed from
-`status_history` and `orders` with the same records and estimators the tables come from
-(`pipeline.analytics.events`, `pipeline.analytics.survival`). A table that is missing (the
+`status_history` and `orders` with the same records and estimator the tables' medians come from
+(`pipeline.analytics.events`, and the interval-censored NPMLE of `pipeline.analytics.npmle`), so
+a curve crosses 50 % at the median shown beside it. A table that is missing (the
 warehouse has not been refreshed yet) reads as an empty frame, so every section can say "not
 enough data yet" instead of failing.
 """
@@ -16,9 +17,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipeline.analytics import npmle
 from pipeline.analytics.events import time_to_event_records
 from pipeline.analytics.metrics import CODE_ORDER_KINDS, LEVEL_PROVIDER, completion_records
-from pipeline.analytics.survival import event_table
 from pipeline.model import OrderState
 from pipeline.warehouse import query
 from pipeline.warehouse.connection import connection
@@ -40,10 +41,10 @@ class ReportData:
     orders_per_provider: pl.DataFrame
     """provider, order_kind, orders."""
     code_curves: pl.DataFrame
-    """Cumulative incidence of the code per provider (SMS receive orders), event-table rows."""
+    """Cumulative incidence of the code per provider (SMS receive orders), `incidence_curves`."""
     code_counts: dict[str, int]
     completion_curves: pl.DataFrame
-    """Cumulative incidence of success per provider (every order), event-table rows."""
+    """Cumulative incidence of success per provider (every order), `incidence_curves`."""
     completion_counts: dict[str, int]
     time_to_code: pl.DataFrame
     """Provider-level rows of `time_to_code`."""
@@ -78,12 +79,38 @@ def _provider_level(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(pl.col("group_level") == LEVEL_PROVIDER).sort("provider")
 
 
-def _curves(records: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Event table per provider, and the orders per provider, from time-to-event records."""
+def code_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+    """Time-to-code records of the SMS receive orders, as `time_to_code` builds them (empty
+    without a status history)."""
+    if history.is_empty() or orders.is_empty():
+        return pl.DataFrame()
+    return time_to_event_records(
+        history,
+        orders,
+        event_states=[OrderState.CODE_RECEIVED.value],
+        order_kinds=CODE_ORDER_KINDS,
+    )
+
+
+def incidence_curves(records: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Cumulative incidence per provider, and the orders per provider, from time-to-event records.
+
+    The curve is the NPMLE the `time_to_code` / `time_to_completion` medians are read from:
+    points to join with straight lines, each provider's curve known up to `known_until_s`.
+
+    Args:
+        records: per-order records (`pipeline.analytics.events.time_to_event_records`).
+
+    Returns:
+        `pipeline.analytics.npmle.curve_table` rows by provider (`provider`, `time_s`, `cif`,
+        `cif_var`, `cif_low`, `cif_high`, `known_until_s`), in curve order; and the orders
+        per provider.
+    """
     if records.is_empty():
         return pl.DataFrame(), {}
     counts = dict(records.group_by("provider").len().sort("provider").iter_rows())
-    return event_table(records, ["provider"]).sort("provider", "time_s"), counts
+    curves = npmle.curve_table(npmle.fit_records(records, ["provider"]))
+    return curves.sort("provider", maintain_order=True), counts
 
 
 def load(published_path: Path) -> ReportData:
@@ -152,19 +179,9 @@ def load(published_path: Path) -> ReportData:
         else pl.DataFrame()
     )
     has_history = not history.is_empty() and not orders.is_empty()
-    code_records = (
-        time_to_event_records(
-            history,
-            orders,
-            event_states=[OrderState.CODE_RECEIVED.value],
-            order_kinds=CODE_ORDER_KINDS,
-        )
-        if has_history
-        else pl.DataFrame()
-    )
     completion = completion_records(history, orders) if has_history else pl.DataFrame()
-    code_curves, code_counts = _curves(code_records)
-    completion_curves, completion_counts = _curves(completion)
+    code_curves, code_counts = incidence_curves(code_records(history, orders))
+    completion_curves, completion_counts = incidence_curves(completion)
     return ReportData(
         data_from=window[0],
         data_to=window[1],

@@ -197,7 +197,11 @@ def time_to_code(data: ReportData) -> Section:
             "(censored), and orders that expired, were cancelled or failed can never get a code "
             "(competing risks), so a curve levels off below 100 % and its height at the end is "
             "the share of orders that deliver. Where a curve crosses the dashed line, half of all "
-            "orders have their code: the median in the table."
+            "orders have their code: the median in the table. Curves and table come from one "
+            "estimate, the nonparametric maximum likelihood estimate for interval-censored data: "
+            "a code seen first at a poll arrived at some time since the poll before it, so a "
+            "curve rises in a straight line across such an interval, and it ends where the "
+            "outcome of orders still open is unknown."
         )
     ]
     return _incidence_section(

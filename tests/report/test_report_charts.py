@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -89,18 +91,33 @@ def test_nothing_drawn_outside_the_figure(
 def test_time_axes_use_the_unit_of_the_longest_time(
     monkeypatch: pytest.MonkeyPatch, data: ReportData
 ) -> None:
-    # Synthetic fast-profile orders: codes within seconds, but curves followed for minutes.
-    code = _draw(monkeypatch, data, CHARTS["time to code"], SHORT_TITLE)
-    assert code.axes[0].get_xlabel() == "time since the order was created (minutes)"
-    longest_min = data.code_curves["time_s"].max() / 60  # type: ignore[operator]
-    assert code.axes[0].get_xlim()[1] == pytest.approx(longest_min, rel=0.1)
-    fast = data.code_curves.filter(data.code_curves["time_s"] < 60)
+    # Synthetic fast-profile orders: codes within seconds, inscriptions within minutes.
+    completion = _draw(monkeypatch, data, CHARTS["time to completion"], SHORT_TITLE)
+    assert completion.axes[0].get_xlabel() == "time since the order was created (minutes)"
+    longest_s = data.completion_curves["time_s"].max()
+    assert completion.axes[0].get_xlim()[1] == pytest.approx(longest_s / 60, rel=0.1)  # type: ignore[operator]
     monkeypatch.undo()
-    seconds = _draw(
+    code = _draw(monkeypatch, data, CHARTS["time to code"], SHORT_TITLE)
+    assert code.axes[0].get_xlabel() == "time since the order was created (seconds)"
+    assert data.code_curves["time_s"].max() < 60  # type: ignore[operator]
+    assert code.axes[0].get_xlim()[1] <= 60 * 1.1
+
+
+def test_a_curve_is_drawn_up_to_where_it_is_known(
+    monkeypatch: pytest.MonkeyPatch, data: ReportData
+) -> None:
+    """Past its last point a curve stays flat until `known_until_s`, and the axis follows."""
+    known_until_s = 600.0
+    followed = data.code_curves.with_columns(pl.lit(known_until_s).alias("known_until_s"))
+    figure = _draw(
         monkeypatch,
         data,
-        lambda _, title: charts.cumulative_incidence_chart(fast, title=title, ylabel="codes"),
+        lambda _, title: charts.cumulative_incidence_chart(followed, title=title, ylabel="codes"),
         SHORT_TITLE,
     )
-    assert seconds.axes[0].get_xlabel() == "time since the order was created (seconds)"
-    assert seconds.axes[0].get_xlim()[1] <= 60 * 1.1
+    axes = figure.axes[0]
+    assert axes.get_xlabel() == "time since the order was created (minutes)"
+    assert axes.get_xlim()[1] == pytest.approx(known_until_s / 60, rel=0.1)
+    for line in axes.get_lines():
+        if line.get_gid() is not None:
+            assert np.asarray(line.get_xdata())[-1] == pytest.approx(known_until_s / 60)
