@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -285,20 +286,13 @@ def _unparsed(
     error: Exception,
 ) -> Observation:
     """A `parse_error` for an answer the adapter could not turn into an observation."""
-    state = _kept_state(previous_state)
-    return Observation(
-        provider=order.provider,
-        order_id=order.order_id,
-        order_kind=order.order_kind,
-        polled_at=polled_at,
-        state=state.value,
-        is_terminal=state.is_terminal,
-        is_success=state.is_success,
+    return _poll_error(
+        order,
+        polled_at,
+        previous_state,
+        ErrorClass.PARSE_ERROR,
+        f"answer could not be parsed ({type(error).__name__})",
         http_status=http_status if 100 <= http_status <= 599 else None,
-        error_class=ErrorClass.PARSE_ERROR.value,
-        error_message=f"answer could not be parsed ({type(error).__name__})",
-        service=order.service,
-        country=order.country,
     )
 
 
@@ -312,9 +306,28 @@ def _transport_failure(
     error: Exception,
     log_url: str,
 ) -> Observation:
-    state = _kept_state(previous_state)
     # The exception text can hold the full URL (and a key in its query): keep only its type.
-    message = f"{type(error).__name__} on {order.provider} {log_url}"
+    return _poll_error(
+        order,
+        polled_at,
+        previous_state,
+        error_class,
+        f"{type(error).__name__} on {order.provider} {log_url}",
+        latency_ms=(time.perf_counter() - started) * 1000,
+        attempt=attempt,
+    )
+
+
+def _poll_error(
+    order: TrackedOrder,
+    polled_at: datetime,
+    previous_state: str | None,
+    error_class: ErrorClass,
+    message: str,
+    **facts: Any,
+) -> Observation:
+    """A failed attempt built by the poller itself: the last known state, repeated."""
+    state = _kept_state(previous_state)
     return Observation(
         provider=order.provider,
         order_id=order.order_id,
@@ -323,10 +336,9 @@ def _transport_failure(
         state=state.value,
         is_terminal=state.is_terminal,
         is_success=state.is_success,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        attempt=attempt,
         error_class=error_class.value,
         error_message=message,
         service=order.service,
         country=order.country,
+        **facts,
     )
