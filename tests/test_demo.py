@@ -36,6 +36,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     summary = out[out.index("provider ") :]
     for provider in PROVIDERS:
         assert f"\n{provider} " in summary
+    assert "truth" in summary.splitlines()[0]  # the sandbox's truth beside the estimate
     assert "report " in out and "demo: done" in out
     report = (data_dir / "reports" / "report.html").read_text()
     assert "data:image/png;base64," in report

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     published = data_dir / "published" / "warehouse.duckdb"
     print()
-    print(format_demo_summary(published))
+    print(format_demo_summary(published, data_dir / "sandbox" / "truth.jsonl"))
     print()
     print(f"report     {data_dir / 'reports' / 'report.html'}")
     print(f"warehouse  {data_dir / 'warehouse.duckdb'}  (published read-only copy: {published})")

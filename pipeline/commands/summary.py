@@ -1,12 +1,23 @@
-"""The terminal summary `pipeline demo` and `pipeline report` print: one line per provider."""
+"""The terminal summary `pipeline demo` and `pipeline report` print: one line per provider.
+
+On sandbox data it also shows the truth: the median the same estimator gives when fed the
+sandbox's recorded transition times, exact, for the same orders (so a newcomer can see the
+estimate from polling land on it).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from pipeline.model import PROVIDERS
+from pipeline.analytics.metrics import CODE_ORDER_KINDS
+from pipeline.analytics.survival import cif_quantiles, event_table
+from pipeline.model import PROVIDERS, SUCCESS_STATES, TERMINAL_STATES, OrderState
+from pipeline.simulator.truth import read_truth
 from pipeline.warehouse import Warehouse
 
 SMS_PROVIDERS = ("sms4sats", "smsonline")
@@ -42,6 +53,48 @@ def _median(frame: pl.DataFrame, provider: str) -> str:
     return f"{median} [{low}, {high}]"
 
 
+def true_medians(
+    truth: Mapping[tuple[str, str], Mapping[str, Any]], tracked: Collection[tuple[str, str]]
+) -> dict[str, float | None]:
+    """Per provider, the median time to code (SMS) or to completion of the tracked orders, from
+    their true transition times: Aalen–Johansen on exact times, orders still open when the
+    sandbox stopped censored then, other outcomes competing."""
+    rows = []
+    for key in tracked:
+        record = truth.get(key)
+        if record is None:
+            continue
+        provider = key[0]
+        if provider in SMS_PROVIDERS and record.get("order_kind") not in CODE_ORDER_KINDS:
+            continue
+        events = (
+            {OrderState.CODE_RECEIVED.value}
+            if provider in SMS_PROVIDERS
+            else {s.value for s in SUCCESS_STATES}
+        )
+        rows.append({"provider": provider, **_exact_outcome(record, events)})
+    if not rows:
+        return {}
+    records = pl.DataFrame(rows, schema={"provider": pl.String, "time_s": pl.Float64,
+                                         "event_code": pl.Int64})  # fmt: skip
+    medians = cif_quantiles(event_table(records, ["provider"]), ["provider"], 0.5)
+    return dict(zip(medians["provider"], medians["quantile_s"], strict=True))
+
+
+def _exact_outcome(record: Mapping[str, Any], events: Collection[str]) -> dict[str, Any]:
+    """`time_s` and `event_code` (1 the event, 2 another outcome, 0 still open) of one order."""
+    origin = datetime.fromisoformat(record["created_at"])
+    terminal = {s.value for s in TERMINAL_STATES}
+    for transition in record.get("transitions", []):
+        state = transition["state"]
+        if state in events or state in terminal:
+            at = datetime.fromisoformat(transition["at"])
+            code = 1 if state in events else 2
+            return {"time_s": max(0.0, (at - origin).total_seconds()), "event_code": code}
+    stopped = datetime.fromisoformat(record["recorded_at"])
+    return {"time_s": max(0.0, (stopped - origin).total_seconds()), "event_code": 0}
+
+
 def _expiry(row: pl.DataFrame) -> str:
     if row.is_empty():
         return "n/a"
@@ -51,10 +104,15 @@ def _expiry(row: pl.DataFrame) -> str:
     return "-" if share is None else f"{share:.0%}*"
 
 
-def format_demo_summary(published: Path) -> str:
+def format_demo_summary(published: Path, truth_path: Path | None = None) -> str:
     """Per provider: orders, share resolved, median time-to-code (SMS) or time-to-completion
-    with its 95 % CI, expiry rate, availability; read from the published warehouse."""
+    with its 95 % CI, expiry rate, availability; read from the published warehouse. With the
+    sandbox's truth file, the true median of the same orders beside the estimate."""
     warehouse = Warehouse(published)
+    truth: dict[str, float | None] | None = None
+    if truth_path is not None and truth_path.is_file():
+        tracked = warehouse.read("SELECT provider, order_id FROM orders", read_only=True)
+        truth = true_medians(read_truth(truth_path), set(tracked.iter_rows()))
     base = warehouse.read(SUMMARY_SQL, read_only=True)
     code = warehouse.read("SELECT * FROM time_to_code", read_only=True)
     completion = warehouse.read("SELECT * FROM time_to_completion", read_only=True)
@@ -66,7 +124,8 @@ def format_demo_summary(published: Path) -> str:
     )
     header = (
         f"{'provider':<12} {'orders':>6} {'resolved':>8}  {'median (95% CI)':<28} "
-        f"{'measure':<18} {'expiry':>7} {'avail.':>7}"
+        + (f"{'truth':>6}  " if truth is not None else "")
+        + f"{'measure':<18} {'expiry':>7} {'avail.':>7}"
     )
     lines = [header, "-" * len(header)]
     for provider in PROVIDERS:
@@ -82,13 +141,19 @@ def format_demo_summary(published: Path) -> str:
         expiry_text = _expiry(rate_row)
         availability = row["availability"][0]
         avail_text = "-" if availability is None else f"{availability:.1%}"
+        true_text = "" if truth is None else f"{_seconds(truth.get(provider)).strip():>6}  "
         lines.append(
-            f"{provider:<12} {orders:>6} {resolved / orders:>8.0%}  {median:<28} "
+            f"{provider:<12} {orders:>6} {resolved / orders:>8.0%}  {median:<28} {true_text}"
             f"{measure:<18} {expiry_text:>7} {avail_text:>7}"
         )
     lines.append(
         "Medians are censoring-aware: open orders count as still waiting, not dropped.\n"
-        "Expiry: cumulative incidence at the provider's window; marked * it is the share of\n"
+        + (
+            "Truth: the same orders' median from the sandbox's exact transition times.\n"
+            if truth is not None
+            else ""
+        )
+        + "Expiry: cumulative incidence at the provider's window; marked * it is the share of\n"
         "resolved orders, shown until follow-up reaches the window (n/a: the provider has none)."
     )
     return "\n".join(lines)
