@@ -26,7 +26,7 @@ from pipeline.warehouse.frames import (
     observation_id,
     observations_frame,
     payloads_frame,
-    storable,
+    split_storable,
 )
 from pipeline.warehouse.store import registered
 
@@ -108,7 +108,7 @@ def _store(
     refused: list[Refused],
     batch_id: str | None,
 ) -> BatchResult:
-    kept, unstorable = storable(observations)
+    kept, unstorable = split_storable(observations)
     refused = refused + unstorable
     validated = split_valid(observations_frame(kept), batch_id=batch_id)
     valid_ids = set(validated.valid["observation_id"].to_list())

@@ -61,9 +61,8 @@ POLLS_UNTIL_TAG = "pipeline/polls_until"
 QUEUE_WAIT_S = 1.0
 # How long a cancelled polling thread gets to close its connections before the op gives up on it.
 STOP_TIMEOUT_S = 30.0
-# Pauses between attempts at reading one report's figures. DuckDB 2.0 can refuse a connection
-# opened while another thread of this process closes one ("Unique file handle conflict"), and the
-# file may be held a while by a derived run: neither may end a 30-minute run.
+# Pauses between attempts at reading one report's figures: the file may be held a while by a
+# derived run, which must not end a 30-minute run.
 REPORT_RETRY_PAUSES_S = (0.5, 2.0)
 
 ReportEvent = (

@@ -22,11 +22,12 @@ from typing import Any
 
 import httpx
 
-from pipeline.model import CONFIG_ERRORS, ErrorClass, Observation, OrderState, TrackedOrder
+from pipeline.model import CONFIG_ERRORS, ErrorClass, Observation, TrackedOrder
 from pipeline.polling import redact
 from pipeline.polling.limits import CircuitBreaker, TokenBucket
 from pipeline.polling.retry import RetryPolicy
 from pipeline.providers.base import ProviderAdapter
+from pipeline.providers.common import known_state
 from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -271,13 +272,6 @@ def _lane(adapter: ProviderAdapter, limits: bool) -> Lane:
     return Lane(adapter, asyncio.Semaphore(concurrency), bucket, CircuitBreaker(), concurrency)
 
 
-def _kept_state(previous_state: str | None) -> OrderState:
-    try:
-        return OrderState(previous_state) if previous_state else OrderState.UNKNOWN
-    except ValueError:
-        return OrderState.UNKNOWN
-
-
 def _unparsed(
     order: TrackedOrder,
     polled_at: datetime,
@@ -327,7 +321,7 @@ def _poll_error(
     **facts: Any,
 ) -> Observation:
     """A failed attempt built by the poller itself: the last known state, repeated."""
-    state = _kept_state(previous_state)
+    state = known_state(previous_state)
     return Observation(
         provider=order.provider,
         order_id=order.order_id,

@@ -1,6 +1,6 @@
 """Model objects to polars frames in the warehouse's column layout, with deterministic keys.
 
-`storable` comes first: it sets aside observations the warehouse would refuse (a count that
+`split_storable` comes first: it sets aside observations the warehouse would refuse (a count that
 overflows its column, text that is not valid Unicode or is far too long), each with its reasons,
 so one hostile answer is quarantined instead of failing the whole batch.
 """
@@ -32,7 +32,7 @@ Refused = tuple[Observation, list[str]]
 """An observation the warehouse would refuse, with why."""
 
 
-def storable(observations: Iterable[Observation]) -> tuple[list[Observation], list[Refused]]:
+def split_storable(observations: Iterable[Observation]) -> tuple[list[Observation], list[Refused]]:
     """Split observations into those the warehouse can store and those it would refuse."""
     kept: list[Observation] = []
     refused: list[Refused] = []
