@@ -5,12 +5,11 @@ recorded as observations and the run carries on; one provider failing never stop
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import httpx
+from warehouse_holder import held
 
 from pipeline.intake import make_order, register
 from pipeline.model import TrackedOrder
@@ -116,14 +115,6 @@ def test_a_sustained_outage_opens_the_circuit_and_spares_the_others(warehouse: W
     assert result.providers["baanx"].ok == 5
 
 
-HOLDER = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
-print("holding", flush=True)
-time.sleep(60)
-"""
-
-
 def test_a_locked_warehouse_is_reported_and_the_next_tick_catches_up(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "warehouse.duckdb", lock_timeout_s=0.5)
     register(warehouse, _orders("baanx", 2), source="test")
@@ -131,18 +122,9 @@ def test_a_locked_warehouse_is_reported_and_the_next_tick_catches_up(tmp_path: P
 
     async def poll_while_locked() -> TickResult:
         async with Poller(SETTINGS, ADAPTERS, transport=handler, retry=FAST_RETRY) as poller:
-            holder = subprocess.Popen(
-                [sys.executable, "-c", HOLDER, str(warehouse.path)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+            with held(warehouse.path):
                 # Another process holds the file: the tick cannot read what is due; it says so.
                 return await run_tick(warehouse, poller)
-            finally:
-                holder.kill()
-                holder.wait()
 
     locked = asyncio.run(poll_while_locked())
     assert locked.write_errors and "locked" in locked.write_errors[0]

@@ -4,14 +4,13 @@ flush is writing, nor those that meet a warehouse held by another process."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from warehouse_holder import held
 
 from pipeline.model import Observation
 from pipeline.polling import writer as writer_module
@@ -64,29 +63,14 @@ def test_rows_arriving_during_the_last_flush_are_written(
     assert writer.pending() == 0 and writer.totals.written == 2
 
 
-HOLDER = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
-print("holding", flush=True)
-time.sleep(60)
-"""
-
-
 def test_rows_wait_while_another_process_holds_the_warehouse(tmp_path: Path) -> None:
     warehouse = Warehouse(tmp_path / "warehouse.duckdb", lock_timeout_s=0.3)
     warehouse.initialise()
     writer = BatchWriter(warehouse)
     writer.submit("baanx", [_obs("a"), _obs("bb")])
     writer.submit("altinn", [_obs("ccc", "altinn")])
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(warehouse.path)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    with held(warehouse.path):
         asyncio.run(writer.flush())
-    finally:
-        holder.kill()
-        holder.wait()
     assert writer.pending() == 3  # kept, not dropped
     assert writer.totals.errors and "locked" in writer.totals.errors[0]
     asyncio.run(writer.flush())

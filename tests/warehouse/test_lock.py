@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from warehouse_holder import hold
 
 from pipeline.warehouse import Warehouse, WarehouseLockedError
-
-HOLDER = """
-import sys, time, duckdb
-con = duckdb.connect(sys.argv[1])
-print("holding", flush=True)
-time.sleep(float(sys.argv[2]))
-con.close()
-print("released", flush=True)
-time.sleep(30)
-"""
-
-
-def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path), str(seconds)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None
-    assert holder.stdout.readline().strip() == "holding"
-    return holder
 
 
 def test_lock_held_past_the_timeout_fails_naming_file_and_pid(tmp_path: Path) -> None:
     path = tmp_path / "warehouse.duckdb"
     Warehouse(path).initialise()
-    holder = _hold(path, 60)
+    holder = hold(path, 60)
     try:
         started = time.monotonic()
         with (
@@ -58,7 +36,7 @@ def test_lock_held_past_the_timeout_fails_naming_file_and_pid(tmp_path: Path) ->
 def test_lock_released_within_the_timeout_is_waited_for(tmp_path: Path) -> None:
     path = tmp_path / "warehouse.duckdb"
     Warehouse(path).initialise()
-    holder = _hold(path, 1.0)
+    holder = hold(path, 1.0)
     try:
         # The holder releases after about a second; a generous timeout must let us in.
         wh = Warehouse(path, lock_timeout_s=60.0)
