@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.model import ORDER_KINDS, PROVIDERS, TrackedOrder, default_kind
-from pipeline.providers.registry import get_adapter
+from pipeline.model import TrackedOrder
+from pipeline.providers.registry import PROVIDERS, default_kind, get_adapter, get_spec
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse.frames import orders_frame
 
@@ -84,12 +84,10 @@ def make_order(
     if provider not in PROVIDERS:
         raise IntakeError([f"unknown provider {_quote(provider)} (known: {', '.join(PROVIDERS)})"])
     kind = (order_kind or "").strip() or default_kind(provider)
-    if kind not in ORDER_KINDS[provider]:
+    kinds = get_spec(provider).order_kinds
+    if kind not in kinds:
         raise IntakeError(
-            [
-                f"{provider} has no order kind {_quote(kind)}"
-                f" (known: {', '.join(ORDER_KINDS[provider])})"
-            ]
+            [f"{provider} has no order kind {_quote(kind)} (known: {', '.join(kinds)})"]
         )
     reason = get_adapter(provider).validate_order_id(order_id)
     if reason:

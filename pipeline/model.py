@@ -1,4 +1,6 @@
-"""The shared vocabulary: providers, order kinds, canonical states, tracked orders and observations.
+"""The shared vocabulary: order kinds, canonical states, tracked orders and observations.
+
+Providers themselves are data: `pipeline.providers.registry` lists them, each with its spec.
 
 Everything downstream of a provider adapter speaks only these types. Raw provider bodies never
 travel further than `pipeline.providers`.
@@ -12,21 +14,9 @@ from datetime import datetime
 from typing import Any
 
 
-class Provider(enum.StrEnum):
-    """Provider slugs. One slug names a provider everywhere: module, asset key, env prefix."""
-
-    SMS4SATS = "sms4sats"
-    SMSONLINE = "smsonline"
-    ORDINALSBOT = "ordinalsbot"
-    BAANX = "baanx"
-    ALTINN = "altinn"
-
-
-PROVIDERS: tuple[str, ...] = tuple(p.value for p in Provider)
-
-
 class OrderKind(enum.StrEnum):
-    """What was bought or sent. Some providers answer differently per kind (sms4sats)."""
+    """What was bought or sent: the kinds the built-in providers sell. A declared provider may
+    name a kind of its own."""
 
     SMS_RECEIVE = "sms_receive"
     """A rented number waiting for an activation SMS (sms4sats receive, SMSOnline)."""
@@ -38,21 +28,6 @@ class OrderKind(enum.StrEnum):
     """A crypto-card product payment (Baanx)."""
     NOTIFICATION_ORDER = "notification_order"
     """A public-sector email/SMS notification order (Altinn)."""
-
-
-ORDER_KINDS: dict[str, tuple[str, ...]] = {
-    Provider.SMS4SATS: (OrderKind.SMS_RECEIVE, OrderKind.SMS_SEND),
-    Provider.SMSONLINE: (OrderKind.SMS_RECEIVE,),
-    Provider.ORDINALSBOT: (OrderKind.INSCRIPTION,),
-    Provider.BAANX: (OrderKind.PRODUCT_ORDER,),
-    Provider.ALTINN: (OrderKind.NOTIFICATION_ORDER,),
-}
-"""Order kinds each provider sells; the first one is the default when none is given."""
-
-
-def default_kind(provider: str) -> str:
-    """The order kind assumed when a user registers an order without naming one."""
-    return ORDER_KINDS[provider][0]
 
 
 class OrderState(enum.StrEnum):

@@ -14,7 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from secrets import token_hex
 
-from pipeline.model import PROVIDERS
+from pipeline.environment import environment
+from pipeline.providers.base import ProviderSettings
+from pipeline.providers.registry import PROVIDERS_DIR_VARIABLE, REGISTRY
+from pipeline.providers.spec import ProviderSpec
+from pipeline.secret import Secret
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
 DEFAULT_DATA_DIR = "data"
@@ -24,76 +28,18 @@ CODE_KEY_FILE = ".code_hash_key"
 CODE_KEY_BYTES = 32
 
 
-class Secret:
-    """A secret string that never shows its value in `repr`, `str`, f-strings or logs.
-
-    Call `reveal()` at the single point where the value goes on the wire.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret value itself. Use only when building a request."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    def __str__(self) -> str:
-        return "**********"
-
-    def __format__(self, format_spec: str) -> str:
-        return str(self)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __reduce__(self) -> str:
-        raise TypeError("Secret values cannot be pickled")
-
-
-# Credentials the sandbox accepts. Not secrets: they only open the local imitation APIs.
-SANDBOX_CREDENTIALS: dict[str, str] = {
-    "SMSONLINE_USER_ID": "sandbox-user-0001",
-    "SMSONLINE_API_KEY": "sandbox-smsonline-key",
-    "ORDINALSBOT_API_KEY": "sandbox-ordinalsbot-key",
-    "BAANX_ACCESS_TOKEN": "sandbox-baanx-token",
-    "BAANX_CLIENT_ID": "sandbox-baanx-client",
-    "ALTINN_TOKEN": "sandbox-altinn-token",
-    "ALTINN_PLATFORM_ACCESS_TOKEN": "sandbox-altinn-platform-token",
-    "SMS4SATS_API_KEY": "sandbox-sms4sats-key",
-}
-
-# Secret variables each provider reads (the first of Altinn's two is preferred).
-SECRET_VARIABLES: dict[str, tuple[str, ...]] = {
-    "sms4sats": ("SMS4SATS_API_KEY",),
-    "smsonline": ("SMSONLINE_USER_ID", "SMSONLINE_API_KEY"),
-    "ordinalsbot": ("ORDINALSBOT_API_KEY",),
-    "baanx": ("BAANX_ACCESS_TOKEN", "BAANX_CLIENT_ID"),
-    "altinn": ("ALTINN_TOKEN", "ALTINN_PLATFORM_ACCESS_TOKEN"),
-}
-
-
 CONFIG_VARIABLES = (
     "PIPELINE_DATA_DIR",
     "PIPELINE_SANDBOX_URL",
     "PIPELINE_LOCK_TIMEOUT_S",
     "PIPELINE_CODE_HASH_KEY",
     "PIPELINE_DAGSTER_RETENTION_DAYS",
+    PROVIDERS_DIR_VARIABLE,
 )
 PROVIDER_VARIABLES: tuple[str, ...] = tuple(
-    [f"{slug.upper()}_BASE_URL" for slug in PROVIDERS]
-    + [name for names in SECRET_VARIABLES.values() for name in names]
+    name for spec in REGISTRY.specs() for name in spec.variables
 )
+"""Every provider's base URL and credential variables."""
 
 
 def configured_variables() -> set[str]:
@@ -103,27 +49,6 @@ def configured_variables() -> set[str]:
         for name in (*CONFIG_VARIABLES, *PROVIDER_VARIABLES)
         if os.environ.get(name, "").strip()
     }
-
-
-@dataclasses.dataclass(frozen=True)
-class ProviderSettings:
-    """Where a provider lives and the credentials to ask it.
-
-    Attributes:
-        slug: provider slug.
-        base_url: URL prefix before the provider's own path (no trailing slash).
-        secrets: credential name (e.g. `api_key`) to `Secret`; only the ones configured.
-        is_sandbox: whether `base_url` is the local sandbox.
-    """
-
-    slug: str
-    base_url: str
-    secrets: Mapping[str, Secret]
-    is_sandbox: bool
-
-    def secret(self, name: str) -> Secret | None:
-        """The named credential, or None when not configured."""
-        return self.secrets.get(name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,16 +115,15 @@ class Settings:
         cls, environ: Mapping[str, str] | None = None, *, dotenv: Path | None = None
     ) -> Settings:
         """Resolve settings from `environ` (default: `os.environ` plus `./.env`)."""
-        if environ is None:
-            env = {**read_dotenv(dotenv or Path(".env")), **os.environ}
-        else:
-            env = dict(environ)
+        env = environment(dotenv) if environ is None else dict(environ)
         sandbox_url = env.get("PIPELINE_SANDBOX_URL", DEFAULT_SANDBOX_URL).rstrip("/")
         return cls(
             data_dir=Path(env.get("PIPELINE_DATA_DIR") or DEFAULT_DATA_DIR),
             sandbox_url=sandbox_url,
             lock_timeout_s=float(env.get("PIPELINE_LOCK_TIMEOUT_S") or DEFAULT_LOCK_TIMEOUT_S),
-            providers={slug: _provider_settings(slug, env, sandbox_url) for slug in PROVIDERS},
+            providers={
+                spec.slug: _provider_settings(spec, env, sandbox_url) for spec in REGISTRY.specs()
+            },
             code_hash_key=Secret(key) if (key := env.get("PIPELINE_CODE_HASH_KEY")) else None,
             dagster_retention_days=int(
                 env.get("PIPELINE_DAGSTER_RETENTION_DAYS") or DEFAULT_DAGSTER_RETENTION_DAYS
@@ -207,30 +131,19 @@ class Settings:
         )
 
 
-def _provider_settings(slug: str, env: Mapping[str, str], sandbox_url: str) -> ProviderSettings:
-    prefix = slug.upper()
-    configured = env.get(f"{prefix}_BASE_URL", "").strip()
-    base_url = (configured or f"{sandbox_url}/{slug}").rstrip("/")
+def _provider_settings(
+    spec: ProviderSpec, env: Mapping[str, str], sandbox_url: str
+) -> ProviderSettings:
+    configured = env.get(spec.base_url_variable, "").strip()
+    base_url = (configured or f"{sandbox_url}/{spec.slug}").rstrip("/")
     is_sandbox = not configured or configured.startswith(sandbox_url)
     secrets: dict[str, Secret] = {}
-    for variable in SECRET_VARIABLES[slug]:
-        value = env.get(variable, "").strip()
+    for credential in spec.credentials:
+        value = env.get(credential.variable, "").strip()
         if not value and is_sandbox:
-            value = SANDBOX_CREDENTIALS[variable]
+            value = credential.sandbox_value
         if value:
-            secrets[variable.removeprefix(f"{prefix}_").lower()] = Secret(value)
-    return ProviderSettings(slug=slug, base_url=base_url, secrets=secrets, is_sandbox=is_sandbox)
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a `.env` file of `NAME=value` lines; missing file gives an empty dict."""
-    if not path.is_file():
-        return {}
-    values: dict[str, str] = {}
-    for raw_line in path.read_text().splitlines():
-        line = raw_line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.removeprefix("export ").partition("=")
-        values[name.strip()] = value.strip().strip("'\"")
-    return values
+            secrets[credential.name] = Secret(value)
+    return ProviderSettings(
+        slug=spec.slug, base_url=base_url, secrets=secrets, is_sandbox=is_sandbox
+    )

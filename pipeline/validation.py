@@ -18,7 +18,8 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
 
-from pipeline.model import PROVIDERS, STATE_VALUES, TERMINAL_STATES, ErrorClass
+from pipeline.model import STATE_VALUES, TERMINAL_STATES, ErrorClass
+from pipeline.providers.registry import PROVIDERS
 from pipeline.warehouse.schema import QUARANTINE_COLUMNS
 
 ERROR_CLASSES = [e.value for e in ErrorClass]

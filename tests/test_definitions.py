@@ -7,7 +7,7 @@ import dagster as dg
 
 from pipeline.assets.checks import CHECK_NAMES
 from pipeline.assets.ingestion import ANSWERING_CHECK
-from pipeline.model import PROVIDERS
+from pipeline.providers.registry import PROVIDERS
 
 
 def test_definitions_contain_every_provider_asset_check_and_sensor() -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.model import PROVIDERS
+from pipeline.providers.registry import PROVIDERS
 from pipeline.warehouse import Warehouse
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from pipeline.commands import processes
-from pipeline.model import PROVIDERS
+from pipeline.providers.registry import PROVIDERS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MATERIALIZED_WITHIN_S = 180.0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from live_sandbox import create_orders, live_sandbox
 
-from pipeline.model import PROVIDERS
+from pipeline.providers.registry import PROVIDERS
 
 
 def test_poll_once_registers_the_inbox_and_summarises_per_provider(tmp_path: Path) -> None:

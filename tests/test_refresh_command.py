@@ -18,7 +18,7 @@ from polars.testing import assert_frame_equal
 
 from pipeline.analytics import build_status_history
 from pipeline.derived import ANALYTICS_OBSERVATION_COLUMNS, HISTORY_TABLE, METRIC_TABLES
-from pipeline.model import PROVIDERS
+from pipeline.providers.registry import PROVIDERS
 from pipeline.settings import Settings
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.connection import connect

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.model import PROVIDERS
-from pipeline.settings import DEFAULT_SANDBOX_URL, SANDBOX_CREDENTIALS, Secret, Settings
+from pipeline.providers.registry import PROVIDERS, REGISTRY
+from pipeline.settings import DEFAULT_SANDBOX_URL, Secret, Settings
 
 
 def test_defaults_point_every_provider_at_the_sandbox() -> None:
@@ -26,7 +26,7 @@ def test_sandbox_gets_development_credentials_by_default() -> None:
     baanx = Settings.from_env({}).provider("baanx")
     token = baanx.secret("access_token")
     assert token is not None
-    assert token.reveal() == SANDBOX_CREDENTIALS["BAANX_ACCESS_TOKEN"]
+    assert token.reveal() == REGISTRY.sandbox_credentials()["BAANX_ACCESS_TOKEN"]
 
 
 def test_environment_overrides_data_dir_base_url_and_secrets() -> None:
@@ -63,6 +63,25 @@ def test_dotenv_file_is_read_and_environment_wins(
     settings = Settings.from_env(dotenv=dotenv)
     assert settings.data_dir == Path("from-dotenv")
     assert settings.provider("smsonline").secret("api_key") == Secret("k-env")
+
+
+def test_dotenv_quoting_comments_and_export_follow_dotenv_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        'export BAANX_ACCESS_TOKEN="tok # with a hash"\n'
+        "BAANX_CLIENT_ID=client-1 # trailing comment\n"
+        "ALTINN_TOKEN='single quoted'\n"
+    )
+    for name in ("BAANX_ACCESS_TOKEN", "BAANX_CLIENT_ID", "ALTINN_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    baanx = Settings.from_env(dotenv=dotenv).provider("baanx")
+    assert baanx.secret("access_token") == Secret("tok # with a hash")
+    assert baanx.secret("client_id") == Secret("client-1")
+    assert Settings.from_env(dotenv=dotenv).provider("altinn").secret("token") == Secret(
+        "single quoted"
+    )
 
 
 def test_secret_value_never_appears_in_repr_str_format_or_logs(

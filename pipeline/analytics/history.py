@@ -17,7 +17,7 @@ previous state and `unknown` answers say nothing about the order, so both are sk
 are counted in provider reliability instead).
 
 Where the provider reports its own event time, the interval carries it as `provider_event_at`
-(see `EVENT_TIME_SOURCES`). Transitions that the lifecycle forbids are kept but flagged
+(each provider spec's `event_time`). Transitions that the lifecycle forbids are kept but flagged
 (`is_impossible_transition`, `transition_issue`): leaving a terminal state (`left_terminal`,
 except a failed outcome becoming `refunded`) and moving back to an earlier stage
 (`backwards`, e.g. processing → pending).
@@ -42,6 +42,7 @@ from pipeline.analytics.inputs import (
     is_state_evidence,
 )
 from pipeline.model import OrderState
+from pipeline.providers.registry import REGISTRY
 
 HISTORY_COLUMNS: dict[str, pl.DataType] = {
     "provider": pl.String(),
@@ -71,18 +72,6 @@ HISTORY_COLUMNS: dict[str, pl.DataType] = {
 HISTORY_REQUIRED = frozenset(
     {"provider", "order_id", "interval_seq", "state", "entered_by", "last_seen_at"}
 )
-
-EVENT_TIME_SOURCES: dict[str, tuple[str, frozenset[str]]] = {
-    # processingStatus.lastUpdate on the first poll showing a final status (PROVIDERS.md §5.9).
-    "altinn": ("provider_updated_at", frozenset({"completed", "cancelled"})),
-    # max(files[].tx.updatedAt) once the order is completed (§3.9).
-    "ordinalsbot": ("provider_updated_at", frozenset({"completed"})),
-    # paidAt, present only on COMPLETED (§4.8).
-    "baanx": ("provider_paid_at", frozenset({"completed"})),
-}
-"""Per provider: the observation column holding the provider's own time of entering a state, and
-the states for which it means that. SMSOnline's `provider_updated_at` is `lastCheckedAt` and
-sms4sats gives no usable time (§1.9, §2.9), so neither appears here."""
 
 STATE_RANK: dict[str, int] = {
     OrderState.PENDING.value: 0,
@@ -348,8 +337,13 @@ def _merge_runs(pieces: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _transition_issue() -> pl.Expr:
-    """Why the move from the previous interval's state into this one is impossible, or null."""
+def transition_issue() -> pl.Expr:
+    """Why the move from the previous interval's state into this one is impossible, or null.
+
+    The one definition of an impossible transition: the history flags it, and the ingestion
+    asset check applies it to the provider's state changes. Rows must be state changes (no
+    repeats), sorted by time within each order.
+    """
     previous = pl.col("state").shift(1).cast(pl.String)
     current = pl.col("state").cast(pl.String)
     rank_now = current.replace_strict(STATE_RANK, default=None, return_dtype=pl.Int8)
@@ -368,14 +362,16 @@ def _transition_issue() -> pl.Expr:
 
 
 def provider_event_at() -> pl.Expr:
-    """The provider's own time of entering the interval's state, where `EVENT_TIME_SOURCES` has
-    one for the provider and state; null otherwise."""
+    """The provider's own time of entering the interval's state, where the provider's spec names
+    an `event_time` for that state; null otherwise."""
     expr: pl.Expr = pl.lit(None, UTC_TIME)
     state = pl.col("state").cast(pl.String)
-    for provider, (column, states) in sorted(EVENT_TIME_SOURCES.items()):
+    for spec in REGISTRY.specs():
+        if spec.event_time is None:
+            continue
         expr = (
-            pl.when((pl.col("provider") == provider) & state.is_in(sorted(states)))
-            .then(pl.col(column))
+            pl.when((pl.col("provider") == spec.slug) & state.is_in(sorted(spec.event_time.states)))
+            .then(pl.col(spec.event_time.column))
             .otherwise(expr)
         )
     return expr
@@ -400,7 +396,7 @@ def _finalize(merged: pl.DataFrame) -> pl.DataFrame:
         pl.col("entered_by").shift(-1).over(ORDER_KEY).alias("exited_by"),
         pl.when(seed)
         .then(pl.col("seed_issue"))
-        .otherwise(_transition_issue())
+        .otherwise(transition_issue())
         .alias("transition_issue"),
         provider_event_at().alias("provider_event_at"),
     )

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 import polars as pl
 
 from pipeline.model import STATE_VALUES, SUCCESS_STATES, TERMINAL_STATES, OrderState
+from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
+from pipeline.warehouse.schema import UTC_TIME as UTC_TIME  # re-exported: the analytics time type
 
-UTC_TIME = pl.Datetime("us", "UTC")
 STATE = pl.Enum(list(STATE_VALUES))
 """Canonical states as a polars Enum (order as in `OrderState`)."""
 
@@ -28,34 +29,40 @@ FAILURE_STATE_VALUES: tuple[str, ...] = tuple(
 )
 UNKNOWN_STATE = OrderState.UNKNOWN.value
 
+OBSERVATION_FIELDS: tuple[str, ...] = (
+    "provider",
+    "order_id",
+    "order_kind",
+    "polled_at",
+    "state",
+    "is_terminal",
+    "error_class",
+    "http_status",
+    "latency_ms",
+    "status_unrecognized",
+    "provider_created_at",
+    "provider_updated_at",
+    "provider_paid_at",
+    "service",
+    "country",
+)
+"""The `observations` columns the analytics read (not the whole row)."""
 OBSERVATION_INPUT: dict[str, pl.DataType] = {
-    "provider": pl.String(),
-    "order_id": pl.String(),
-    "order_kind": pl.String(),
-    "polled_at": UTC_TIME,
-    "state": pl.String(),
-    "is_terminal": pl.Boolean(),
-    "error_class": pl.String(),
-    "http_status": pl.Int32(),
-    "latency_ms": pl.Float64(),
-    "status_unrecognized": pl.Boolean(),
-    "provider_created_at": UTC_TIME,
-    "provider_updated_at": UTC_TIME,
-    "provider_paid_at": UTC_TIME,
-    "service": pl.String(),
-    "country": pl.String(),
+    name: OBSERVATION_COLUMNS[name] for name in OBSERVATION_FIELDS
 }
 OBSERVATION_REQUIRED = frozenset({"provider", "order_id", "polled_at", "state"})
 
-ORDER_INPUT: dict[str, pl.DataType] = {
-    "provider": pl.String(),
-    "order_id": pl.String(),
-    "order_kind": pl.String(),
-    "registered_at": UTC_TIME,
-    "created_at": UTC_TIME,
-    "service": pl.String(),
-    "country": pl.String(),
-}
+ORDER_FIELDS: tuple[str, ...] = (
+    "provider",
+    "order_id",
+    "order_kind",
+    "registered_at",
+    "created_at",
+    "service",
+    "country",
+)
+"""The `orders` columns the analytics read."""
+ORDER_INPUT: dict[str, pl.DataType] = {name: ORDER_COLUMNS[name] for name in ORDER_FIELDS}
 ORDER_REQUIRED = frozenset({"provider", "order_id", "registered_at"})
 
 QUARANTINE_INPUT: dict[str, pl.DataType] = {"provider": pl.String()}

@@ -25,7 +25,6 @@ agree.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 
 import polars as pl
@@ -50,7 +49,9 @@ from pipeline.analytics.survival import (
     values_at,
     wilson_interval,
 )
-from pipeline.model import ErrorClass, OrderKind, OrderState
+from pipeline.model import ErrorClass, OrderState
+from pipeline.providers.registry import REGISTRY
+from pipeline.providers.spec import EXPIRY_GRACE_S
 
 HORIZONS_S: dict[str, float] = {"1m": 60.0, "2m": 120.0, "5m": 300.0, "10m": 600.0, "20m": 1200.0}
 """Horizons of the reported cumulative incidences: column `cif_<label>`."""
@@ -58,8 +59,10 @@ HORIZONS_S: dict[str, float] = {"1m": 60.0, "2m": 120.0, "5m": 300.0, "10m": 600
 MIN_GROUP_ORDERS = 30
 """Smallest group (service, country, ...) that gets its own time-to-event row."""
 
-CODE_ORDER_KINDS: tuple[str, ...] = (OrderKind.SMS_RECEIVE.value,)
-"""Order kinds whose deliverable is a code (sms4sats receive, SMSOnline)."""
+CODE_ORDER_KINDS: tuple[str, ...] = tuple(
+    sorted({kind for spec in REGISTRY.specs() for kind in spec.code_kinds})
+)
+"""Order kinds whose deliverable is a code (the providers' specs say which)."""
 
 LEVEL_PROVIDER = "provider"
 GROUP_LEVELS: dict[str, tuple[str, ...]] = {
@@ -77,29 +80,13 @@ CODE_LEVELS = ("provider", "service", "country", "service_country")
 COMPLETION_LEVELS = ("provider", "order_kind", "service", "country", "service_country")
 
 
-@dataclasses.dataclass(frozen=True)
-class ExpiryWindow:
-    """A provider's documented (or assumed) time limit after which an open order expires."""
-
-    provider: str
-    order_kind: str
-    window_s: float
-    is_documented: bool
-    basis: str
-
-
-EXPIRY_WINDOWS: tuple[ExpiryWindow, ...] = (
-    ExpiryWindow("sms4sats", "sms_receive", 21 * 60, True, "auto-cancel after 21 min (§1.8)"),
-    ExpiryWindow("smsonline", "sms_receive", 20 * 60, True, "20-min number lease (§2.9)"),
-    ExpiryWindow("ordinalsbot", "inscription", 10 * 60, True, "invoice lifetime ≈10 min (§3.9)"),
-    ExpiryWindow("baanx", "product_order", 15 * 60, False, "payment window undocumented (§8)"),
-)
-"""Expiry windows per provider (PROVIDERS.md). Altinn orders do not expire, so have no row."""
-
-EXPIRY_GRACE_S = 300.0
-"""Added to the window: the clock may start at payment rather than creation (sms4sats) and the
-expiry is only seen at the next poll, so expiries land a little after the window."""
-
+EXPIRY_WINDOW_SCHEMA = {
+    "provider": pl.String,
+    "order_kind": pl.String,
+    "window_s": pl.Float64,
+    "horizon_s": pl.Float64,
+    "window_documented": pl.Boolean,
+}
 MIN_RANK_POLLS = 200
 """Polls a provider needs before it is ranked (availability ± ~3 points at 95 %)."""
 MIN_RANK_ORDERS = 30
@@ -294,14 +281,16 @@ def _expiry_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame
     windows = pl.DataFrame(
         [
             {
-                "provider": w.provider,
+                "provider": spec.slug,
                 "order_kind": w.order_kind,
                 "window_s": float(w.window_s),
                 "horizon_s": float(w.window_s) + EXPIRY_GRACE_S,
-                "window_documented": w.is_documented,
+                "window_documented": w.documented,
             }
-            for w in EXPIRY_WINDOWS
-        ]
+            for spec in REGISTRY.specs()
+            for w in spec.expiry_windows
+        ],
+        schema=EXPIRY_WINDOW_SCHEMA,
     )
     records = time_to_event_records(history, orders, event_states=[_EXPIRED])
     return records.join(windows, on=["provider", "order_kind"], how="inner")
@@ -353,7 +342,7 @@ def _expiry_summary(records: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
 
 
 def expiry_rates(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
-    """Table `expiry_rates`: how often orders expire, per provider (`EXPIRY_WINDOWS`).
+    """Table `expiry_rates`: how often orders expire, per provider (its spec's `expiry_windows`).
 
     `expiry_rate` is the Aalen–Johansen cumulative incidence of `expired` at the provider's
     window plus `EXPIRY_GRACE_S` (success, cancellation and failure compete; open orders are

@@ -13,8 +13,11 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from pipeline.analytics.history import transition_issue
+from pipeline.analytics.inputs import ORDER_KEY
 from pipeline.polling.schedule import policy_frame
 from pipeline.providers.base import PollingPolicy
+from pipeline.providers.spec import ProviderSpec
 from pipeline.warehouse import query
 from pipeline.warehouse.store import first_row
 
@@ -33,19 +36,11 @@ FRESH_WITHIN_CADENCES = 3.0
 COVERAGE_WARN, COVERAGE_ERROR = 0.90, 0.50
 EXAMPLES = 5
 
-# Transitions no provider's lifecycle allows: leaving a terminal state for an open one.
-IMPOSSIBLE_TRANSITIONS_SQL = """
-WITH answered AS (
-    SELECT order_id, polled_at, state, is_terminal,
-           lag(state) OVER (PARTITION BY order_id ORDER BY polled_at, attempt) AS previous_state,
-           lag(is_terminal) OVER (PARTITION BY order_id ORDER BY polled_at, attempt) AS was_terminal
-    FROM observations
-    WHERE provider = $provider AND error_class IS NULL AND state <> 'unknown'
-)
-SELECT order_id, previous_state, state, polled_at
-FROM answered
-WHERE was_terminal AND NOT is_terminal
-ORDER BY polled_at DESC
+ANSWERED_STATES_SQL = """
+SELECT provider, order_id, polled_at, state, is_terminal
+FROM observations
+WHERE provider = ? AND error_class IS NULL AND state <> 'unknown'
+ORDER BY order_id, polled_at, attempt
 """
 
 
@@ -148,8 +143,16 @@ def coverage_freshness(
 def impossible_transitions(
     con: duckdb.DuckDBPyConnection, key: dg.AssetKey, provider: str
 ) -> dg.AssetCheckResult:
-    """Orders seen leaving a terminal state (a provider bug, or ids reused)."""
-    found = con.sql(IMPOSSIBLE_TRANSITIONS_SQL, params={"provider": provider}).pl()
+    """Orders seen moving where no lifecycle goes: out of a terminal state, or backwards (a
+    provider bug, or ids reused). The rule is the status history's `transition_issue`."""
+    answered = query(con, ANSWERED_STATES_SQL, [provider])
+    changes = answered.filter(
+        pl.col("state").ne_missing(pl.col("state").shift(1).over(ORDER_KEY))
+    ).with_columns(
+        previous_state=pl.col("state").shift(1).over(ORDER_KEY),
+        issue=transition_issue(),
+    )
+    found = changes.filter(pl.col("issue").is_not_null()).sort("polled_at", descending=True)
     return dg.AssetCheckResult(
         asset_key=key,
         check_name="impossible_transitions",
@@ -162,6 +165,7 @@ def impossible_transitions(
                     {
                         "order": short_id(r["order_id"]),
                         "from": r["previous_state"],
+                        "issue": r["issue"],
                         "to": r["state"],
                         "at": r["polled_at"].isoformat(),
                     }
@@ -176,11 +180,10 @@ def stuck_orders(
     con: duckdb.DuckDBPyConnection,
     key: dg.AssetKey,
     provider: str,
-    policy: PollingPolicy,
+    window_s: float,
     now: datetime,
 ) -> dg.AssetCheckResult:
     """Open orders older than the provider's window: they should have resolved by now."""
-    window_s = policy.resolution_window_s or policy.max_tracking_age_s
     stuck = query(
         con,
         "SELECT o.order_id, o.registered_at, coalesce(t.last_state, 'unknown') AS last_state "
@@ -243,16 +246,16 @@ def unknown_status_rate(
 def run_checks(
     con: duckdb.DuckDBPyConnection,
     key: dg.AssetKey,
-    provider: str,
-    policy: PollingPolicy,
+    spec: ProviderSpec,
     now: datetime | None = None,
 ) -> list[dg.AssetCheckResult]:
     """Every check of one provider's observations asset."""
     now = now or datetime.now(UTC)
+    provider, policy = spec.slug, spec.policy
     return [
         quarantine_rate(con, key, provider, now),
         coverage_freshness(con, key, provider, policy, now),
         impossible_transitions(con, key, provider),
-        stuck_orders(con, key, provider, policy, now),
+        stuck_orders(con, key, provider, spec.resolution_window_s, now),
         unknown_status_rate(con, key, provider, now),
     ]

@@ -38,10 +38,9 @@ import duckdb
 from pipeline.assets.checks import CHECK_NAMES, run_checks
 from pipeline.assets.resources import ProvidersResource, WarehouseResource
 from pipeline.intake import process_inbox
-from pipeline.model import PROVIDERS
 from pipeline.polling.client import Poller
 from pipeline.polling.tick import ProviderTick, TickResult, run_window
-from pipeline.providers.registry import ADAPTERS
+from pipeline.providers.registry import ADAPTERS, PROVIDERS, get_spec
 from pipeline.warehouse import Warehouse, WarehouseLockedError
 
 WRITER_POOL = "warehouse_writer"
@@ -395,7 +394,7 @@ def report_events(
                 )
             checks = [
                 answering_check(key, tick, report.interval_s, down=slug in down),
-                *run_checks(con, key, slug, ADAPTERS[slug].policy, now),
+                *run_checks(con, key, get_spec(slug), now),
             ]
             for check in checks:
                 check_key = dg.AssetCheckKey(key, check.check_name or "")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pydantic
 
 from pipeline.settings import (
     DEFAULT_DATA_DIR,
@@ -36,22 +37,13 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 
 class ProvidersResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Provider base URLs and credentials; one optional field per environment variable."""
+    """Where the providers live and their credentials.
+
+    This base holds the sandbox URL and the code-hash key; `PROVIDER_FIELDS_RESOURCE` adds one
+    optional field per provider variable in the registry, so the Dagster UI lists each by name.
+    """
 
     sandbox_url: str = DEFAULT_SANDBOX_URL
-    sms4sats_base_url: str | None = None
-    smsonline_base_url: str | None = None
-    ordinalsbot_base_url: str | None = None
-    baanx_base_url: str | None = None
-    altinn_base_url: str | None = None
-    sms4sats_api_key: str | None = None
-    smsonline_user_id: str | None = None
-    smsonline_api_key: str | None = None
-    ordinalsbot_api_key: str | None = None
-    baanx_access_token: str | None = None
-    baanx_client_id: str | None = None
-    altinn_token: str | None = None
-    altinn_platform_access_token: str | None = None
     pipeline_code_hash_key: str | None = None
 
     def settings(self, data_dir: str, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Settings:
@@ -59,7 +51,7 @@ class ProvidersResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         environ = {
             name: value
             for name in PROVIDER_VARIABLES
-            if (value := getattr(self, name.lower(), None))
+            if isinstance(value := getattr(self, name.lower(), None), str) and value
         }
         if self.pipeline_code_hash_key:
             environ["PIPELINE_CODE_HASH_KEY"] = self.pipeline_code_hash_key
@@ -69,6 +61,15 @@ class ProvidersResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             PIPELINE_LOCK_TIMEOUT_S=str(lock_timeout_s),
         )
         return Settings.from_env(environ)
+
+
+PROVIDER_FIELDS_RESOURCE: type[ProvidersResource] = pydantic.create_model(
+    "ProvidersResource",
+    __base__=ProvidersResource,
+    __module__=__name__,
+    **{name.lower(): (str | None, None) for name in PROVIDER_VARIABLES},  # type: ignore[call-overload]
+)
+"""`ProvidersResource` with one optional field per provider variable (base URL, credentials)."""
 
 
 def build_resources() -> dict[str, Any]:
@@ -90,5 +91,5 @@ def build_resources() -> dict[str, Any]:
         provider_config.update(env(name))
     return {
         "warehouse": WarehouseResource(**warehouse_config),
-        "providers": ProvidersResource(**provider_config),
+        "providers": PROVIDER_FIELDS_RESOURCE(**provider_config),
     }

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import statistics
 
-from pipeline.model import PROVIDERS
+from pipeline.providers.registry import PROVIDERS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -14,13 +14,17 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.analytics.metrics import CODE_ORDER_KINDS
 from pipeline.analytics.survival import cif_quantiles, event_table
-from pipeline.model import PROVIDERS, SUCCESS_STATES, TERMINAL_STATES, OrderState
+from pipeline.model import SUCCESS_STATES, TERMINAL_STATES, OrderState
+from pipeline.providers.registry import PROVIDERS, REGISTRY
 from pipeline.simulator.truth import read_truth
 from pipeline.warehouse import Warehouse
 
-SMS_PROVIDERS = ("sms4sats", "smsonline")
+
+def _measures_code(provider: str) -> bool:
+    """Whether the provider's headline figure is time to code (it sells code kinds)."""
+    return provider in REGISTRY and bool(REGISTRY.spec(provider).code_kinds)
+
 
 SUMMARY_SQL = """
 WITH resolved AS (
@@ -65,13 +69,10 @@ def true_medians(
         if record is None:
             continue
         provider = key[0]
-        if provider in SMS_PROVIDERS and record.get("order_kind") not in CODE_ORDER_KINDS:
+        code = _measures_code(provider)
+        if code and record.get("order_kind") not in REGISTRY.spec(provider).code_kinds:
             continue
-        events = (
-            {OrderState.CODE_RECEIVED.value}
-            if provider in SMS_PROVIDERS
-            else {s.value for s in SUCCESS_STATES}
-        )
+        events = {OrderState.CODE_RECEIVED.value} if code else {s.value for s in SUCCESS_STATES}
         rows.append({"provider": provider, **_exact_outcome(record, events)})
     if not rows:
         return {}
@@ -134,7 +135,7 @@ def format_demo_summary(published: Path, truth_path: Path | None = None) -> str:
             lines.append(f"{provider:<12} {'0':>6}")
             continue
         orders, resolved = int(row["orders"][0]), int(row["resolved"][0])
-        is_sms = provider in SMS_PROVIDERS
+        is_sms = _measures_code(provider)
         median = _median(code if is_sms else completion, provider)
         measure = "time to code" if is_sms else "time to completion"
         rate_row = expiry.filter(pl.col("provider") == provider)

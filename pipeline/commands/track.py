@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.model import PROVIDERS
+from pipeline.providers.registry import PROVIDERS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -59,6 +59,10 @@ class Skip:
     """The rate budget, a provider's pause or the backoff would only allow it after the window."""
 
 
+MAX_LOGGED_STATUSES = 100
+"""New unrecognised statuses logged per provider per process (a drifting API stays quiet)."""
+
+
 @dataclasses.dataclass
 class Lane:
     """One provider's request discipline and connection pool."""
@@ -73,6 +77,8 @@ class Lane:
     """Set when a pass met a configuration error; cleared by `Poller.start_pass`."""
     paused_until: float = 0.0
     """Monotonic time before which the provider asked us (429) not to send anything."""
+    unrecognised: set[str] = dataclasses.field(default_factory=set)
+    """Raw statuses this process has met and could not map (each is logged once)."""
 
     def pause(self, seconds: float) -> None:
         """Hold back every request for `seconds` from now; pauses do not stack."""
@@ -233,6 +239,18 @@ class Poller:
             )
         if error == ErrorClass.RATE_LIMITED:
             lane.pause(observation.retry_after_s or DEFAULT_RATE_LIMIT_PAUSE_S)
+        if observation.status_unrecognized:
+            _note_unrecognised(lane, observation)
+
+
+def _note_unrecognised(lane: Lane, observation: Observation) -> None:
+    """Log a raw status we cannot map the first time this process meets it."""
+    status = observation.provider_status
+    if not status or status in lane.unrecognised or len(lane.unrecognised) >= MAX_LOGGED_STATUSES:
+        return
+    lane.unrecognised.add(status)
+    # The status is already scrubbed and bounded by the adapter; the body is never logged.
+    logger.warning("%s: new unrecognised status %r", observation.provider, status)
 
 
 def request_timeout(timeout: httpx.Timeout, deadline: float | None) -> httpx.Timeout:

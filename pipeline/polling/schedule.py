@@ -36,6 +36,12 @@ DUE_SLACK_S = 0.1
 # Resolution of the per-order phase (a fraction of the cadence, from a hash of the order).
 PHASE_STEPS = 1_000
 
+# An order whose provider answers with a status we cannot map backs off: its cadence grows with
+# its age (this share of it), from the provider's default up to this ceiling, and it stops at
+# the tracking age like any other. Errors with no answer at all are the retry policy's business.
+UNKNOWN_BACKOFF_SHARE = 0.1
+UNKNOWN_MAX_CADENCE_S = 900.0
+
 # "Not found" answers, with no valid answer ever, after which an order is no longer polled.
 MAX_NOT_FOUND = 10
 
@@ -91,8 +97,9 @@ def schedule(
         candidates.filter(pl.col("provider").is_in(list(policies)))
         .with_columns(policy_state=state)
         .join(policy_frame(policies), on=["provider", "policy_state"], how="left")
+        .with_columns(age_s=(now_lit - pl.col("registered_at")).dt.total_microseconds() / 1e6)
+        .with_columns(cadence_s=_backed_off_cadence())
         .with_columns(
-            age_s=(now_lit - pl.col("registered_at")).dt.total_microseconds() / 1e6,
             next_due=pl.when(pl.col("last_polled_at").is_null())
             .then(pl.col("registered_at"))
             .when(pl.col("is_terminal"))
@@ -104,6 +111,22 @@ def schedule(
             .otherwise(pl.col("last_polled_at") + cadence),
         )
         .filter((pl.col("age_s") <= pl.col("max_tracking_age_s")) | pl.col("is_terminal"))
+    )
+
+
+def _backed_off_cadence() -> pl.Expr:
+    """The state's cadence; for an order answered only in statuses we cannot map, a cadence
+    growing with its age (`UNKNOWN_BACKOFF_SHARE`), capped at `UNKNOWN_MAX_CADENCE_S`."""
+    unrecognised = (pl.col("policy_state") == OrderState.UNKNOWN.value) & pl.col(
+        "last_ok_at"
+    ).is_not_null()
+    backed_off = pl.min_horizontal(
+        pl.col("age_s") * UNKNOWN_BACKOFF_SHARE, pl.lit(UNKNOWN_MAX_CADENCE_S)
+    )
+    return (
+        pl.when(unrecognised)
+        .then(pl.max_horizontal(backed_off, pl.col("cadence_s")))
+        .otherwise(pl.col("cadence_s"))
     )
 
 

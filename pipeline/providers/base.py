@@ -14,7 +14,28 @@ from datetime import datetime
 from typing import Protocol
 
 from pipeline.model import Observation, TrackedOrder
-from pipeline.settings import ProviderSettings
+from pipeline.secret import Secret
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderSettings:
+    """Where a provider lives and the credentials to ask it.
+
+    Attributes:
+        slug: provider slug.
+        base_url: URL prefix before the provider's own path (no trailing slash).
+        secrets: credential name (e.g. `api_key`) to `Secret`; only the ones configured.
+        is_sandbox: whether `base_url` is the local sandbox.
+    """
+
+    slug: str
+    base_url: str
+    secrets: Mapping[str, Secret]
+    is_sandbox: bool
+
+    def secret(self, name: str) -> Secret | None:
+        """The named credential, or None when not configured."""
+        return self.secrets.get(name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +70,6 @@ class PollingPolicy:
         rate_limit_per_minute: the provider's documented limit, None if none is documented.
         budget_share: share of the documented limit we allow ourselves (headroom).
         max_concurrency: simultaneous requests to this provider.
-        resolution_window_s: an open order older than this is stuck (the provider's own
-            window, e.g. sms4sats auto-cancels at 21 min); None means `max_tracking_age_s`.
     """
 
     cadence_s: Mapping[str, float]
@@ -60,7 +79,6 @@ class PollingPolicy:
     rate_limit_per_minute: float | None = None
     budget_share: float = 0.8
     max_concurrency: int = 8
-    resolution_window_s: float | None = None
 
     def cadence_for(self, state: str) -> float:
         """Seconds between polls for an order in `state`."""

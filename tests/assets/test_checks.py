@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -12,6 +13,8 @@ from pipeline.ingest import write_batch
 from pipeline.intake import make_order, register
 from pipeline.model import Observation
 from pipeline.providers.base import PollingPolicy
+from pipeline.providers.registry import get_spec
+from pipeline.providers.spec import ExpiryWindow
 from pipeline.warehouse import Warehouse
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -21,7 +24,12 @@ POLICY = PollingPolicy(
     default_cadence_s=10.0,
     terminal_grace_s=60.0,
     max_tracking_age_s=3600.0,
-    resolution_window_s=600.0,
+)
+# A 300 s window plus the 300 s grace: orders open after 600 s are stuck.
+SPEC = dataclasses.replace(
+    get_spec("baanx"),
+    policy=POLICY,
+    expiry_windows=(ExpiryWindow("product_order", 300.0, True, "test window"),),
 )
 
 
@@ -64,7 +72,7 @@ def clean(warehouse: Warehouse) -> Warehouse:
 
 def _run(warehouse: Warehouse, name: str) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
-        results = {r.check_name: r for r in checks.run_checks(con, KEY, "baanx", POLICY, NOW)}
+        results = {r.check_name: r for r in checks.run_checks(con, KEY, SPEC, NOW)}
     return results[name]
 
 

@@ -26,9 +26,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pipeline.model import ORDER_KINDS, STATE_VALUES, TrackedOrder
+from pipeline.model import STATE_VALUES, TrackedOrder
 from pipeline.providers import altinn, baanx, ordinalsbot, sms4sats, smsonline
-from pipeline.providers.registry import ADAPTERS
+from pipeline.providers.registry import ADAPTERS, get_spec
 
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
 SLUGS: tuple[str, ...] = tuple(ADAPTERS)
@@ -453,7 +453,7 @@ def orders(draw: st.DrawFn, slug: str, order_id: str | None = None) -> TrackedOr
     return TrackedOrder(
         provider=slug,
         order_id=order_id,
-        order_kind=draw(st.sampled_from(ORDER_KINDS[slug])),
+        order_kind=draw(st.sampled_from(get_spec(slug).order_kinds)),
         registered_at=registered_at,
         created_at=created_at,
         service=draw(_labels),

@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 from fuzz.strategies import FIXTURES, Answer, answers, moments
 from fuzz.test_parse import parse
 from pipeline.ingest import write_batch
-from pipeline.model import Observation, TrackedOrder, default_kind
+from pipeline.model import Observation, TrackedOrder
+from pipeline.providers.registry import default_kind
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.frames import observation_id
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS

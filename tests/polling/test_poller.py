@@ -5,10 +5,12 @@ recorded as observations and the run carries on; one provider failing never stop
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 from warehouse_holder import held
 
 from pipeline.intake import make_order, register
@@ -164,3 +166,20 @@ def test_an_order_the_provider_never_knew_is_given_up(warehouse: Warehouse) -> N
     assert not_found == MAX_NOT_FOUND
     due = set(warehouse.read(DUE_QUERY)["order_id"])
     assert due == {"real"}
+
+
+def test_a_new_unrecognised_status_is_logged_once_with_provider_and_value_never_the_body(
+    warehouse: Warehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"orderId": "x", "status": "ON_HOLD", "note": "body-1234"})
+
+    register(warehouse, _orders("baanx", 3), source="test")
+    with caplog.at_level(logging.WARNING, logger="pipeline.polling.client"):
+        _tick(warehouse, httpx.MockTransport(handler))
+        _tick(warehouse, httpx.MockTransport(handler))
+    notes = [r.getMessage() for r in caplog.records if "unrecognised status" in r.getMessage()]
+    assert notes == ["baanx: new unrecognised status 'ON_HOLD'"]
+    assert "body-1234" not in caplog.text
+    stored = warehouse.read("SELECT count(*) AS n FROM observations WHERE status_unrecognized")
+    assert stored["n"].item() >= 3

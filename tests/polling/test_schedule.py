@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from pipeline.polling.schedule import DUE_SLACK_S, due_orders, schedule
+from pipeline.polling.schedule import (
+    DUE_SLACK_S,
+    UNKNOWN_MAX_CADENCE_S,
+    due_orders,
+    schedule,
+)
 from pipeline.providers.base import PollingPolicy
 from pipeline.warehouse.schema import UTC_TIME
 
@@ -31,6 +37,7 @@ def _candidates(rows: list[dict[str, object]]) -> pl.DataFrame:
         "last_state": None,
         "is_terminal": False,
         "terminal_seen_at": None,
+        "last_ok_at": None,
     }
     schema = {
         "provider": pl.String,
@@ -44,6 +51,7 @@ def _candidates(rows: list[dict[str, object]]) -> pl.DataFrame:
         "last_state": pl.String,
         "is_terminal": pl.Boolean,
         "terminal_seen_at": UTC_TIME,
+        "last_ok_at": UTC_TIME,
     }
     return pl.DataFrame([{**base, **row} for row in rows], schema=schema)
 
@@ -64,6 +72,38 @@ def test_due_follows_the_cadence_of_the_last_state() -> None:
     )
     due = due_orders(frame, {"baanx": POLICY}, NOW)
     assert set(due["order_id"]) == {"never", "pending-due", "processing-due"}
+
+
+def test_orders_answered_only_in_unrecognised_statuses_back_off_until_the_tracking_age() -> None:
+    # Registered 30 min ago: backed-off cadence min(0.1 * 1800 s, ceiling) = 180 s, not 20 s.
+    answered = {"registered_at": _ago(1800), "last_state": "unknown", "last_ok_at": _ago(1)}
+    frame = _candidates(
+        [
+            {"order_id": "unmapped-recent", **answered, "last_polled_at": _ago(100)},
+            {"order_id": "unmapped-due", **answered, "last_polled_at": _ago(181)},
+            # Never a valid answer (errors only): the retry policy handles it, cadence as usual.
+            {"order_id": "erroring", "last_state": "unknown", "last_polled_at": _ago(21)},
+            {
+                "order_id": "unmapped-too-old",
+                **answered,
+                "registered_at": _ago(3601),
+                "last_polled_at": _ago(900),
+            },
+        ]
+    )
+    scheduled = schedule(frame, {"baanx": POLICY}, NOW)
+    cadence = dict(zip(scheduled["order_id"], scheduled["cadence_s"], strict=True))
+    assert cadence["unmapped-recent"] == cadence["unmapped-due"] == 180.0
+    assert cadence["erroring"] == POLICY.default_cadence_s
+    assert "unmapped-too-old" not in cadence
+    due = due_orders(frame, {"baanx": POLICY}, NOW)
+    assert set(due["order_id"]) == {"unmapped-due", "erroring"}
+    ceiling = schedule(
+        _candidates([{"order_id": "a", **answered, "registered_at": _ago(3500)}]),
+        {"baanx": dataclasses.replace(POLICY, max_tracking_age_s=10 * 3600.0)},
+        NOW,
+    )
+    assert ceiling["cadence_s"].to_list() == [min(350.0, UNKNOWN_MAX_CADENCE_S)]
 
 
 def test_terminal_orders_get_one_grace_recheck() -> None:
