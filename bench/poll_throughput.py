@@ -45,12 +45,12 @@ import httpx
 
 from pipeline.commands import processes
 from pipeline.intake import make_order, register
-from pipeline.model import PROVIDERS, TrackedOrder
+from pipeline.model import TrackedOrder
 from pipeline.polling import writer as writer_module
 from pipeline.polling.client import MAX_CONNECTIONS, POOL_LIMITS, TIMEOUT, Poller
 from pipeline.polling.tick import TickResult, run_tick
 from pipeline.providers.base import RequestSpec
-from pipeline.providers.registry import ADAPTERS
+from pipeline.providers.registry import ADAPTERS, PROVIDERS
 from pipeline.settings import Settings
 from pipeline.simulator.workload import Workload, WorkloadConfig
 from pipeline.warehouse import Warehouse

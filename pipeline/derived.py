@@ -19,29 +19,33 @@ from pipeline.analytics import (
     error_mix,
     expiry_rates,
     expiry_rates_over_time,
+    incidence_curves,
     provider_reliability,
     status_history_delta,
     time_to_code,
     time_to_completion,
 )
+from pipeline.analytics.inputs import OBSERVATION_FIELDS
 from pipeline.warehouse import Warehouse, query, replace_table
 from pipeline.warehouse.store import first_row, registered
 
 HISTORY_TABLE = "status_history"
-METRIC_TABLES = (
-    "time_to_code",
-    "time_to_completion",
-    "expiry_rates",
-    "expiry_rates_over_time",
-    "provider_reliability",
-    "error_mix",
-)
-# Columns the analytics read from the observation log (not the whole row).
-ANALYTICS_OBSERVATION_COLUMNS = (
-    "provider, order_id, order_kind, polled_at, attempt, state, is_terminal, error_class, "
-    "http_status, latency_ms, status_unrecognized, provider_created_at, provider_updated_at, "
-    "provider_paid_at, service, country"
-)
+METRIC_TABLES: dict[str, str] = {
+    "time_to_code": "Censoring-aware time from order to SMS code, per provider and group.",
+    "time_to_completion": "Censoring-aware time from order to success, per provider and group.",
+    "incidence_curves": (
+        "Cumulative-incidence curves (NPMLE, 95 % bands) per provider behind the time-to-code "
+        "and time-to-completion medians."
+    ),
+    "expiry_rates": "Cumulative incidence of expiry at each provider's window, with CIs.",
+    "expiry_rates_over_time": "Expiry rates by hour of order creation.",
+    "provider_reliability": "Transport, outcome and data-quality scorecard, ranked.",
+    "error_mix": "Poll errors per provider and class, with CIs.",
+}
+"""Every analytics table `compute_metrics` writes, in order, with what it holds: the one list of
+them (the Dagster assets, the refresh command and the report read it)."""
+# Columns the analytics read from the observation log; `attempt` orders polls in one instant.
+ANALYTICS_OBSERVATION_COLUMNS = ", ".join((*OBSERVATION_FIELDS, "attempt"))
 _DELTA_VIEW = "_history_delta"
 
 
@@ -100,19 +104,23 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
 
 
 def compute_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
-    """Every analytics table, computed from the history and the log."""
+    """Every analytics table (`METRIC_TABLES`, in order), computed from the history and the log."""
     history = query(con, f"SELECT * FROM {HISTORY_TABLE}")
     orders = query(con, "SELECT * FROM orders")
     observations = query(con, f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations")
     quarantine = query(con, "SELECT provider, quarantined_at FROM quarantine")
-    return {
+    tables = {
         "time_to_code": time_to_code(history, orders),
         "time_to_completion": time_to_completion(history, orders),
+        "incidence_curves": incidence_curves(history, orders),
         "expiry_rates": expiry_rates(history, orders),
         "expiry_rates_over_time": expiry_rates_over_time(history, orders),
         "provider_reliability": provider_reliability(observations, history, orders, quarantine),
         "error_mix": error_mix(observations),
     }
+    if list(tables) != list(METRIC_TABLES):
+        raise RuntimeError(f"compute_metrics wrote {list(tables)}, expected {list(METRIC_TABLES)}")
+    return tables
 
 
 def refresh_derived(warehouse: Warehouse) -> dict[str, int]:

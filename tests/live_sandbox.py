@@ -22,12 +22,13 @@ import httpx
 import uvicorn
 
 from pipeline.intake import make_order, register
-from pipeline.model import PROVIDERS, TrackedOrder
+from pipeline.model import TrackedOrder
 from pipeline.providers.base import PollingPolicy, ProviderAdapter
-from pipeline.providers.registry import ADAPTERS
+from pipeline.providers.ordinalsbot.sandbox import OrdinalsBotOptions
+from pipeline.providers.registry import ADAPTERS, PROVIDERS
 from pipeline.simulator.app import SandboxConfig, build_app, sandbox_of
 from pipeline.simulator.lifecycles import Profile
-from pipeline.simulator.options import OrdinalsBotOptions, ProviderOptions
+from pipeline.simulator.options import ProviderOptions
 from pipeline.simulator.state import Sandbox
 from pipeline.simulator.workload import Workload, WorkloadConfig
 from pipeline.warehouse import Warehouse

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from analytics.synthetic import SmsReceiveLifecycle, observation_log
 from polars.testing import assert_frame_equal
 
 from pipeline.analytics import build_status_history
-from pipeline.analytics.synthetic import SmsReceiveLifecycle, observation_log
 from pipeline.derived import METRIC_TABLES, publish, refresh_derived
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse.frames import observation_id

@@ -10,9 +10,10 @@ table name given in its docstring.
   (events seen only between two polls), with its intervals and quantiles.
 - `metrics`: `time_to_code`, `time_to_completion`, `expiry_rates`, `expiry_rates_over_time`,
   `provider_reliability`, `error_mix`.
-- `synthetic`: observation logs generated from a lifecycle model, with their truth.
+- `curves`: `incidence_curves`, the cumulative-incidence curves behind the time-to-event medians.
 """
 
+from pipeline.analytics.curves import incidence_curves
 from pipeline.analytics.events import time_to_event_records
 from pipeline.analytics.history import (
     HISTORY_COLUMNS,
@@ -36,6 +37,7 @@ __all__ = [
     "error_mix",
     "expiry_rates",
     "expiry_rates_over_time",
+    "incidence_curves",
     "late_observations",
     "provider_reliability",
     "status_history_delta",

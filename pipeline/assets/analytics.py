@@ -19,18 +19,9 @@ from pipeline.derived import (
     publish,
     refresh_status_history,
 )
-from pipeline.model import PROVIDERS
+from pipeline.providers.registry import PROVIDERS
 from pipeline.report import build_report, default_report_path
 from pipeline.warehouse import replace_table
-
-METRIC_DESCRIPTIONS = {
-    "time_to_code": "Censoring-aware time from order to SMS code, per provider and group.",
-    "time_to_completion": "Censoring-aware time from order to success, per provider and group.",
-    "expiry_rates": "Cumulative incidence of expiry at each provider's window, with CIs.",
-    "expiry_rates_over_time": "Expiry rates by hour of order creation.",
-    "provider_reliability": "Transport, outcome and data-quality scorecard, ranked.",
-    "error_mix": "Poll errors per provider and class, with CIs.",
-}
 
 
 @dg.asset(
@@ -70,9 +61,9 @@ def status_history(warehouse: WarehouseResource) -> dg.MaterializeResult:  # typ
             deps=[HISTORY_TABLE],
             automation_condition=derived_condition(),
             kinds={"duckdb", "polars"},
-            description=METRIC_DESCRIPTIONS[table],
+            description=description,
         )
-        for table in METRIC_TABLES
+        for table, description in METRIC_TABLES.items()
     ],
     pool=WRITER_POOL,
 )

@@ -88,8 +88,15 @@ class PollingPolicy:
 class ProviderAdapter(Protocol):
     """One provider's status contract."""
 
-    slug: str
-    policy: PollingPolicy
+    @property
+    def slug(self) -> str:
+        """The provider's slug."""
+        ...
+
+    @property
+    def policy(self) -> PollingPolicy:
+        """When and how hard to poll the provider."""
+        ...
 
     def build_request(self, order: TrackedOrder, settings: ProviderSettings) -> RequestSpec:
         """The status request for `order`, with ids percent-encoded and credentials attached."""

@@ -1,10 +1,12 @@
 """The HTML report over the published warehouse: charts, sections and the page.
 
 - `charts`: matplotlib figures as PNG bytes, one colour per provider.
-- `data`: the frames the report shows, read in one read-only session.
-- `markup`: escaped HTML building blocks.
-- `sections`: one function per report section.
-- `html`: `build_report`, which writes the self-contained page.
+- `data`: the frames the report shows, read from the analytics tables in one read-only session.
+- `providers`: providers' names, order and colours, from their specs in the registry.
+- `markup`: text formats, and `text`, which escapes every value a template prints.
+- `templating`: the Jinja2 environment (autoescaping, strict) over `templates/`.
+- `sections`: one function per report section, each rendering `templates/sections/<name>.html`.
+- `html`: `build_report`, which renders `templates/report.html` and writes the page.
 """
 
 from pipeline.report.html import REPORT_FILENAME, ReportSummary, build_report, default_report_path

@@ -2,9 +2,14 @@
 
 Figures are built with the object-oriented API (`matplotlib.figure.Figure` on the Agg canvas), so
 nothing touches pyplot's global state or needs a display. Each provider has one colour everywhere
-(`PROVIDER_COLOURS`), durations are shown in the unit that suits the longest one (seconds,
-minutes or hours, as in the tables), titles are wrapped to fit inside the figure, and every chart
-function returns the PNG bytes or None when there is nothing to draw.
+and is labelled with its display name, both from its spec (`pipeline.report.providers`);
+durations are shown in the unit that suits the longest one (seconds, minutes or hours, as in the
+tables), titles are wrapped to fit inside the figure, and every chart function returns the PNG
+bytes or None when there is nothing to draw.
+
+Charts are pixels, so no text in them can reach the page's HTML; text from the data still goes
+through `label`, which keeps matplotlib from reading a `$` in it as mathtext (two of them could
+otherwise fail the whole report).
 """
 
 from __future__ import annotations
@@ -21,17 +26,22 @@ from matplotlib.text import Text
 from matplotlib.ticker import PercentFormatter
 
 from pipeline.report.markup import DurationUnit, duration_unit
+from pipeline.report.providers import OTHER_COLOUR, provider_colour, provider_name, provider_order
 
-PROVIDER_COLOURS: dict[str, str] = {
-    "sms4sats": "#0072B2",
-    "smsonline": "#E69F00",
-    "ordinalsbot": "#009E73",
-    "baanx": "#CC79A7",
-    "altinn": "#D55E00",
-}
-"""One colour per provider (Okabe–Ito, readable with colour-vision deficiencies)."""
-OTHER_COLOUR = "#777777"
-"""Colour of a provider not in `PROVIDER_COLOURS`."""
+__all__ = [
+    "OTHER_COLOUR",
+    "cumulative_incidence_chart",
+    "curves_unit",
+    "draw_cumulative_incidence",
+    "error_mix_chart",
+    "expiry_over_time_chart",
+    "label",
+    "latency_chart",
+    "naive_vs_aware_chart",
+    "provider_colour",
+    "provider_label",
+    "provider_order",
+]
 
 ERROR_CLASS_COLOURS: tuple[str, ...] = (
     "#4C72B0",
@@ -65,15 +75,23 @@ EDGE_PX = 2
 """Room kept between a title and the figure's edge."""
 
 
-def provider_colour(provider: str) -> str:
-    """The provider's colour."""
-    return PROVIDER_COLOURS.get(provider, OTHER_COLOUR)
+def label(text: object) -> str:
+    """`text` as matplotlib shows it literally: every `$` escaped, so none starts mathtext."""
+    return str(text).replace("$", r"\$")
 
 
-def provider_order(providers: Sequence[str]) -> list[str]:
-    """`providers` in the canonical order (as in `PROVIDER_COLOURS`), unknown ones last."""
-    known = [p for p in PROVIDER_COLOURS if p in providers]
-    return known + sorted(set(providers) - set(known))
+def provider_label(provider: str) -> str:
+    """The provider's display name, as a chart label."""
+    return label(provider_name(provider))
+
+
+def _provider_ticks(axes: Axes, providers: Sequence[str]) -> None:
+    """Label y positions 0, 1, ... with the providers' names, each in its colour."""
+    axes.set_yticks(range(len(providers)))
+    axes.set_yticklabels([provider_label(p) for p in providers])
+    axes.set_ylim(-0.6, len(providers) - 0.4)
+    for tick, provider in zip(axes.get_yticklabels(), providers, strict=True):
+        tick.set_color(provider_colour(provider))
 
 
 def _new_figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
@@ -88,7 +106,7 @@ def _new_figure(size: tuple[float, float]) -> tuple[Figure, Axes]:
 
 def _set_title(axes: Axes, title: str) -> Text:
     """The chart title, left-aligned over the axes (it states the finding, so it may be long)."""
-    return axes.set_title(title, loc="left", fontsize=TITLE_SIZE)
+    return axes.set_title(label(title), loc="left", fontsize=TITLE_SIZE)
 
 
 def _fit_title(figure: Figure, title: Text) -> None:
@@ -166,7 +184,7 @@ def draw_cumulative_incidence(
 
     Args:
         axes: where to draw.
-        curves: `pipeline.report.data.incidence_curves` rows (`provider`, `time_s`, `cif`,
+        curves: `incidence_curves` rows of one measure (`provider`, `time_s`, `cif`,
             `cif_low`, `cif_high`, `known_until_s`).
         unit: the unit of the time axis.
         counts: orders per provider, shown in the legend.
@@ -175,8 +193,10 @@ def draw_cumulative_incidence(
         frame = _curve_points(curves.filter(pl.col("provider") == name))
         colour = provider_colour(name)
         x = (frame["time_s"] / unit.seconds).to_list()
-        label = f"{name} (n={counts[name]})" if counts and name in counts else name
-        axes.plot(x, frame["cif"].to_list(), color=colour, linewidth=2, label=label, gid=name)
+        legend = provider_label(name)
+        if counts and name in counts:
+            legend = f"{legend} (n={counts[name]})"
+        axes.plot(x, frame["cif"].to_list(), color=colour, linewidth=2, label=legend, gid=name)
         axes.fill_between(
             x,
             frame["cif_low"].to_list(),
@@ -197,7 +217,7 @@ def cumulative_incidence_chart(
     """The cumulative incidence per provider (`draw_cumulative_incidence`), with 95 % bands.
 
     Args:
-        curves: `pipeline.report.data.incidence_curves` rows.
+        curves: `incidence_curves` rows of one measure (`pipeline.analytics.curves.curves_of`).
         title: the chart title (ideally the finding).
         ylabel: what the curve measures.
         counts: orders per provider, shown in the legend.
@@ -269,7 +289,7 @@ def expiry_over_time_chart(rates: pl.DataFrame, *, title: str) -> bytes | None:
             color=colour,
             s=36,
             zorder=3,
-            label=provider,
+            label=provider_label(provider),
         )
         fallback = [(v, w) for v, w, a in zip(x, y, aware, strict=True) if not a]
         if fallback:
@@ -328,6 +348,7 @@ def error_mix_chart(mix: pl.DataFrame, *, title: str) -> bytes | None:
         .to_list()
     )
     figure, axes = _new_figure(SMALL)
+    positions = list(range(len(providers)))
     left = [0.0] * len(providers)
     for i, error_class in enumerate(classes):
         shares = dict(
@@ -337,16 +358,15 @@ def error_mix_chart(mix: pl.DataFrame, *, title: str) -> bytes | None:
         )
         widths = [float(shares.get(p, 0.0)) for p in providers]
         axes.barh(
-            providers,
+            positions,
             widths,
             left=left,
             color=ERROR_CLASS_COLOURS[i % len(ERROR_CLASS_COLOURS)],
-            label=error_class,
+            label=label(error_class),
             height=0.6,
         )
         left = [a + b for a, b in zip(left, widths, strict=True)]
-    for tick in axes.get_yticklabels():
-        tick.set_color(provider_colour(tick.get_text()))
+    _provider_ticks(axes, providers)
     axes.set_xlim(0, max(0.01, max(left, default=0.0) * 1.15))
     axes.xaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_xlabel("share of polls that failed")
@@ -374,15 +394,15 @@ def latency_chart(reliability: pl.DataFrame, *, title: str) -> bytes | None:
     order = provider_order(frame["provider"].to_list())[::-1]
     frame = frame.sort(pl.col("provider").replace_strict(order, list(range(len(order)))))
     figure, axes = _new_figure(SMALL)
-    for provider, p50, p95 in frame.select(
-        "provider", "latency_p50_ms", "latency_p95_ms"
-    ).iter_rows():
+    providers = frame["provider"].to_list()
+    for y, (provider, p50, p95) in enumerate(
+        frame.select("provider", "latency_p50_ms", "latency_p95_ms").iter_rows()
+    ):
         colour = provider_colour(provider)
-        axes.plot([p50, p95], [provider, provider], color=colour, linewidth=3, alpha=0.5)
-        axes.scatter([p50], [provider], color=colour, s=50, zorder=3)
-        axes.scatter([p95], [provider], facecolors="white", edgecolors=colour, s=50, zorder=3)
-    for tick in axes.get_yticklabels():
-        tick.set_color(provider_colour(tick.get_text()))
+        axes.plot([p50, p95], [y, y], color=colour, linewidth=3, alpha=0.5)
+        axes.scatter([p50], [y], color=colour, s=50, zorder=3)
+        axes.scatter([p95], [y], facecolors="white", edgecolors=colour, s=50, zorder=3)
+    _provider_ticks(axes, providers)
     axes.set_xlim(left=0)
     axes.set_xlabel("poll latency (ms): ● median, ○ 95th percentile")
     title_text = _set_title(axes, title)
@@ -398,7 +418,7 @@ def naive_vs_aware_chart(
         rows: one row per provider with `provider`, `naive_median_s`, `median_s`,
             `median_ci_low_s`, `median_ci_high_s`.
         title: the chart title.
-        labels: y-axis labels (default: the providers).
+        labels: y-axis labels (default: the providers' display names).
 
     Returns:
         PNG bytes, or None when no row has either median.
@@ -409,7 +429,11 @@ def naive_vs_aware_chart(
     if labels is None:
         order = provider_order(frame["provider"].to_list())
         frame = frame.sort(pl.col("provider").replace_strict(order, list(range(len(order)))))
-    names = list(labels) if labels is not None else frame["provider"].to_list()
+    names = (
+        [label(n) for n in labels]
+        if labels is not None
+        else [provider_label(p) for p in frame["provider"].to_list()]
+    )
     figure, axes = _new_figure(SMALL)
     unit = _axis_unit(
         frame.select(pl.max_horizontal("naive_median_s", "median_s", "median_ci_high_s").max())

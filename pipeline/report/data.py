@@ -1,11 +1,14 @@
 """Everything the report shows, read from the published warehouse in one read-only session.
 
-The analytics tables are read as stored; the cumulative incidence curves are recomputed from
-`status_history` and `orders` with the same records and estimator the tables' medians come from
-(`pipeline.analytics.events`, and the interval-censored NPMLE of `pipeline.analytics.npmle`), so
-a curve crosses 50 % at the median shown beside it. A table that is missing (the
-warehouse has not been refreshed yet) reads as an empty frame, so every section can say "not
-enough data yet" instead of failing.
+The analytics tables (`pipeline.derived.METRIC_TABLES`) are read as stored, nothing is
+recomputed: the cumulative incidence curves come from table `incidence_curves`, fitted with the
+records and estimator the `time_to_code` / `time_to_completion` medians come from
+(`pipeline.analytics.curves`), so a curve crosses 50 % at the median shown beside it. A table
+that is missing (the warehouse has not been refreshed yet) reads as an empty frame, so every
+section can say "not enough data yet" instead of failing.
+
+`code_records` and `incidence_curves` (the curves of given records) stay importable from here for
+the notebook; they live in `pipeline.analytics.curves`.
 """
 
 from __future__ import annotations
@@ -17,13 +20,30 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline.analytics import npmle
-from pipeline.analytics.events import time_to_event_records
-from pipeline.analytics.metrics import CODE_ORDER_KINDS, LEVEL_PROVIDER, completion_records
+from pipeline.analytics.curves import (
+    MEASURE_CODE,
+    MEASURE_COMPLETION,
+    code_records,
+    curves_of,
+)
+from pipeline.analytics.curves import provider_curves as incidence_curves
+from pipeline.analytics.metrics import LEVEL_PROVIDER
+from pipeline.derived import METRIC_TABLES
 from pipeline.model import OrderState
 from pipeline.warehouse import query
 from pipeline.warehouse.connection import connection
 
+__all__ = [
+    "LEVEL_SERVICE",
+    "TOP_REASONS",
+    "ReportData",
+    "code_records",
+    "incidence_curves",
+    "load",
+]
+
+LEVEL_SERVICE = "service"
+"""`group_level` of the per-service rows (`pipeline.analytics.metrics.GROUP_LEVELS`)."""
 TOP_REASONS = 10
 """Quarantine reasons, unknown statuses and impossible transitions listed at most."""
 
@@ -41,13 +61,17 @@ class ReportData:
     orders_per_provider: pl.DataFrame
     """provider, order_kind, orders."""
     code_curves: pl.DataFrame
-    """Cumulative incidence of the code per provider (SMS receive orders), `incidence_curves`."""
+    """Cumulative incidence of the code per provider (SMS receive orders): the `time_to_code`
+    rows of table `incidence_curves` (`pipeline.analytics.curves.CURVE_COLUMNS`)."""
     code_counts: dict[str, int]
+    """Orders behind each provider's code curve."""
     completion_curves: pl.DataFrame
-    """Cumulative incidence of success per provider (every order), `incidence_curves`."""
+    """Cumulative incidence of success per provider (every order), as `code_curves`."""
     completion_counts: dict[str, int]
     time_to_code: pl.DataFrame
     """Provider-level rows of `time_to_code`."""
+    code_by_service: pl.DataFrame
+    """Service-level rows of `time_to_code` (services with enough orders)."""
     time_to_completion: pl.DataFrame
     """Provider-level rows of `time_to_completion`."""
     expiry_rates: pl.DataFrame
@@ -73,44 +97,11 @@ def _read(con: duckdb.DuckDBPyConnection, tables: set[str], table: str, sql: str
     return query(con, sql) if table in tables else pl.DataFrame()
 
 
-def _provider_level(frame: pl.DataFrame) -> pl.DataFrame:
+def _level(frame: pl.DataFrame, level: str) -> pl.DataFrame:
+    """The rows of one grouping level of a time-to-event table, by provider."""
     if frame.is_empty() or "group_level" not in frame.columns:
         return frame
-    return frame.filter(pl.col("group_level") == LEVEL_PROVIDER).sort("provider")
-
-
-def code_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
-    """Time-to-code records of the SMS receive orders, as `time_to_code` builds them (empty
-    without a status history)."""
-    if history.is_empty() or orders.is_empty():
-        return pl.DataFrame()
-    return time_to_event_records(
-        history,
-        orders,
-        event_states=[OrderState.CODE_RECEIVED.value],
-        order_kinds=CODE_ORDER_KINDS,
-    )
-
-
-def incidence_curves(records: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Cumulative incidence per provider, and the orders per provider, from time-to-event records.
-
-    The curve is the NPMLE the `time_to_code` / `time_to_completion` medians are read from:
-    points to join with straight lines, each provider's curve known up to `known_until_s`.
-
-    Args:
-        records: per-order records (`pipeline.analytics.events.time_to_event_records`).
-
-    Returns:
-        `pipeline.analytics.npmle.curve_table` rows by provider (`provider`, `time_s`, `cif`,
-        `cif_var`, `cif_low`, `cif_high`, `known_until_s`), in curve order; and the orders
-        per provider.
-    """
-    if records.is_empty():
-        return pl.DataFrame(), {}
-    counts = dict(records.group_by("provider").len().sort("provider").iter_rows())
-    curves = npmle.curve_table(npmle.fit_records(records, ["provider"]))
-    return curves.sort("provider", maintain_order=True), counts
+    return frame.filter(pl.col("group_level") == level).sort("provider", maintain_order=True)
 
 
 def load(published_path: Path) -> ReportData:
@@ -124,19 +115,14 @@ def load(published_path: Path) -> ReportData:
             if "observations" in tables
             else (None, None, 0)
         )
-        orders = _read(con, tables, "orders", "SELECT * FROM orders")
-        history = _read(con, tables, "status_history", "SELECT * FROM status_history")
-        frames = {
-            name: _read(con, tables, name, f"SELECT * FROM {name}")
-            for name in (
-                "time_to_code",
-                "time_to_completion",
-                "expiry_rates",
-                "expiry_rates_over_time",
-                "provider_reliability",
-                "error_mix",
-            )
-        }
+        orders_per_provider = _read(
+            con,
+            tables,
+            "orders",
+            "SELECT provider, order_kind, count(*) AS orders FROM orders "
+            "GROUP BY ALL ORDER BY provider, order_kind",
+        )
+        frames = {name: _read(con, tables, name, f"SELECT * FROM {name}") for name in METRIC_TABLES}
         quarantine_by_provider = _read(
             con,
             tables,
@@ -173,27 +159,25 @@ def load(published_path: Path) -> ReportData:
             "WHERE is_impossible_transition GROUP BY ALL "
             f"ORDER BY transitions DESC, provider LIMIT {TOP_REASONS}",
         )
-    orders_per_provider = (
-        orders.group_by("provider", "order_kind").len("orders").sort("provider", "order_kind")
-        if not orders.is_empty()
-        else pl.DataFrame()
-    )
-    has_history = not history.is_empty() and not orders.is_empty()
-    completion = completion_records(history, orders) if has_history else pl.DataFrame()
-    code_curves, code_counts = incidence_curves(code_records(history, orders))
-    completion_curves, completion_counts = incidence_curves(completion)
+    code_curves, code_counts = curves_of(frames["incidence_curves"], MEASURE_CODE)
+    completion_curves, completion_counts = curves_of(frames["incidence_curves"], MEASURE_COMPLETION)
     return ReportData(
         data_from=window[0],
         data_to=window[1],
         n_polls=int(window[2] or 0),
-        n_orders=orders.height,
+        n_orders=(
+            int(orders_per_provider["orders"].sum())
+            if "orders" in orders_per_provider.columns
+            else 0
+        ),
         orders_per_provider=orders_per_provider,
         code_curves=code_curves,
         code_counts=code_counts,
         completion_curves=completion_curves,
         completion_counts=completion_counts,
-        time_to_code=_provider_level(frames["time_to_code"]),
-        time_to_completion=_provider_level(frames["time_to_completion"]),
+        time_to_code=_level(frames["time_to_code"], LEVEL_PROVIDER),
+        code_by_service=_level(frames["time_to_code"], LEVEL_SERVICE),
+        time_to_completion=_level(frames["time_to_completion"], LEVEL_PROVIDER),
         expiry_rates=frames["expiry_rates"],
         expiry_rates_over_time=frames["expiry_rates_over_time"],
         reliability=frames["provider_reliability"],

@@ -1,9 +1,11 @@
 """The HTML report: one self-contained page built from the published warehouse.
 
 `build_report` reads the published (read-only) copy, builds every section, and writes a single
-HTML file atomically. The page needs nothing from the network: charts are PNGs embedded as
-base64 data URIs, the style sheet is inline, there is no script, and text from the data is
-escaped with any URL in it defused.
+HTML file atomically. The page is rendered from the Jinja2 templates in
+`pipeline/report/templates/` (`report.html` around the sections, see
+`pipeline.report.templating`). It needs nothing from the network: charts are PNGs embedded as
+base64 data URIs, the style sheet (`report.css`) is inline, there is no script, and text from
+the data is escaped with any URL in it defused.
 """
 
 from __future__ import annotations
@@ -15,41 +17,12 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.report import sections
+from pipeline.report import sections, templating
 from pipeline.report.data import load
-from pipeline.report.markup import text, timestamp
 from pipeline.settings import Settings
 
 REPORT_FILENAME = "report.html"
 TITLE = "Order status history: outcomes and provider reliability"
-
-STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
-       color: #222; background: #fafafa; line-height: 1.45; }
-main { max-width: 1000px; margin: 0 auto; padding: 1.5rem 2rem 3rem; background: #fff; }
-h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
-h2 { font-size: 1.25rem; margin-top: 2.4rem; border-bottom: 1px solid #ddd;
-     padding-bottom: 0.2rem; }
-h3 { font-size: 1.05rem; margin-top: 1.4rem; }
-nav ol { columns: 2; padding-left: 1.2rem; }
-nav a, nav a:visited { color: #0b5394; }
-figure { margin: 0.8rem 0; }
-img { max-width: 100%; height: auto; }
-table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.86rem; }
-caption { caption-side: bottom; text-align: left; color: #666; font-size: 0.8rem;
-          padding-top: 0.3rem; }
-th, td { padding: 0.3rem 0.6rem; border-bottom: 1px solid #e3e3e3; text-align: left;
-         vertical-align: top; }
-th { background: #f2f2f2; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
-dt { font-weight: 600; }
-dd { margin: 0; }
-.note { color: #777; font-style: italic; }
-.lede { color: #555; }
-.pair { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
-.pair > * { flex: 1 1 420px; }
-"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,19 +51,8 @@ def default_report_path(settings: Settings) -> Path:
 
 def render(parts: list[sections.Section], generated_at: datetime) -> str:
     """The whole page around the sections."""
-    toc = "".join(f'<li><a href="#{s.anchor}">{text(s.title)}</a></li>' for s in parts)
-    body = "\n".join(
-        f'<section id="{s.anchor}"><h2>{text(s.title)}</h2>\n{s.body}\n</section>' for s in parts
-    )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{text(TITLE)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
-        f"<h1>{text(TITLE)}</h1>\n"
-        f'<p class="lede">Generated {text(timestamp(generated_at))} from the published '
-        "warehouse. All times are UTC; each duration shows its unit (s, min or h).</p>\n"
-        f"<nav><ol>{toc}</ol></nav>\n{body}\n</main>\n</body>\n</html>\n"
+    return str(
+        templating.render("report.html", title=TITLE, generated_at=generated_at, sections=parts)
     )
 
 

@@ -1,20 +1,18 @@
-"""Small HTML building blocks for the report: escaped text, tables, embedded images, formats.
+"""Formats for the report's text, and how text from data is made safe.
 
-Every piece of text that comes from data goes through `text`, which escapes it and defuses any
-URL scheme in it (`://` gets a zero-width space), so the page can never link to or load anything
-outside itself.
+The page is rendered from Jinja2 templates with autoescaping (`pipeline.report.templating`);
+every value a template prints goes through `text`, which escapes it and defuses any URL scheme
+in it (`://` gets a zero-width space), so the page can never link to or load anything outside
+itself. The formatters here turn values into plain text; the templates apply them as filters.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import math
-from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import polars as pl
+from markupsafe import Markup, escape
 
 NOT_ENOUGH_DATA = "Not enough data yet."
 MISSING = "–"
@@ -22,26 +20,16 @@ MISSING = "–"
 ZERO_WIDTH_SPACE = "&#8203;"
 
 
-def text(value: object) -> str:
-    """`value` as HTML-escaped text that contains no working URL."""
-    return html.escape(str(value), quote=True).replace("://", f":{ZERO_WIDTH_SPACE}//")
+def text(value: object) -> Markup:
+    """`value` as HTML-escaped text that contains no working URL (None shows as `MISSING`).
 
-
-def paragraph(content: str, *, css_class: str | None = None) -> str:
-    """A `<p>` around already-escaped HTML."""
-    attribute = f' class="{css_class}"' if css_class else ""
-    return f"<p{attribute}>{content}</p>"
-
-
-def note(message: str) -> str:
-    """A greyed-out remark, e.g. "not enough data yet"."""
-    return paragraph(text(message), css_class="note")
-
-
-def image(png: bytes, alt: str) -> str:
-    """A PNG embedded as a base64 data URI."""
-    encoded = base64.b64encode(png).decode("ascii")
-    return f'<img src="data:image/png;base64,{encoded}" alt="{text(alt)}">'
+    Markup (a rendered template or macro, whose own values were escaped) is kept as it is.
+    """
+    if hasattr(value, "__html__"):
+        return Markup(value)
+    if value is None:
+        value = MISSING
+    return escape(str(value)).replace("://", Markup(f":{ZERO_WIDTH_SPACE}//"))
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -137,41 +125,3 @@ def timestamp(value: datetime | None) -> str:
     if value is None:
         return MISSING
     return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-
-
-Formatter = Callable[[dict[str, Any]], str]
-"""Turns one row (as a dict) into a cell's plain text."""
-
-
-def table(
-    frame: pl.DataFrame,
-    columns: Sequence[tuple[str, Formatter]],
-    *,
-    numeric: Sequence[str] = (),
-    caption: str | None = None,
-) -> str:
-    """An HTML table of `frame`, one column per (header, formatter); all text escaped.
-
-    Args:
-        frame: the rows.
-        columns: header and a function from the row to the cell's text.
-        numeric: headers of right-aligned columns.
-        caption: optional caption under the table.
-    """
-    head = "".join(
-        f'<th class="num">{text(h)}</th>' if h in numeric else f"<th>{text(h)}</th>"
-        for h, _ in columns
-    )
-    body = []
-    for row in frame.iter_rows(named=True):
-        cells = "".join(
-            f'<td class="num">{text(fmt(row))}</td>'
-            if h in numeric
-            else f"<td>{text(fmt(row))}</td>"
-            for h, fmt in columns
-        )
-        body.append(f"<tr>{cells}</tr>")
-    caption_html = f"<caption>{text(caption)}</caption>" if caption else ""
-    return (
-        f"<table>{caption_html}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    )

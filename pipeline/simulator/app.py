@@ -1,4 +1,4 @@
-"""Assembles the sandbox: one Starlette app serving all five provider imitations.
+"""Assembles the sandbox: one Starlette app serving every registered provider's imitation.
 
     from pipeline.simulator.app import SandboxConfig, build_app, sandbox_of
 
@@ -7,8 +7,10 @@
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox")
 
 Each provider lives under its slug with its real path after it (`/sms4sats/orderstatus`,
-`/baanx/v1/order/{orderId}`, …). Every provider request passes through `serve`, which applies
-the active fault scenario around the provider's handler.
+`/baanx/v1/order/{orderId}`, …): the app mounts the `wire` of every provider in `REGISTRY`
+(`SandboxProvider`, from `pipeline/providers/<slug>/sandbox.py` or a declaration). Every provider
+request passes through `serve`, which applies the active fault scenario around the provider's
+handler.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from pipeline.simulator import altinn, baanx, control, ordinalsbot, sms4sats, smsonline
+from pipeline.simulator import control
 from pipeline.simulator.clock import Clock
 from pipeline.simulator.faults import FaultPlan
+from pipeline.simulator.provider import sandbox_providers
 from pipeline.simulator.state import Sandbox, SandboxConfig, Sleep
 from pipeline.simulator.wire import (
     JSON_CONTENT_TYPE,
@@ -34,18 +37,10 @@ from pipeline.simulator.wire import (
     to_response,
 )
 
-__all__ = ["PROVIDER_WIRES", "Sandbox", "SandboxConfig", "build_app", "sandbox_of"]
+__all__ = ["Sandbox", "SandboxConfig", "build_app", "provider_wires", "sandbox_of"]
 
 logger = logging.getLogger(__name__)
 
-PROVIDER_WIRES: tuple[ProviderWire, ...] = (
-    sms4sats.WIRE,
-    smsonline.WIRE,
-    ordinalsbot.WIRE,
-    baanx.WIRE,
-    altinn.WIRE,
-)
-"""One entry per provider; adding a provider means one module and one line here."""
 TRUTH_FLUSH_INTERVAL_S = 5.0
 SLOW_BODY_CHUNKS = 5
 
@@ -104,8 +99,15 @@ def _endpoint(wire: ProviderWire, spec: RouteSpec) -> Callable[[Request], Awaita
     return endpoint
 
 
-def provider_routes(wires: tuple[ProviderWire, ...] = PROVIDER_WIRES) -> list[BaseRoute]:
-    """Every provider endpoint, mounted under its slug."""
+def provider_wires() -> tuple[ProviderWire, ...]:
+    """The HTTP surface of every registered provider, in registration order."""
+    return tuple(provider.wire for provider in sandbox_providers())
+
+
+def provider_routes(wires: tuple[ProviderWire, ...] | None = None) -> list[BaseRoute]:
+    """Every provider endpoint (of `wires`, default: every registered provider) under its slug."""
+    if wires is None:
+        wires = provider_wires()
     routes: list[BaseRoute] = []
     for wire in wires:
         for spec in wire.routes:
@@ -149,9 +151,10 @@ def build_app(
         sleep: how fault delays wait (default `asyncio.sleep`).
     """
     sandbox = Sandbox(config, clock=clock, sleep=sleep)
-    app = Starlette(routes=[*control.ROUTES, *provider_routes()], lifespan=_lifespan)
+    wires = provider_wires()
+    app = Starlette(routes=[*control.ROUTES, *provider_routes(wires)], lifespan=_lifespan)
     app.state.sandbox = sandbox
-    app.state.wires = {wire.slug: wire for wire in PROVIDER_WIRES}
+    app.state.wires = {wire.slug: wire for wire in wires}
     return app
 
 

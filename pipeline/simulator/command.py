@@ -42,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PROVIDER.FIELD=VALUE",
-        help="set an undocumented behaviour, e.g. sms4sats.code_type=string (repeatable)",
+        help="set an undocumented behaviour of one provider's imitation (repeatable)",
     )
     parser.add_argument(
         "--max-orders", type=int, default=DEFAULT_MAX_ORDERS, help="orders kept in memory"
@@ -66,7 +66,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workload-providers",
         default="",
-        help="comma-separated providers for the workload (default: all five)",
+        help="comma-separated providers for the workload (default: every registered one)",
     )
     parser.add_argument(
         "--inbox", type=Path, default=None, help="where workload CSVs go (default data/inbox)"
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     import httpx
     import uvicorn
 
-    from pipeline.model import PROVIDERS
+    from pipeline.providers.registry import PROVIDERS
     from pipeline.settings import Settings
     from pipeline.simulator.app import SandboxConfig, build_app, sandbox_of
     from pipeline.simulator.faults import load_scenario

@@ -42,7 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.model import PROVIDERS
+from pipeline.providers.registry import REGISTRY
 from pipeline.simulator.wire import PathKey, Reply
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -211,7 +211,7 @@ class Scenario:
             raise ValueError("a scenario must be a JSON object")
         providers: dict[str, tuple[FaultRule, ...]] = {}
         for scope, rules in (data.get("providers") or {}).items():
-            if scope != ALL_PROVIDERS and scope not in PROVIDERS:
+            if scope != ALL_PROVIDERS and scope not in REGISTRY:
                 raise ValueError(f"unknown provider {scope!r} in scenario")
             if not isinstance(rules, list):
                 raise ValueError(f"rules of {scope!r} must be a list")

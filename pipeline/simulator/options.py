@@ -1,8 +1,10 @@
 """Switches for behaviour the real APIs leave undocumented (PROVIDERS.md §7 and §8).
 
-Each default is the documented one where a document exists, else the inference PROVIDERS.md
-recommends. Change them in code (`ProviderOptions(sms4sats=Sms4satsOptions(code_type="string"))`)
-or from the CLI with `--option sms4sats.code_type=string` (see `apply_overrides`).
+Each provider declares its own switches (an options dataclass, `SandboxProvider.options`, with
+the documented default where a document exists, else the inference PROVIDERS.md recommends) and
+the allowed values of its enumerated ones (`SandboxProvider.option_choices`). Change them in code
+(`ProviderOptions(sms4sats=Sms4satsOptions(code_type="string"))`) or from the CLI with
+`--option sms4sats.code_type=string` (see `apply_overrides`).
 """
 
 from __future__ import annotations
@@ -10,132 +12,23 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, get_type_hints
 
+from pipeline.simulator.per_provider import PerProvider
+from pipeline.simulator.provider import sandbox_provider
 
-@dataclasses.dataclass(frozen=True)
-class Sms4satsOptions:
-    """sms4sats unknowns.
 
-    Attributes:
-        code_type: `int` (docs: Number) or `string` (a third-party decoder) for `code`.
-        cancelled_body: body after auto-cancel, user cancel or invoice expiry: `unpaid`
-            (`{"status":"OK","paid":false}`, PROVIDERS.md §1.12 default) or `error` (adds an
-            `error` text).
-        unknown_order: `error500` (500 `{"status":"error","reason":"order not found"}`, the §1.7
-            default) or `error200` (the same body with HTTP 200).
-        timestamp: what `timestamp` stamps: `created` (order creation) or `updated` (last change).
-        cancel_min_age_s: a user cancel is refused until this long after payment (docs: 2 min),
-            scaled by the profile.
+class ProviderOptions(PerProvider):
+    """The unknowns of every provider: `ProviderOptions(<slug>=<options>)`.
+
+    A provider not named takes its `SandboxProvider.options`; `options.of(slug)` (or
+    `options[slug]`, `options.<slug>`) gives the options its handlers read.
     """
 
-    code_type: str = "int"
-    cancelled_body: str = "unpaid"
-    unknown_order: str = "error500"
-    timestamp: str = "created"
-    cancel_min_age_s: float = 120.0
+    default_attribute = "options"
 
 
-@dataclasses.dataclass(frozen=True)
-class SmsOnlineOptions:
-    """SMSOnline unknowns (only `completed` is documented).
-
-    Attributes:
-        waiting_status: `status` while waiting for an SMS.
-        expired_status: `status` after the lease ends without an SMS; empty keeps
-            `waiting_status` (clients must then use `expiredAt`).
-        refunded_status: `status` after a refund.
-        empty_sms: `receivedSMS` before an SMS arrives: `empty` ("") or `absent`.
-        unknown_order: `empty_list` (200 `{"ok":true,"body":[]}`, the §2.7 default) or `404`.
-    """
-
-    waiting_status: str = "pending"
-    expired_status: str = "expired"
-    refunded_status: str = "refunded"
-    empty_sms: str = "empty"
-    unknown_order: str = "empty_list"
-
-
-@dataclasses.dataclass(frozen=True)
-class OrdinalsBotOptions:
-    """OrdinalsBot unknowns.
-
-    Attributes:
-        require_api_key: whether `GET /order` needs `x-api-key` (default: no; a wrong key is
-            always rejected).
-        status_limit_per_minute: requests per minute on `GET /order` (documented: 300).
-        create_limit: requests per `create_window_s` on the create endpoint (documented: 2/10 s).
-        create_window_s: the create limit's window.
-        limit_scope: `key_or_ip` (per API key, else per client address) or `global`.
-        tx_shape: order-level `tx`: `object` (docs), `string` (SDK) or `absent`.
-    """
-
-    require_api_key: bool = False
-    status_limit_per_minute: int = 300
-    create_limit: int = 2
-    create_window_s: float = 10.0
-    limit_scope: str = "key_or_ip"
-    tx_shape: str = "object"
-
-
-@dataclasses.dataclass(frozen=True)
-class BaanxOptions:
-    """Baanx unknowns.
-
-    Attributes:
-        paid_at_offset_hours: the hour-only offset `paidAt` is written in (seed: `+03`).
-        other_user_tokens: extra valid bearer tokens of other users (their requests for this
-            user's orders get 403).
-    """
-
-    paid_at_offset_hours: int = 3
-    other_user_tokens: tuple[str, ...] = ("sandbox-baanx-other-user-token",)
-
-
-@dataclasses.dataclass(frozen=True)
-class AltinnOptions:
-    """Altinn unknowns.
-
-    Attributes:
-        not_found_body: `empty` (seed and source) or `problem` (ProblemDetails, newer docs).
-        completed_description: text of the final `Completed`: `source` ("…All notifications
-            have a final status.") or `seed` ("…All notifications have been generated.").
-        org: the creator org of the sandbox's development tokens.
-        other_org_tokens: extra valid tokens of another org (they get 404 for this org's orders).
-        no_org_tokens: valid tokens with no resolvable org (they get 403).
-        indent: spaces of indentation (the API pretty-prints).
-    """
-
-    not_found_body: str = "empty"
-    completed_description: str = "source"
-    org: str = "ttd"
-    other_org_tokens: tuple[str, ...] = ("sandbox-altinn-other-org-token",)
-    no_org_tokens: tuple[str, ...] = ("sandbox-altinn-no-org-token",)
-    indent: int = 2
-
-
-@dataclasses.dataclass(frozen=True)
-class ProviderOptions:
-    """The unknowns of all five providers."""
-
-    sms4sats: Sms4satsOptions = Sms4satsOptions()
-    smsonline: SmsOnlineOptions = SmsOnlineOptions()
-    ordinalsbot: OrdinalsBotOptions = OrdinalsBotOptions()
-    baanx: BaanxOptions = BaanxOptions()
-    altinn: AltinnOptions = AltinnOptions()
-
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "sms4sats.code_type": ("int", "string"),
-    "sms4sats.cancelled_body": ("unpaid", "error"),
-    "sms4sats.unknown_order": ("error500", "error200"),
-    "sms4sats.timestamp": ("created", "updated"),
-    "smsonline.empty_sms": ("empty", "absent"),
-    "smsonline.unknown_order": ("empty_list", "404"),
-    "ordinalsbot.limit_scope": ("key_or_ip", "global"),
-    "ordinalsbot.tx_shape": ("object", "string", "absent"),
-    "altinn.not_found_body": ("empty", "problem"),
-    "altinn.completed_description": ("source", "seed"),
-}
-"""Allowed values of the enumerated string options."""
+def choices(provider: str, field: str) -> tuple[str, ...]:
+    """The allowed values of `provider.field` (empty when any value of its type goes)."""
+    return tuple(sandbox_provider(provider).option_choices.get(field, ()))
 
 
 def apply_overrides(options: ProviderOptions, overrides: list[str]) -> ProviderOptions:
@@ -152,19 +45,20 @@ def apply_overrides(options: ProviderOptions, overrides: list[str]) -> ProviderO
         provider, dot, field = name.strip().partition(".")
         if not sep or not dot:
             raise ValueError(f"option {override!r}: expected provider.field=value")
-        section = getattr(options, provider, None)
-        if section is None or not dataclasses.is_dataclass(section):
-            raise ValueError(f"option {override!r}: unknown provider {provider!r}")
+        try:
+            section = options.of(provider)
+        except ValueError:
+            raise ValueError(f"option {override!r}: unknown provider {provider!r}") from None
         hints = get_type_hints(type(section))
         if field not in hints:
             known = ", ".join(f.name for f in dataclasses.fields(section))
             raise ValueError(f"option {override!r}: unknown field (known: {known})")
         value = _convert(hints[field], text.strip(), override)
-        allowed = CHOICES.get(f"{provider}.{field}")
+        allowed = choices(provider, field)
         if allowed and value not in allowed:
             raise ValueError(f"option {override!r}: choose one of {', '.join(allowed)}")
-        changed: Any = dataclasses.replace(section, **{field: value})  # type: ignore[type-var]
-        options = dataclasses.replace(options, **{provider: changed})
+        changed: Any = dataclasses.replace(section, **{field: value})
+        options = options.replace(**{provider: changed})
     return options
 
 

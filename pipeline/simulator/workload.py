@@ -2,6 +2,7 @@
 hands them to the pipeline's intake as CSV files dropped in the inbox.
 
 Orders arrive per provider as a Poisson process of `rate_per_minute` (one at once at the start).
+What one create call sends is the provider's own (`SandboxProvider.create`, given a `Creator`).
 Creates go over HTTP with the sandbox's development credentials; 429 and 5xx answers are retried
 (honouring `Retry-After`), anything else is counted as failed. Every `flush_s` seconds the new
 orders are written to `<inbox>/sandbox-<UTC time>-<n>.csv` with the header
@@ -21,24 +22,23 @@ import logging
 import os
 import random
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from pipeline.model import PROVIDERS, OrderKind, Provider
-from pipeline.settings import SANDBOX_CREDENTIALS
-from pipeline.simulator import baanx, ordinalsbot, sms4sats, smsonline
-from pipeline.simulator.lifecycles import (
-    BAANX_PRODUCTS,
-    SMS4SATS_COUNTRIES,
-    SMS4SATS_SERVICES,
-    SMSONLINE_COUNTRIES,
-    SMSONLINE_SERVICES,
-    choose,
-    iso_utc,
-)
+from pipeline.providers.registry import PROVIDERS, REGISTRY
+from pipeline.simulator.provider import CreatedOrder, CreateError, sandbox_provider
+
+__all__ = [
+    "CSV_COLUMNS",
+    "CreateError",
+    "CreatedOrder",
+    "Workload",
+    "WorkloadConfig",
+    "write_inbox_csv",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,49 +48,6 @@ DEFAULT_FLUSH_S = 5.0
 MAX_ATTEMPTS = 3
 MAX_RETRY_WAIT_S = 30.0
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-P_SMS4SATS_SEND = 0.3
-P_ALTINN_SMS = 0.3
-P_ALTINN_SCHEDULED = 0.2
-ALTINN_SCHEDULE_AHEAD_S = (60.0, 600.0)
-"""Scheduled Altinn orders ask for a send time this far ahead (times the profile factor)."""
-ORDINALSBOT_FEE_RATES = (5, 11, 20)
-
-
-class CreateError(Exception):
-    """A create call that did not give an order id.
-
-    Attributes:
-        retryable: whether trying again may help (429, 5xx, connection problems).
-        retry_after_s: the provider's `Retry-After`, if it sent one.
-    """
-
-    def __init__(self, message: str, *, retryable: bool, retry_after_s: float | None = None):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after_s = retry_after_s
-
-
-@dataclasses.dataclass(frozen=True)
-class CreatedOrder:
-    """An order the workload created: one inbox CSV row."""
-
-    provider: str
-    order_id: str
-    order_kind: str
-    created_at: datetime
-    service: str | None = None
-    country: str | None = None
-
-    def row(self) -> dict[str, str]:
-        """The CSV row."""
-        return {
-            "provider": self.provider,
-            "order_id": self.order_id,
-            "order_kind": self.order_kind,
-            "created_at": iso_utc(self.created_at),
-            "service": self.service or "",
-            "country": self.country or "",
-        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +61,7 @@ class WorkloadConfig:
         providers: providers to create orders on.
         seed: seeds the choice of services, countries and arrival times.
         flush_s: seconds between inbox files.
-        schedule_scale: profile factor for Altinn's scheduled send times.
+        schedule_scale: profile factor for times a request asks for (e.g. scheduled sends).
     """
 
     rate_per_minute: float = DEFAULT_RATE_PER_MINUTE
@@ -131,10 +88,6 @@ def write_inbox_csv(inbox: Path, orders: list[CreatedOrder], *, sequence: int = 
     return path
 
 
-def _inverse(table: Mapping[Any, str]) -> dict[str, Any]:
-    return {name: code for code, name in table.items()}
-
-
 class Workload:
     """Creates orders through the sandbox's create endpoints.
 
@@ -148,17 +101,19 @@ class Workload:
         self,
         client: httpx.AsyncClient,
         config: WorkloadConfig | None = None,
-        credentials: Mapping[str, str] = SANDBOX_CREDENTIALS,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.config = config or WorkloadConfig()
-        self.credentials = credentials
+        self.credentials: Mapping[str, str] = (
+            credentials if credentials is not None else REGISTRY.sandbox_credentials()
+        )
         self.pending: list[CreatedOrder] = []
         self.created = 0
         self.failed = 0
         self.files_written = 0
         self.last_file: Path | None = None
-        self._rngs = {p: random.Random(f"{self.config.seed}:workload:{p}") for p in PROVIDERS}
+        self._rngs: dict[str, random.Random] = {}
 
     async def create(self, provider: str) -> CreatedOrder | None:
         """Create one order on `provider`, retrying 429/5xx; None if it could not be created."""
@@ -179,20 +134,24 @@ class Workload:
         return None
 
     async def _create_once(self, provider: str) -> CreatedOrder:
-        rng = self._rngs[provider]
-        builders = {
-            Provider.SMS4SATS: self._sms4sats,
-            Provider.SMSONLINE: self._smsonline,
-            Provider.ORDINALSBOT: self._ordinalsbot,
-            Provider.BAANX: self._baanx,
-            Provider.ALTINN: self._altinn,
-        }
-        return await builders[Provider(provider)](rng)
+        create = sandbox_provider(provider).create
+        if create is None:
+            raise CreateError(f"{provider} has no create endpoint", retryable=False)
+        return await create(_Creator(self, provider, self._rng(provider)))
 
-    async def _post(
+    def _rng(self, provider: str) -> random.Random:
+        if provider not in self._rngs:
+            self._rngs[provider] = random.Random(f"{self.config.seed}:workload:{provider}")
+        return self._rngs[provider]
+
+    async def request(
         self, method: str, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> Any:
-        """Send one create request; the decoded JSON answer, or `CreateError`."""
+        """Send one create request to `path` (from the sandbox root); the decoded JSON answer.
+
+        Raises:
+            CreateError: retryable for 429, 5xx and connection problems, else not.
+        """
         try:
             response = await self.client.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as error:
@@ -210,128 +169,6 @@ class Workload:
             return response.json()
         except ValueError:
             raise CreateError("answer is not JSON", retryable=False) from None
-
-    @staticmethod
-    def _field(answer: Any, *path: str) -> str:
-        value = answer
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
-            raise CreateError(f"answer has no {'.'.join(path)}", retryable=False)
-        return str(value)
-
-    def _done(
-        self,
-        provider: str,
-        order_id: str,
-        kind: str,
-        service: str | None = None,
-        country: str | None = None,
-    ) -> CreatedOrder:
-        return CreatedOrder(provider, order_id, kind, datetime.now(UTC), service, country)
-
-    async def _sms4sats(self, rng: random.Random) -> CreatedOrder:
-        if rng.random() < P_SMS4SATS_SEND:
-            answer = await self._post(
-                "POST",
-                "/sms4sats/createsendorder",
-                {
-                    "message": "Your sandbox appointment is confirmed.",
-                    "phone": f"+47{rng.randrange(40_000_000, 50_000_000)}",
-                },
-            )
-            order_id = self._field(answer, "orderId")
-            return self._done(Provider.SMS4SATS, order_id, OrderKind.SMS_SEND)
-        service, country = choose(SMS4SATS_SERVICES, rng), choose(SMS4SATS_COUNTRIES, rng)
-        code = _inverse(sms4sats.COUNTRY_CODES)[country]
-        answer = await self._post(
-            "POST", "/sms4sats/createorder", {"country": code, "service": service}
-        )
-        order_id = self._field(answer, "orderId")
-        return self._done(Provider.SMS4SATS, order_id, OrderKind.SMS_RECEIVE, service, country)
-
-    async def _smsonline(self, rng: random.Random) -> CreatedOrder:
-        service, country = choose(SMSONLINE_SERVICES, rng), choose(SMSONLINE_COUNTRIES, rng)
-        user_id = self.credentials["SMSONLINE_USER_ID"]
-        answer = await self._post(
-            "PUT",
-            f"/smsonline/v3/numbers/{user_id}/order",
-            {
-                "apiKey": self.credentials["SMSONLINE_API_KEY"],
-                "service": _inverse(smsonline.SERVICE_CODES)[service],
-                "country": _inverse(smsonline.COUNTRY_CODES)[country],
-            },
-        )
-        if isinstance(answer, dict) and answer.get("ok") is False:
-            raise CreateError(str(answer.get("errorMessage")), retryable=False)
-        order_id = self._field(answer, "body", "orderId")
-        return self._done(Provider.SMSONLINE, order_id, OrderKind.SMS_RECEIVE, service, country)
-
-    async def _ordinalsbot(self, rng: random.Random) -> CreatedOrder:
-        size = rng.randrange(200, 5000)
-        answer = await self._post(
-            "POST",
-            "/ordinalsbot/order",
-            {
-                "files": [
-                    {
-                        "name": "note.txt",
-                        "size": size,
-                        "type": "text/plain",
-                        "url": "https://example.com/note.txt",
-                    }
-                ],
-                "receiveAddress": "bc1p" + f"{rng.getrandbits(232):058x}",
-                "fee": rng.choice(ORDINALSBOT_FEE_RATES),
-            },
-            {"x-api-key": self.credentials["ORDINALSBOT_API_KEY"]},
-        )
-        if isinstance(answer, dict) and answer.get("status") == "error":
-            raise CreateError(str(answer.get("error")), retryable=False)
-        order_id = self._field(answer, "id")
-        return self._done(
-            Provider.ORDINALSBOT, order_id, OrderKind.INSCRIPTION, ordinalsbot.ORDER_TYPE
-        )
-
-    async def _baanx(self, rng: random.Random) -> CreatedOrder:
-        product = choose(BAANX_PRODUCTS, rng)
-        answer = await self._post(
-            "POST",
-            "/baanx/v1/order",
-            {"productId": product, "paymentMethod": baanx.PAYMENT_METHOD},
-            {
-                "Authorization": f"Bearer {self.credentials['BAANX_ACCESS_TOKEN']}",
-                "X-Client-ID": self.credentials["BAANX_CLIENT_ID"],
-            },
-        )
-        order_id = self._field(answer, "orderId")
-        return self._done(Provider.BAANX, order_id, OrderKind.PRODUCT_ORDER, product)
-
-    async def _altinn(self, rng: random.Random) -> CreatedOrder:
-        sms = rng.random() < P_ALTINN_SMS
-        count = rng.randint(1, 3)
-        recipients = [
-            {"mobileNumber": f"+47{rng.randrange(40_000_000, 50_000_000)}"}
-            if sms
-            else {"emailAddress": f"recipient{rng.randrange(10_000)}@example.com"}
-            for _ in range(count)
-        ]
-        body: dict[str, Any] = {
-            "sendersReference": f"sandbox-{rng.getrandbits(32):08x}",
-            "recipients": recipients,
-        }
-        if rng.random() < P_ALTINN_SCHEDULED:
-            ahead = rng.uniform(*ALTINN_SCHEDULE_AHEAD_S) * self.config.schedule_scale
-            body["requestedSendTime"] = iso_utc(datetime.now(UTC) + timedelta(seconds=ahead))
-        answer = await self._post(
-            "POST",
-            f"/altinn/notifications/api/v1/orders/{'sms' if sms else 'email'}",
-            body,
-            {"Authorization": f"Bearer {self.credentials['ALTINN_TOKEN']}"},
-        )
-        order_id = self._field(answer, "orderId")
-        channel = "Sms" if sms else "Email"
-        return self._done(Provider.ALTINN, order_id, OrderKind.NOTIFICATION_ORDER, channel)
 
     def flush(self) -> Path | None:
         """Write the orders created since the last flush to the inbox (if any, and if set).
@@ -381,9 +218,10 @@ class Workload:
             return 0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.duration_s if self.config.duration_s else None
-        loops = [
-            asyncio.create_task(self._provider_loop(p, deadline)) for p in self.config.providers
-        ]
+        creating = [p for p in self.config.providers if sandbox_provider(p).create is not None]
+        if skipped := sorted(set(self.config.providers) - set(creating)):
+            logger.info("workload: no create endpoint on %s", ", ".join(skipped))
+        loops = [asyncio.create_task(self._provider_loop(p, deadline)) for p in creating]
         flusher = asyncio.create_task(self._flush_loop())
         try:
             await asyncio.gather(*loops)
@@ -395,3 +233,36 @@ class Workload:
                     await task
             self.flush()
         return self.created
+
+
+class _Creator:
+    """A `Creator` for one create call on `slug`: the workload's client, credentials, rng."""
+
+    def __init__(self, workload: Workload, slug: str, rng: random.Random) -> None:
+        self._workload = workload
+        self.slug = slug
+        self.rng = rng
+        self.credentials = workload.credentials
+        self.schedule_scale = workload.config.schedule_scale
+
+    async def post(
+        self, method: str, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> Any:
+        return await self._workload.request(method, f"/{self.slug}{path}", body, headers)
+
+    def field(self, answer: Any, *path: str) -> str:
+        value = answer
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+            raise CreateError(f"answer has no {'.'.join(path)}", retryable=False)
+        return str(value)
+
+    def order(
+        self,
+        order_id: str,
+        kind: str,
+        service: str | None = None,
+        country: str | None = None,
+    ) -> CreatedOrder:
+        return CreatedOrder(self.slug, order_id, kind, datetime.now(UTC), service, country)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from analytics.synthetic import PollCadence, SmsReceiveLifecycle, observation_log
 from polars.testing import assert_frame_equal
 
 from pipeline.analytics.history import (
@@ -26,7 +27,6 @@ from pipeline.analytics.history import (
     update_status_history,
 )
 from pipeline.analytics.inputs import STATE
-from pipeline.analytics.synthetic import PollCadence, SmsReceiveLifecycle, observation_log
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UTC_US = pl.Datetime("us", "UTC")

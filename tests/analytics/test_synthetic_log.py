@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-
-from pipeline.analytics.synthetic import (
+from analytics.synthetic import (
     DEFAULT_START,
     PollCadence,
     SmsReceiveLifecycle,
@@ -20,6 +19,7 @@ from pipeline.analytics.synthetic import (
     true_conditional_median,
     true_event_times,
 )
+
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
 CUTOFF_S = 900.0

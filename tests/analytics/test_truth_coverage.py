@@ -21,11 +21,7 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-
-from pipeline.analytics.events import time_to_event_records
-from pipeline.analytics.history import build_status_history
-from pipeline.analytics.metrics import completion_records, time_to_code
-from pipeline.analytics.synthetic import (
+from analytics.synthetic import (
     Lifecycle,
     PollCadence,
     SimulatorLifecycle,
@@ -34,6 +30,10 @@ from pipeline.analytics.synthetic import (
     true_cif_median,
     true_conditional_median,
 )
+
+from pipeline.analytics.events import time_to_event_records
+from pipeline.analytics.history import build_status_history
+from pipeline.analytics.metrics import completion_records, time_to_code
 
 REPLICATIONS = 200
 ORDERS_PER_REPLICATION = 150

@@ -20,7 +20,7 @@ from pipeline.assets.ingestion import (
     provider_observations,
 )
 from pipeline.assets.resources import ProvidersResource, WarehouseResource
-from pipeline.model import PROVIDERS
+from pipeline.providers.registry import PROVIDERS
 from pipeline.simulator.faults import Scenario
 from pipeline.warehouse import Warehouse
 

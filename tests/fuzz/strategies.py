@@ -27,8 +27,12 @@ from typing import Any
 from hypothesis import strategies as st
 
 from pipeline.model import STATE_VALUES, TrackedOrder
-from pipeline.providers import altinn, baanx, ordinalsbot, sms4sats, smsonline
+from pipeline.providers.altinn import adapter as altinn
+from pipeline.providers.baanx import adapter as baanx
+from pipeline.providers.ordinalsbot import adapter as ordinalsbot
 from pipeline.providers.registry import ADAPTERS, get_spec
+from pipeline.providers.sms4sats import adapter as sms4sats
+from pipeline.providers.smsonline import adapter as smsonline
 
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
 SLUGS: tuple[str, ...] = tuple(ADAPTERS)
@@ -165,6 +169,16 @@ ORDER_IDS: dict[str, st.SearchStrategy[str]] = {
     "altinn": st.uuids().map(str),
 }
 """Order ids each provider's intake accepts (the adapter's own check filters what slips by)."""
+
+
+def order_ids(slug: str) -> st.SearchStrategy[str]:
+    """`ORDER_IDS[slug]`, or ids drawn from the spec's `id_pattern` (a declared provider)."""
+    if slug in ORDER_IDS:
+        return ORDER_IDS[slug]
+    pattern = get_spec(slug).id_pattern
+    if pattern is None:
+        return st.text(min_size=1, max_size=64)
+    return st.from_regex(pattern, fullmatch=True).filter(lambda i: 0 < len(i) <= 128)
 
 
 def _load_fixtures() -> dict[str, dict[str, Any]]:
@@ -443,7 +457,7 @@ def orders(draw: st.DrawFn, slug: str, order_id: str | None = None) -> TrackedOr
     """A tracked order of `slug` with an id its intake accepts (`order_id` if given)."""
     if order_id is None:
         adapter = ADAPTERS[slug]
-        order_id = draw(ORDER_IDS[slug].filter(lambda i: adapter.validate_order_id(i) is None))
+        order_id = draw(order_ids(slug).filter(lambda i: adapter.validate_order_id(i) is None))
     registered_at = draw(moments)
     created_at = draw(
         st.one_of(

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.model import TrackedOrder, default_kind
+from pipeline.model import TrackedOrder
+from pipeline.providers.registry import default_kind
 from pipeline.settings import ProviderSettings, Secret
 
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"

@@ -1,6 +1,8 @@
 """OrdinalsBot adapter: all 13 `state` values, `waiting-refund` failed but not terminal, the
 legacy-boolean fallback of the seed example, `status:"error"` in a 200, mixed-unit timestamps
 (ms, s, ISO), item counts, and `x-api-key` sent only when configured.
+
+What every adapter must handle (HTTP errors, garbage bodies, id rules) is in `test_contract.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from pipeline.model import Observation, TrackedOrder
-from pipeline.providers.ordinalsbot import STATUS_MAP, OrdinalsBotAdapter
+from pipeline.providers.ordinalsbot.adapter import STATUS_MAP, OrdinalsBotAdapter
 from pipeline.settings import ProviderSettings
 
 ADAPTER = OrdinalsBotAdapter()
@@ -26,12 +28,11 @@ def _parse(
     body: bytes | dict[str, Any],
     *,
     status: int = 200,
-    headers: dict[str, str] | None = None,
     previous_state: str | None = None,
 ) -> Observation:
     raw = json.dumps(body).encode() if isinstance(body, dict) else body
     return ADAPTER.parse(
-        status, headers or {}, raw, order=order, polled_at=polled_at, previous_state=previous_state
+        status, {}, raw, order=order, polled_at=polled_at, previous_state=previous_state
     )
 
 
@@ -217,40 +218,33 @@ def test_timestamp_in_wrong_unit_becomes_none(
 
 
 @pytest.mark.parametrize(
-    ("http_status", "body", "headers", "error_class", "retry_after"),
+    ("body", "error_class"),
     [
-        (200, b'{"status":"error","error":"error reason"}', {}, "body_error", None),
-        (200, b'{"status":"error","error":"Order not found"}', {}, "not_found", None),
-        (500, b'{"status":"error","reason":"unable to save data"}', {}, "server_error", None),
-        (429, b'{"status":"error","error":"slow"}', {"Retry-After": "12"}, "rate_limited", 12.0),
-        (401, b"", {}, "auth_invalid", None),
-        (403, b"", {}, "forbidden", None),
-        (404, b"", {}, "not_found", None),
-        (200, b'{"status":"ok","state":"queued"', {}, "parse_error", None),
-        (200, b"[]", {}, "parse_error", None),
-        (200, b'{"status":"ok","state":7}', {}, "parse_error", None),
-        (200, b'{"status":"ok","state":"queued","paid":"yes"}', {}, "parse_error", None),
-        (200, b'{"status":"ok","expired":"no"}', {}, "parse_error", None),
+        (b'{"status":"error","error":"error reason"}', "body_error"),
+        (b'{"status":"error","error":"Order not found"}', "not_found"),
+        (b'{"status":"error","reason":"unable to save data"}', "body_error"),
+        (b'{"status":"ok","state":"queued","paid":"yes"}', "parse_error"),
+        (b'{"status":"ok","expired":"no"}', "parse_error"),
     ],
 )
-def test_poll_errors(
+def test_errors_in_a_200(
     make_order: Callable[..., TrackedOrder],
     polled_at: datetime,
-    http_status: int,
     body: bytes,
-    headers: dict[str, str],
     error_class: str,
-    retry_after: float | None,
 ) -> None:
-    obs = _parse(
-        make_order("ordinalsbot", ORDER_ID),
-        polled_at,
-        body,
-        status=http_status,
-        headers=headers,
-        previous_state="pending",
-    )
-    assert (obs.error_class, obs.state, obs.retry_after_s) == (error_class, "pending", retry_after)
+    """`status:"error"` with `error` or `reason` is a poll error, not an order state; the legacy
+    booleans must be booleans."""
+    obs = _parse(make_order("ordinalsbot", ORDER_ID), polled_at, body, previous_state="pending")
+    assert (obs.error_class, obs.state, obs.is_terminal) == (error_class, "pending", False)
+
+
+def test_status_error_envelope_message(
+    make_order: Callable[..., TrackedOrder], polled_at: datetime
+) -> None:
+    body = b'{"status":"error","reason":"unable to save data"}'
+    obs = _parse(make_order("ordinalsbot", ORDER_ID), polled_at, body)
+    assert obs.error_message == "status error: unable to save data"
 
 
 def test_build_request_sends_key_only_when_configured(
@@ -268,7 +262,7 @@ def test_build_request_sends_key_only_when_configured(
 
 @pytest.mark.parametrize(
     ("order_id", "valid"),
-    [(ORDER_ID, True), ("token_123", True), ("", False), ("a b", False), ("a/b", False)],
+    [(ORDER_ID, True), ("token_123", True), ("ord:1.2", True), ("a?b", False), ("a@b", False)],
 )
 def test_validate_order_id(order_id: str, valid: bool) -> None:
     assert (ADAPTER.validate_order_id(order_id) is None) == valid

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from pipeline.model import OBSERVATION_FIELDS, PROVIDERS, ErrorClass, OrderState, TrackedOrder
-from pipeline.providers.registry import ADAPTERS, get_adapter
+from pipeline.model import OBSERVATION_FIELDS, ErrorClass, OrderState, TrackedOrder
+from pipeline.providers.registry import ADAPTERS, PROVIDERS, get_adapter
 from pipeline.settings import ProviderSettings, Settings
 
 PATH_PROVIDERS = ("smsonline", "baanx", "altinn")

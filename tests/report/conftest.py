@@ -2,8 +2,9 @@
 
 `report_data_dir` is a data directory (as `PIPELINE_DATA_DIR` names it) whose published warehouse
 holds a few hours of synthetic polling of all five providers, with poll errors, unknown statuses,
-quarantined rows and a few impossible transitions, refreshed and published by the real
-`pipeline.derived` functions. `empty_published` is the same warehouse with every table emptied.
+quarantined rows, a few impossible transitions and a service named like a script (every
+smsonline order), refreshed and published by the real `pipeline.derived` functions.
+`empty_published` is the same warehouse with every table emptied.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from analytics.synthetic import SimulatorLifecycle, observation_log
 
-from pipeline.analytics.synthetic import SimulatorLifecycle, observation_log
 from pipeline.derived import publish, refresh_derived
 from pipeline.model import OrderState
 from pipeline.settings import Settings
@@ -36,6 +37,9 @@ WORKLOAD: tuple[tuple[str, str, int], ...] = (
     ("altinn", "notification_order", 12),
 )
 UNKNOWN_PROVIDER_STATUS = "ON_HOLD_REVIEW"
+HOSTILE_SERVICE = "<script>alert(1)</script>"
+"""The service of every smsonline order: enough orders for a row of its own in the report."""
+HOSTILE_SERVICE_PROVIDER = "smsonline"
 QUARANTINED_ROWS = 6
 IMPOSSIBLE_ORDERS = 3
 
@@ -78,8 +82,11 @@ def synthetic_tables(seed: int = SEED) -> tuple[pl.DataFrame, pl.DataFrame, pl.D
             provider_event_time=provider in {"ordinalsbot", "altinn", "baanx"},
         )
         rename = pl.format("{}-{}", pl.lit(kind), pl.col("order_id")).alias("order_id")
-        orders.append(log.orders.with_columns(rename))
-        observations.append(log.observations.with_columns(rename))
+        changes = [rename]
+        if provider == HOSTILE_SERVICE_PROVIDER:
+            changes.append(pl.lit(HOSTILE_SERVICE).alias("service"))
+        orders.append(log.orders.with_columns(changes))
+        observations.append(log.observations.with_columns(changes))
     obs = pl.concat(observations).with_columns(
         pl.when(pl.col("state") == OrderState.UNKNOWN.value)
         .then(pl.lit(UNKNOWN_PROVIDER_STATUS))

@@ -1,10 +1,12 @@
 """The report's cumulative-incidence curves agree with the medians in the table beside them: both
 come from the interval-censored NPMLE, so the line the chart draws for a provider crosses 50 %
-at that provider's `median_s`. The curve is drawn with straight segments (the NPMLE rises
-linearly inside a polling interval), starts at (0, 0) and stops at `known_until_s`."""
+at that provider's `median_s`. The report reads them from table `incidence_curves`. The curve is
+drawn with straight segments (the NPMLE rises linearly inside a polling interval), starts at
+(0, 0) and stops at `known_until_s`."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +14,13 @@ import polars as pl
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from polars.testing import assert_frame_equal
 
+from pipeline.analytics.curves import code_records, provider_curves
 from pipeline.analytics.survival import QUANTILE_TOLERANCE
 from pipeline.report import charts
 from pipeline.report.data import ReportData, load
+from pipeline.warehouse import Warehouse, query
 
 HALF = 0.5
 RELATIVE_TOLERANCE = 1e-6
@@ -98,3 +103,23 @@ def test_curves_are_straight_segments_that_stop_where_they_are_known(data: Repor
         expected_end = known_until if known_until is not None else part["time_s"].max()
         assert x[-1] == pytest.approx(expected_end)
         assert y[-1] == pytest.approx(part["cif"].max())
+
+
+def test_the_report_reads_the_stored_curves(
+    published: Path, data: ReportData, tmp_path: Path
+) -> None:
+    """The curves come from table `incidence_curves`, not from the status history: with the
+    history gone the report still has them, as stored; and they are what the analytics compute."""
+    copy = tmp_path / "published.duckdb"
+    shutil.copy(published, copy)
+    with Warehouse(copy).connect() as con:
+        history = query(con, "SELECT * FROM status_history")
+        orders = query(con, "SELECT * FROM orders")
+        con.execute("DELETE FROM status_history")
+        con.execute("DELETE FROM orders")
+    without_history = load(copy)
+    assert_frame_equal(without_history.code_curves, data.code_curves)
+    assert without_history.completion_counts == data.completion_counts
+    recomputed, counts = provider_curves(code_records(history, orders))
+    assert_frame_equal(data.code_curves, recomputed)
+    assert data.code_counts == counts

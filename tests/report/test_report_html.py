@@ -1,7 +1,7 @@
 """The HTML report: every section present, charts embedded as base64 PNG, nothing external
-referenced, data text escaped, written atomically, and an empty or unrefreshed warehouse gives
-"not enough data yet" instead of a crash; with nothing expired the expiry chart says so rather than
-naming a "highest" rate of 0 %."""
+referenced, data text escaped (the page is rendered from autoescaping templates), written
+atomically, and an empty or unrefreshed warehouse gives "not enough data yet" instead of a crash;
+with nothing expired the expiry chart says so rather than naming a "highest" rate of 0 %."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import HOSTILE_SERVICE, HOSTILE_SERVICE_PROVIDER
+from markupsafe import escape
 
 from pipeline.report import ReportSummary, build_report, default_report_path, sections
 from pipeline.report.charts import expiry_over_time_chart
 from pipeline.report.data import load
-from pipeline.report.markup import NOT_ENOUGH_DATA, table, text
+from pipeline.report.html import render
+from pipeline.report.markup import NOT_ENOUGH_DATA, text
 from pipeline.report.sections import SCORECARD_COLUMNS
+from pipeline.report.templating import ENVIRONMENT
 from pipeline.settings import Settings
 from pipeline.warehouse import Warehouse
 
@@ -79,7 +83,7 @@ def test_headline_figures_and_content(report: tuple[ReportSummary, str]) -> None
     assert summary.data_from.strftime("%Y-%m-%d %H:%M:%S") in html  # data window
     assert summary.scorecard.columns == list(SCORECARD_COLUMNS)
     assert summary.scorecard.filter(pl.col("is_ranked"))["rank"].to_list() == [1, 2, 3, 4]
-    assert "Not ranked: too few polls/orders" in html and "altinn (" in html
+    assert "Not ranked: too few polls/orders" in html and "Altinn (" in html  # display name
     assert "left_terminal" in html  # the injected impossible transitions
     assert "ON_HOLD_REVIEW" in html  # unknown statuses
     assert "latency_ms: greater_than_or_equal_to(0)" in html  # a quarantine reason
@@ -98,12 +102,49 @@ def test_written_atomically_to_the_configured_place(published: Path, tmp_path: P
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]
 
 
+HOSTILE = '<script src="https://evil.example/x.js"></script>'
+
+
 def test_text_from_data_is_escaped_and_never_a_link() -> None:
-    hostile = '<script src="https://evil.example/x.js"></script>'
-    escaped = text(hostile)
+    escaped = text(HOSTILE)
     assert "<" not in escaped and "https://" not in escaped
-    rendered = table(pl.DataFrame({"v": [hostile]}), [("Value", lambda r: r["v"])])
+    assert text(escaped) == escaped  # escaped once, never twice
+    rendered = ENVIRONMENT.from_string(
+        '{% import "macros.html" as m %}<p title="{{ v }}">{{ v }}</p>{{ m.note(v) }}'
+    ).render(v=HOSTILE)
     assert "<script" not in rendered and "https://" not in rendered
+    assert rendered.count(str(escaped)) == 3  # in an attribute, as text and through a macro
+
+
+def test_hostile_text_in_every_section_is_escaped(published: Path) -> None:
+    """Every text column from the data, set to markup with a URL, shows as text, never as
+    markup or a link: the section templates leave no hole in the escaping."""
+    data = load(published)
+    hostile_frames = {}
+    for field in dataclasses.fields(data):
+        frame = getattr(data, field.name)
+        if not isinstance(frame, pl.DataFrame) or frame.is_empty():
+            continue
+        texts = [
+            c
+            for c, dtype in frame.schema.items()
+            if dtype in (pl.String, pl.Categorical) and c != "group_level"
+        ]
+        hostile_frames[field.name] = frame.with_columns(pl.lit(HOSTILE).alias(c) for c in texts)
+    hostile = dataclasses.replace(data, **hostile_frames)
+    parts = [sections.overview(hostile, GENERATED_AT)]
+    parts += [build(hostile) for build in sections.SECTION_BUILDERS]
+    html = render(parts, GENERATED_AT)
+    assert "<script" not in html.lower() and "https://" not in html
+    assert str(text(HOSTILE)) in html
+
+
+def test_a_service_named_like_a_script_shows_escaped(report: tuple[ReportSummary, str]) -> None:
+    _, html = report
+    assert "<script" not in html.lower()
+    by_service = html[html.index("<h3>By service</h3>") : html.index('id="time-to-completion"')]
+    assert str(escape(HOSTILE_SERVICE)) in by_service
+    assert "SMSOnline" in by_service and HOSTILE_SERVICE_PROVIDER == "smsonline"
 
 
 def test_empty_warehouse_gives_not_enough_data(empty_published: Path, tmp_path: Path) -> None:

@@ -10,13 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.settings import SANDBOX_CREDENTIALS as CREDS
+from pipeline.providers.registry import REGISTRY
 from pipeline.simulator.app import SandboxConfig, build_app, sandbox_of
 from pipeline.simulator.clock import FakeClock
 from pipeline.simulator.lifecycles import OrderTruth
 from pipeline.simulator.state import Sandbox, SandboxOrder
 
 MAX_TRIES = 400
+CREDS = REGISTRY.sandbox_credentials()
 
 BAANX_HEADERS = {
     "Authorization": f"Bearer {CREDS['BAANX_ACCESS_TOKEN']}",

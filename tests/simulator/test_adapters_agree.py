@@ -12,13 +12,13 @@ from datetime import timedelta
 
 import pytest
 
-from pipeline.model import ORDER_KINDS, OrderState, TrackedOrder
-from pipeline.providers.registry import get_adapter
+from pipeline.model import OrderState, TrackedOrder
+from pipeline.providers.registry import REGISTRY, get_adapter
 
 ORDERS_PER_KIND = 15
 LONG_AFTER = timedelta(hours=2)
 STEP = timedelta(milliseconds=1)
-KINDS = [(provider, kind) for provider, kinds in ORDER_KINDS.items() for kind in kinds]
+KINDS = [(spec.slug, kind) for spec in REGISTRY.specs() for kind in spec.order_kinds]
 
 
 def allowed_difference(kind: str, truth_state: str, seen: str, provider_status: str) -> bool:

@@ -9,7 +9,8 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.model import PROVIDERS, OrderState
+from pipeline.model import OrderState
+from pipeline.providers.registry import PROVIDERS
 from pipeline.simulator.truth import read_truth
 
 ORDER_KEYS = {"provider", "order_id", "order_kind", "created_at", "service", "country", "poll_path"}

@@ -9,14 +9,14 @@ order is 404, non-GUID 400, cancel only while Registered.
 from __future__ import annotations
 
 from pipeline.model import OrderState
-from pipeline.settings import SANDBOX_CREDENTIALS as CREDS
-from pipeline.simulator.options import (
-    AltinnOptions,
-    OrdinalsBotOptions,
-    ProviderOptions,
-    Sms4satsOptions,
-    SmsOnlineOptions,
-)
+from pipeline.providers.altinn.sandbox import AltinnOptions
+from pipeline.providers.ordinalsbot.sandbox import OrdinalsBotOptions
+from pipeline.providers.registry import REGISTRY
+from pipeline.providers.sms4sats.sandbox import Sms4satsOptions
+from pipeline.providers.smsonline.sandbox import SmsOnlineOptions
+from pipeline.simulator.options import ProviderOptions
+
+CREDS = REGISTRY.sandbox_credentials()
 
 USER = CREDS["SMSONLINE_USER_ID"]
 KEY = CREDS["SMSONLINE_API_KEY"]

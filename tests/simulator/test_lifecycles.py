@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.model import ORDER_KINDS, OrderState
+from pipeline.model import OrderState
+from pipeline.providers.registry import REGISTRY
 from pipeline.simulator.lifecycles import (
     DEFAULT_CONFIG,
     OrderTruth,
@@ -22,6 +23,7 @@ from pipeline.simulator.lifecycles import (
     get_profile,
 )
 
+ORDER_KINDS = {spec.slug: spec.order_kinds for spec in REGISTRY.specs()}
 CREATED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 N = 4000
 SIGMAS = 4.0
@@ -122,7 +124,7 @@ def test_order_ids_follow_each_providers_format() -> None:
 
 @pytest.mark.parametrize("profile", ["realistic", "fast"])
 def test_sms4sats_time_to_code_matches_its_distribution(profile: str) -> None:
-    config = DEFAULT_CONFIG.sms4sats_receive
+    config = DEFAULT_CONFIG.of("sms4sats").receive
     factor = get_profile(profile).factor("sms4sats")
     orders = draws("sms4sats", "sms_receive", profile=profile, service="openAI", country="India")
     coded = [seconds(t, "paid", "code") for t in orders if "code" in t.milestones]
@@ -137,7 +139,7 @@ def test_sms4sats_time_to_code_matches_its_distribution(profile: str) -> None:
 
 
 def test_sms4sats_outcome_rates_match_their_configuration() -> None:
-    c = DEFAULT_CONFIG.sms4sats_receive
+    c = DEFAULT_CONFIG.of("sms4sats").receive
     orders = draws("sms4sats", "sms_receive", service="openAI", country="India")
     p_paid_late = 1 - c.pay_delay.cdf(c.invoice_expiry_s)
     assert_share(
@@ -159,7 +161,7 @@ def test_sms4sats_outcome_rates_match_their_configuration() -> None:
 
 
 def test_sms4sats_rates_vary_by_country() -> None:
-    c = DEFAULT_CONFIG.sms4sats_receive
+    c = DEFAULT_CONFIG.of("sms4sats").receive
     for country in ("USA", "Germany"):
         traits = c.countries[country]
         orders = draws("sms4sats", "sms_receive", service="openAI", country=country)
@@ -173,14 +175,14 @@ def test_sms4sats_rates_vary_by_country() -> None:
 
 
 def test_sms4sats_send_outcomes() -> None:
-    c = DEFAULT_CONFIG.sms4sats_send
+    c = DEFAULT_CONFIG.of("sms4sats").send
     paid = [t for t in draws("sms4sats", "sms_send") if "paid" in t.milestones]
     assert_share(["delivered" in t.milestones for t in paid], c.p_delivered)
     assert_share(["failed" in t.milestones for t in paid], c.p_failed)
 
 
 def test_smsonline_lease_and_code_rate() -> None:
-    c = DEFAULT_CONFIG.smsonline
+    c = DEFAULT_CONFIG.of("smsonline")
     orders = draws("smsonline", "sms_receive", service="Discord", country="India")
     assert all(t.facts["expires_at"] == CREATED + timedelta(seconds=c.lease_s) for t in orders)
     assert_share(["code" in t.milestones for t in orders], c.p_code * c.time_to_code.cdf(c.lease_s))
@@ -191,7 +193,7 @@ def test_smsonline_lease_and_code_rate() -> None:
 
 
 def test_ordinalsbot_confirmation_and_queue_times() -> None:
-    c = DEFAULT_CONFIG.ordinalsbot
+    c = DEFAULT_CONFIG.of("ordinalsbot")
     orders = [t for t in draws("ordinalsbot", "inscription") if "confirmed" in t.milestones]
     assert_share([seconds(t, "paid", "confirmed") <= c.confirmations.median for t in orders], 0.5)
     prep = [seconds(t, "confirmed", "queued") for t in orders]
@@ -201,7 +203,7 @@ def test_ordinalsbot_confirmation_and_queue_times() -> None:
 
 
 def test_baanx_outcome_rates() -> None:
-    c = DEFAULT_CONFIG.baanx
+    c = DEFAULT_CONFIG.of("baanx")
     orders = draws("baanx", "product_order", service="card-topup")
     completed = c.p_completed * c.pay_time.cdf(c.payment_window_s)
     assert_share([t.final.provider_status == "COMPLETED" for t in orders], completed)
@@ -215,7 +217,7 @@ def test_altinn_waits_for_the_requested_send_time() -> None:
     orders = draws("altinn", "notification_order", n=300, requested_send_time=send_at)
     assert all(t.milestones["processing"] >= send_at for t in orders)
     assert all(t.state_at(send_at).provider_status == "Registered" for t in orders)
-    c = DEFAULT_CONFIG.altinn
+    c = DEFAULT_CONFIG.of("altinn")
     assert_share(
         ["condition_not_met" in t.milestones for t in draws("altinn", "notification_order")],
         c.p_condition_not_met,

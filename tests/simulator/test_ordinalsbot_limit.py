@@ -4,10 +4,10 @@ create is limited to 2 requests per 10 s. Also the sliding-window limiter itself
 
 from __future__ import annotations
 
-from pipeline.settings import SANDBOX_CREDENTIALS as CREDS
+from pipeline.providers.registry import REGISTRY
 from pipeline.simulator.ratelimit import SlidingWindowLimiter
 
-KEY = {"x-api-key": CREDS["ORDINALSBOT_API_KEY"]}
+KEY = {"x-api-key": REGISTRY.sandbox_credentials()["ORDINALSBOT_API_KEY"]}
 
 
 def test_the_301st_request_in_a_minute_is_refused(harness) -> None:

@@ -13,8 +13,9 @@ import re
 from typing import Any
 
 from pipeline.model import OrderState
+from pipeline.providers.altinn.sandbox import AltinnOptions
 from pipeline.simulator.faults import FaultRule, Scenario
-from pipeline.simulator.options import AltinnOptions, ProviderOptions
+from pipeline.simulator.options import ProviderOptions
 
 SMS4SATS_RECEIVE_CODE = {
     "status": "OK",

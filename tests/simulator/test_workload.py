@@ -12,9 +12,10 @@ import httpx
 
 from pipeline.intake import CSV_COLUMNS as INTAKE_COLUMNS
 from pipeline.intake import read_orders_csv
-from pipeline.model import PROVIDERS
+from pipeline.providers.ordinalsbot.sandbox import OrdinalsBotOptions
+from pipeline.providers.registry import PROVIDERS
 from pipeline.simulator.app import SandboxConfig, build_app, sandbox_of
-from pipeline.simulator.options import OrdinalsBotOptions, ProviderOptions
+from pipeline.simulator.options import ProviderOptions
 from pipeline.simulator.workload import (
     CSV_COLUMNS,
     Workload,

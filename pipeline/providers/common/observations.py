@@ -192,7 +192,8 @@ class ParseContext:
         )
 
     def error(self, error_class: ErrorClass, message: str | None, **facts: Any) -> Observation:
-        """A poll error: the previous state is repeated, `message` is made safe."""
+        """A poll error: the previous state is repeated, `message` is made safe; the order's
+        service and country are kept, as on every other observation."""
         state = self.previous_state
         return build_observation(
             **self._base(),
@@ -201,7 +202,7 @@ class ParseContext:
             is_success=state.is_success,
             error_class=error_class.value,
             error_message=message,
-            **facts,
+            **{"service": self.order.service, "country": self.order.country, **facts},
         )
 
     def http_error(self, error_class: ErrorClass | None = None) -> Observation:

@@ -3,19 +3,29 @@
 `GET /v3/numbers/{userId}/order/{orderId}?apiKey=` answers `{"ok":true,"body":[{…}]}`: an array
 even for one order, string ids, an integer price, naive UTC timestamps, a 20-minute lease. The key
 travels in the query (in the JSON body for `PUT …/order`). Only `completed` is documented; the
-other status words and the error bodies are options or invented ([INF]).
+other status words and the error bodies are options or invented ([INF]). The lifecycle is in
+`lifecycle`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 
 from pipeline.model import OrderKind, OrderState
-from pipeline.settings import SANDBOX_CREDENTIALS
-from pipeline.simulator.options import SmsOnlineOptions
+from pipeline.providers.smsonline import lifecycle
+from pipeline.providers.smsonline.spec import SPEC
+from pipeline.simulator.distributions import choose
+from pipeline.simulator.provider import (
+    CreatedOrder,
+    CreateError,
+    Creator,
+    SandboxProvider,
+    sandbox_credential,
+)
 from pipeline.simulator.state import Sandbox, SandboxOrder
 from pipeline.simulator.wire import (
     ProviderWire,
@@ -27,9 +37,9 @@ from pipeline.simulator.wire import (
     stable_int,
 )
 
-SLUG = "smsonline"
-USER_ID = SANDBOX_CREDENTIALS["SMSONLINE_USER_ID"]
-API_KEY = SANDBOX_CREDENTIALS["SMSONLINE_API_KEY"]
+SLUG = SPEC.slug
+USER_ID = sandbox_credential(SPEC, "user_id")
+API_KEY = sandbox_credential(SPEC, "api_key")
 SERVICE_CODES: dict[str, str] = {
     "ds": "Discord",
     "tg": "Telegram",
@@ -49,6 +59,32 @@ PRICES: dict[str, int] = {"ds": 16, "tg": 25, "wa": 40, "go": 20, "oi": 30}
 """`purchasePrice` per service, an integer (probably cents, [INF])."""
 CALLING_CODES: dict[str, str] = {"12": "1", "16": "44", "22": "91", "43": "49"}
 REFUND_ACTION = "refund"
+
+
+@dataclasses.dataclass(frozen=True)
+class SmsOnlineOptions:
+    """SMSOnline unknowns (only `completed` is documented).
+
+    Attributes:
+        waiting_status: `status` while waiting for an SMS.
+        expired_status: `status` after the lease ends without an SMS; empty keeps
+            `waiting_status` (clients must then use `expiredAt`).
+        refunded_status: `status` after a refund.
+        empty_sms: `receivedSMS` before an SMS arrives: `empty` ("") or `absent`.
+        unknown_order: `empty_list` (200 `{"ok":true,"body":[]}`, the §2.7 default) or `404`.
+    """
+
+    waiting_status: str = "pending"
+    expired_status: str = "expired"
+    refunded_status: str = "refunded"
+    empty_sms: str = "empty"
+    unknown_order: str = "empty_list"
+
+
+OPTION_CHOICES: dict[str, tuple[str, ...]] = {
+    "empty_sms": ("empty", "absent"),
+    "unknown_order": ("empty_list", "404"),
+}
 
 
 def error_reply(status: int) -> Reply:
@@ -133,12 +169,13 @@ async def order_data(request: Request, sandbox: Sandbox) -> Reply:
     problem = _auth(user_id, request.query_params.get("apiKey"))
     if problem:
         return problem
+    options: SmsOnlineOptions = sandbox.options.of(SLUG)
     order = sandbox.get(SLUG, request.path_params["orderId"])
     if order is None or order.owner != user_id:
-        if sandbox.options.smsonline.unknown_order == "404":
+        if options.unknown_order == "404":
             return _fail("Order not found", 404)
         return json_reply({"ok": True, "body": []})
-    return render_status(order, sandbox.now(), sandbox.options.smsonline)
+    return render_status(order, sandbox.now(), options)
 
 
 async def order_number(request: Request, sandbox: Sandbox) -> Reply:
@@ -206,7 +243,8 @@ async def change_status(request: Request, sandbox: Sandbox) -> Reply:
         return _fail("Order cannot be refunded", 400)
     order.truth.interrupt(now, OrderState.REFUNDED, "refunded", "refunded")
     sandbox.reopen_truth(order)
-    return json_reply({"ok": True, "body": [render_item(order, now, sandbox.options.smsonline)]})
+    options: SmsOnlineOptions = sandbox.options.of(SLUG)
+    return json_reply({"ok": True, "body": [render_item(order, now, options)]})
 
 
 WIRE = ProviderWire(
@@ -222,3 +260,42 @@ WIRE = ProviderWire(
     rate_limited_reply=rate_limited_reply,
     poll_path="/v3/numbers/{owner}/order/{order_id}",
 )
+
+
+SERVICE_CODE: dict[str, str] = {name: code for code, name in SERVICE_CODES.items()}
+COUNTRY_CODE: dict[str, str] = {name: code for code, name in COUNTRY_CODES.items()}
+
+
+async def create(creator: Creator) -> CreatedOrder:
+    """Rent a number for a drawn service and country."""
+    service = choose(lifecycle.SERVICES, creator.rng)
+    country = choose(lifecycle.COUNTRIES, creator.rng)
+    user_id = creator.credentials["SMSONLINE_USER_ID"]
+    answer = await creator.post(
+        "PUT",
+        f"/v3/numbers/{user_id}/order",
+        {
+            "apiKey": creator.credentials["SMSONLINE_API_KEY"],
+            "service": SERVICE_CODE[service],
+            "country": COUNTRY_CODE[country],
+        },
+    )
+    if isinstance(answer, dict) and answer.get("ok") is False:
+        raise CreateError(str(answer.get("errorMessage")), retryable=False)
+    order_id = creator.field(answer, "body", "orderId")
+    return creator.order(order_id, OrderKind.SMS_RECEIVE, service, country)
+
+
+SANDBOX = SandboxProvider(
+    slug=SLUG,
+    wire=WIRE,
+    lifecycles=lifecycle.LIFECYCLES,
+    figures=lifecycle.SmsOnlineConfig(),
+    options=SmsOnlineOptions(),
+    option_choices=OPTION_CHOICES,
+    new_order_id=lifecycle.new_order_id,
+    services=lifecycle.services,
+    countries=lifecycle.countries,
+    create=create,
+)
+"""The SMSOnline imitation."""

@@ -4,19 +4,21 @@
 No authentication on status or cancel (the order id is the capability). Receive and send orders
 answer differently; a missing number comes as a 200 with `error`; server errors as 500
 `{"status":"error","reason":…}`. The `code` type, the body after a cancel and the answer for an
-unknown id are options (`Sms4satsOptions`).
+unknown id are options (`Sms4satsOptions`). The lifecycles are in `lifecycle`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from starlette.requests import Request
 
 from pipeline.model import OrderKind, OrderState
-from pipeline.settings import SANDBOX_CREDENTIALS
-from pipeline.simulator.lifecycles import S4S_UNPAID
-from pipeline.simulator.options import Sms4satsOptions
+from pipeline.providers.sms4sats import lifecycle
+from pipeline.providers.sms4sats.spec import SPEC
+from pipeline.simulator.distributions import choose
+from pipeline.simulator.provider import CreatedOrder, Creator, SandboxProvider, sandbox_credential
 from pipeline.simulator.state import Sandbox, SandboxOrder
 from pipeline.simulator.wire import (
     ProviderWire,
@@ -29,8 +31,8 @@ from pipeline.simulator.wire import (
     stable_int,
 )
 
-SLUG = "sms4sats"
-API_KEY = SANDBOX_CREDENTIALS["SMS4SATS_API_KEY"]
+SLUG = SPEC.slug
+API_KEY = sandbox_credential(SPEC, "api_key")
 COUNTRY_CODES: dict[int, str] = {
     22: "India",
     187: "USA",
@@ -52,6 +54,39 @@ CANCELLED_ERROR = "Order is canceled. Your funds are returned to your wallet aut
 SERVER_ERROR_REASON = "unable to save data"
 NOT_FOUND_REASON = "order not found"
 """[INF] invented: the answer for an unknown id is undocumented (PROVIDERS.md §1.7)."""
+P_SEND = 0.3
+"""Share of the workload's sms4sats orders that are send orders."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Sms4satsOptions:
+    """sms4sats unknowns.
+
+    Attributes:
+        code_type: `int` (docs: Number) or `string` (a third-party decoder) for `code`.
+        cancelled_body: body after auto-cancel, user cancel or invoice expiry: `unpaid`
+            (`{"status":"OK","paid":false}`, PROVIDERS.md §1.12 default) or `error` (adds an
+            `error` text).
+        unknown_order: `error500` (500 `{"status":"error","reason":"order not found"}`, the §1.7
+            default) or `error200` (the same body with HTTP 200).
+        timestamp: what `timestamp` stamps: `created` (order creation) or `updated` (last change).
+        cancel_min_age_s: a user cancel is refused until this long after payment (docs: 2 min),
+            scaled by the profile.
+    """
+
+    code_type: str = "int"
+    cancelled_body: str = "unpaid"
+    unknown_order: str = "error500"
+    timestamp: str = "created"
+    cancel_min_age_s: float = 120.0
+
+
+OPTION_CHOICES: dict[str, tuple[str, ...]] = {
+    "code_type": ("int", "string"),
+    "cancelled_body": ("unpaid", "error"),
+    "unknown_order": ("error500", "error200"),
+    "timestamp": ("created", "updated"),
+}
 
 
 def error_reply(status: int) -> Reply:
@@ -113,11 +148,12 @@ def render_status(order: SandboxOrder, now: datetime, options: Sms4satsOptions) 
 async def order_status(request: Request, sandbox: Sandbox) -> Reply:
     """`GET /orderstatus?orderId=`."""
     order_id = request.query_params.get("orderId", "")
+    options: Sms4satsOptions = sandbox.options.of(SLUG)
     order = sandbox.get(SLUG, order_id) if order_id else None
     if order is None:
-        status = 200 if sandbox.options.sms4sats.unknown_order == "error200" else 500
+        status = 200 if options.unknown_order == "error200" else 500
         return _fail(NOT_FOUND_REASON if order_id else "orderId is required", status)
-    return render_status(order, sandbox.now(), sandbox.options.sms4sats)
+    return render_status(order, sandbox.now(), options)
 
 
 def _key_problem(request: Request, immediate: bool) -> Reply | None:
@@ -190,10 +226,11 @@ async def cancel_order(request: Request, sandbox: Sandbox) -> Reply:
     if truth.order_kind != OrderKind.SMS_RECEIVE or truth.is_terminal_at(now):
         return _fail("order cannot be canceled")
     since = truth.milestones["paid"] if truth.reached("paid", now) else truth.created_at
-    min_age_s = sandbox.options.sms4sats.cancel_min_age_s * sandbox.factor(SLUG)
+    options: Sms4satsOptions = sandbox.options.of(SLUG)
+    min_age_s = options.cancel_min_age_s * sandbox.factor(SLUG)
     if (now - since).total_seconds() < min_age_s:
         return _fail("order can be canceled 2 minutes after payment")
-    truth.interrupt(now, OrderState.CANCELLED, S4S_UNPAID, "cancelled")
+    truth.interrupt(now, OrderState.CANCELLED, lifecycle.UNPAID, "cancelled")
     sandbox.reopen_truth(order)
     return json_reply({"status": "OK"})
 
@@ -216,3 +253,43 @@ WIRE = ProviderWire(
     rate_limited_reply=rate_limited_reply,
     poll_path="/orderstatus?orderId={order_id}",
 )
+
+
+CODE_OF_COUNTRY: dict[str, int] = {name: code for code, name in COUNTRY_CODES.items()}
+
+
+async def create(creator: Creator) -> CreatedOrder:
+    """A send order (`P_SEND` of them) or a receive order for a drawn service and country."""
+    rng = creator.rng
+    if rng.random() < P_SEND:
+        answer = await creator.post(
+            "POST",
+            "/createsendorder",
+            {
+                "message": "Your sandbox appointment is confirmed.",
+                "phone": f"+47{rng.randrange(40_000_000, 50_000_000)}",
+            },
+        )
+        return creator.order(creator.field(answer, "orderId"), OrderKind.SMS_SEND)
+    service = choose(lifecycle.SERVICES, rng)
+    country = choose(lifecycle.COUNTRIES, rng)
+    answer = await creator.post(
+        "POST", "/createorder", {"country": CODE_OF_COUNTRY[country], "service": service}
+    )
+    order_id = creator.field(answer, "orderId")
+    return creator.order(order_id, OrderKind.SMS_RECEIVE, service, country)
+
+
+SANDBOX = SandboxProvider(
+    slug=SLUG,
+    wire=WIRE,
+    lifecycles=lifecycle.LIFECYCLES,
+    figures=lifecycle.Sms4satsFigures(),
+    options=Sms4satsOptions(),
+    option_choices=OPTION_CHOICES,
+    new_order_id=lifecycle.new_order_id,
+    services=lifecycle.services,
+    countries=lifecycle.countries,
+    create=create,
+)
+"""The sms4sats imitation."""

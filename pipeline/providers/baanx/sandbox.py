@@ -3,20 +3,22 @@
 `Authorization: Bearer <user token>` plus `X-Client-ID`. Refusals: 499 without a client id, 498
 with an unknown one, 401 without a valid token, 404 `{"error":"Order not found"}`, 403 for
 another user's order. Only the 404 body is documented; the others are [INF]. `paidAt` appears only
-on COMPLETED, in PostgreSQL's `YYYY-MM-DD HH:MM:SS.fff+HH` text.
+on COMPLETED, in PostgreSQL's `YYYY-MM-DD HH:MM:SS.fff+HH` text. The lifecycle is in `lifecycle`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 
 from pipeline.model import OrderKind
-from pipeline.settings import SANDBOX_CREDENTIALS
-from pipeline.simulator.lifecycles import BAANX_PRODUCTS
-from pipeline.simulator.options import BaanxOptions
+from pipeline.providers.baanx import lifecycle
+from pipeline.providers.baanx.spec import SPEC
+from pipeline.simulator.distributions import choose
+from pipeline.simulator.provider import CreatedOrder, Creator, SandboxProvider, sandbox_credential
 from pipeline.simulator.state import Sandbox, SandboxOrder
 from pipeline.simulator.wire import (
     ProviderWire,
@@ -29,13 +31,27 @@ from pipeline.simulator.wire import (
     stable_hex,
 )
 
-SLUG = "baanx"
-ACCESS_TOKEN = SANDBOX_CREDENTIALS["BAANX_ACCESS_TOKEN"]
-CLIENT_ID = SANDBOX_CREDENTIALS["BAANX_CLIENT_ID"]
+SLUG = SPEC.slug
+ACCESS_TOKEN = sandbox_credential(SPEC, "access_token")
+CLIENT_ID = sandbox_credential(SPEC, "client_id")
 PAYMENT_METHOD = "CRYPTO_EXTERNAL_DAIMO"
 PRODUCT_PRICES: dict[str, float] = {"virtual-card": 10.0, "card-topup": 50.0, "metal-card": 199.0}
 """[INF] product prices in USDC; the product ids are the lifecycle table's keys."""
 NOT_FOUND = {"error": "Order not found"}
+
+
+@dataclasses.dataclass(frozen=True)
+class BaanxOptions:
+    """Baanx unknowns.
+
+    Attributes:
+        paid_at_offset_hours: the hour-only offset `paidAt` is written in (seed: `+03`).
+        other_user_tokens: extra valid bearer tokens of other users (their requests for this
+            user's orders get 403).
+    """
+
+    paid_at_offset_hours: int = 3
+    other_user_tokens: tuple[str, ...] = ("sandbox-baanx-other-user-token",)
 
 
 def error_reply(status: int) -> Reply:
@@ -90,7 +106,8 @@ def render_order(order: SandboxOrder, now: datetime, options: BaanxOptions) -> R
 
 async def get_order(request: Request, sandbox: Sandbox) -> Reply:
     """`GET /v1/order/{orderId}`."""
-    token, problem = _auth(request, sandbox.options.baanx)
+    options: BaanxOptions = sandbox.options.of(SLUG)
+    token, problem = _auth(request, options)
     if problem:
         return problem
     order = sandbox.get(SLUG, request.path_params["orderId"])
@@ -98,12 +115,12 @@ async def get_order(request: Request, sandbox: Sandbox) -> Reply:
         return json_reply(NOT_FOUND, 404)
     if order.owner != token:
         return json_reply({"error": "Forbidden"}, 403)
-    return render_order(order, sandbox.now(), sandbox.options.baanx)
+    return render_order(order, sandbox.now(), options)
 
 
 async def create_order(request: Request, sandbox: Sandbox) -> Reply:
     """`POST /v1/order` `{productId, paymentMethod}` → `{requestId, orderId, paymentConfig}`."""
-    token, problem = _auth(request, sandbox.options.baanx)
+    token, problem = _auth(request, sandbox.options.of(SLUG))
     if problem:
         return problem
     body = await read_json(request)
@@ -138,13 +155,13 @@ async def create_order(request: Request, sandbox: Sandbox) -> Reply:
 
 async def products(request: Request, sandbox: Sandbox) -> Reply:
     """`GET /v1/order/products/available`. [INF] shape."""
-    _, problem = _auth(request, sandbox.options.baanx)
+    _, problem = _auth(request, sandbox.options.of(SLUG))
     if problem:
         return problem
     return json_reply(
         [
             {"productId": product, "price": PRODUCT_PRICES[product], "currency": "USDC"}
-            for product in BAANX_PRODUCTS
+            for product in lifecycle.PRODUCTS
         ]
     )
 
@@ -160,3 +177,32 @@ WIRE = ProviderWire(
     rate_limited_reply=rate_limited_reply,
     poll_path="/v1/order/{order_id}",
 )
+
+
+async def create(creator: Creator) -> CreatedOrder:
+    """Order a drawn product."""
+    product = choose(lifecycle.PRODUCTS, creator.rng)
+    answer = await creator.post(
+        "POST",
+        "/v1/order",
+        {"productId": product, "paymentMethod": PAYMENT_METHOD},
+        {
+            "Authorization": f"Bearer {creator.credentials['BAANX_ACCESS_TOKEN']}",
+            "X-Client-ID": creator.credentials["BAANX_CLIENT_ID"],
+        },
+    )
+    order_id = creator.field(answer, "orderId")
+    return creator.order(order_id, OrderKind.PRODUCT_ORDER, product)
+
+
+SANDBOX = SandboxProvider(
+    slug=SLUG,
+    wire=WIRE,
+    lifecycles=lifecycle.LIFECYCLES,
+    figures=lifecycle.BaanxConfig(),
+    options=BaanxOptions(),
+    new_order_id=lifecycle.new_order_id,
+    services=lifecycle.products,
+    create=create,
+)
+"""The Baanx imitation."""

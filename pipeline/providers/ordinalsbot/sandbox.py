@@ -5,10 +5,12 @@ and `lightning_invoice.expires_at` s, `files[].tx.updatedAt` ISO), errors as 200
 `{"status":"error","error":…}`, and the documented 300 requests/minute limit on `GET /order`
 answered with 429 + `Retry-After` (the 429 body is [INF]). Create is limited to 2 requests per
 10 s. `x-api-key` is optional unless `require_api_key`; a wrong key is always refused ([INF]).
+The lifecycle is in `lifecycle`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 from typing import Any
@@ -16,8 +18,15 @@ from typing import Any
 from starlette.requests import Request
 
 from pipeline.model import OrderKind
-from pipeline.settings import SANDBOX_CREDENTIALS
-from pipeline.simulator.options import OrdinalsBotOptions
+from pipeline.providers.ordinalsbot import lifecycle
+from pipeline.providers.ordinalsbot.spec import SPEC
+from pipeline.simulator.provider import (
+    CreatedOrder,
+    CreateError,
+    Creator,
+    SandboxProvider,
+    sandbox_credential,
+)
 from pipeline.simulator.state import Sandbox, SandboxOrder
 from pipeline.simulator.wire import (
     ProviderWire,
@@ -32,8 +41,8 @@ from pipeline.simulator.wire import (
     stable_hex,
 )
 
-SLUG = "ordinalsbot"
-API_KEY = SANDBOX_CREDENTIALS["ORDINALSBOT_API_KEY"]
+SLUG = SPEC.slug
+API_KEY = sandbox_credential(SPEC, "api_key")
 STATUS_WINDOW_S = 60.0
 ORDER_TYPE = "bulk"
 POSTAGE = 546
@@ -44,6 +53,36 @@ DEFAULT_FEE_RATE = 11
 MAX_FILES = 20
 RATE_LIMIT_ERROR = "rate limit exceeded"
 """[INF] invented 429 body text (PROVIDERS.md §3.7)."""
+FEE_RATES = (5, 11, 20)
+"""Fee rates (sat/vB) the workload's orders offer."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OrdinalsBotOptions:
+    """OrdinalsBot unknowns.
+
+    Attributes:
+        require_api_key: whether `GET /order` needs `x-api-key` (default: no; a wrong key is
+            always rejected).
+        status_limit_per_minute: requests per minute on `GET /order` (documented: 300).
+        create_limit: requests per `create_window_s` on the create endpoint (documented: 2/10 s).
+        create_window_s: the create limit's window.
+        limit_scope: `key_or_ip` (per API key, else per client address) or `global`.
+        tx_shape: order-level `tx`: `object` (docs), `string` (SDK) or `absent`.
+    """
+
+    require_api_key: bool = False
+    status_limit_per_minute: int = 300
+    create_limit: int = 2
+    create_window_s: float = 10.0
+    limit_scope: str = "key_or_ip"
+    tx_shape: str = "object"
+
+
+OPTION_CHOICES: dict[str, tuple[str, ...]] = {
+    "limit_scope": ("key_or_ip", "global"),
+    "tx_shape": ("object", "string", "absent"),
+}
 
 
 def error_reply(status: int) -> Reply:
@@ -175,7 +214,7 @@ def render_order(order: SandboxOrder, now: datetime, options: OrdinalsBotOptions
 
 async def get_order(request: Request, sandbox: Sandbox) -> Reply:
     """`GET /order?id=`: key check, the 300/min limit, then the order (or a 200 error)."""
-    options = sandbox.options.ordinalsbot
+    options: OrdinalsBotOptions = sandbox.options.of(SLUG)
     problem = _key_problem(request, options)
     if problem:
         return problem
@@ -216,7 +255,7 @@ def _files(body: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 async def create_order(request: Request, sandbox: Sandbox) -> Reply:
     """`POST /order` `{files: [{name, size, type, url|dataURL}], receiveAddress, fee?}`."""
-    options = sandbox.options.ordinalsbot
+    options: OrdinalsBotOptions = sandbox.options.of(SLUG)
     problem = _key_problem(request, options)
     if problem:
         return problem
@@ -255,3 +294,43 @@ WIRE = ProviderWire(
     rate_limited_reply=rate_limited_reply,
     poll_path="/order?id={order_id}",
 )
+
+
+async def create(creator: Creator) -> CreatedOrder:
+    """A one-file text inscription with a drawn size, address and fee rate."""
+    rng = creator.rng
+    size = rng.randrange(200, 5000)
+    answer = await creator.post(
+        "POST",
+        "/order",
+        {
+            "files": [
+                {
+                    "name": "note.txt",
+                    "size": size,
+                    "type": "text/plain",
+                    "url": "https://example.com/note.txt",
+                }
+            ],
+            "receiveAddress": "bc1p" + f"{rng.getrandbits(232):058x}",
+            "fee": rng.choice(FEE_RATES),
+        },
+        {"x-api-key": creator.credentials["ORDINALSBOT_API_KEY"]},
+    )
+    if isinstance(answer, dict) and answer.get("status") == "error":
+        raise CreateError(str(answer.get("error")), retryable=False)
+    order_id = creator.field(answer, "id")
+    return creator.order(order_id, OrderKind.INSCRIPTION, ORDER_TYPE)
+
+
+SANDBOX = SandboxProvider(
+    slug=SLUG,
+    wire=WIRE,
+    lifecycles=lifecycle.LIFECYCLES,
+    figures=lifecycle.OrdinalsBotConfig(),
+    options=OrdinalsBotOptions(),
+    option_choices=OPTION_CHOICES,
+    new_order_id=lifecycle.new_order_id,
+    create=create,
+)
+"""The OrdinalsBot imitation."""

@@ -5,21 +5,24 @@
 phase shown as `Completed` with the Processed description, SMS `succeeded` counting `Accepted`
 only. Auth: `Authorization: Bearer` or `PlatformAccessToken`; 401/403 with empty bodies, another
 org's order is 404, and 404 has an empty body (or ProblemDetails, an option). Create and cancel
-answers are [INF].
+answers are [INF]. The lifecycle is in `lifecycle`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
 
 from pipeline.model import OrderKind, OrderState
-from pipeline.settings import SANDBOX_CREDENTIALS
-from pipeline.simulator.options import AltinnOptions
+from pipeline.providers.altinn import lifecycle
+from pipeline.providers.altinn.spec import SPEC
+from pipeline.simulator.provider import CreatedOrder, Creator, SandboxProvider, sandbox_credential
 from pipeline.simulator.state import Sandbox, SandboxOrder
+from pipeline.simulator.timeline import iso_utc
 from pipeline.simulator.wire import (
     PROBLEM_CONTENT_TYPE,
     ProviderWire,
@@ -33,9 +36,9 @@ from pipeline.simulator.wire import (
     stable_hex,
 )
 
-SLUG = "altinn"
-TOKEN = SANDBOX_CREDENTIALS["ALTINN_TOKEN"]
-PLATFORM_TOKEN = SANDBOX_CREDENTIALS["ALTINN_PLATFORM_ACCESS_TOKEN"]
+SLUG = SPEC.slug
+TOKEN = sandbox_credential(SPEC, "token")
+PLATFORM_TOKEN = sandbox_credential(SPEC, "platform_access_token")
 API_PREFIX = "/notifications/api/v1/orders"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 OTHER_ORG = "digdir"
@@ -55,6 +58,40 @@ DESCRIPTIONS: dict[str, str] = {
 SEED_COMPLETED_DESCRIPTION = "Order processing is completed. All notifications have been generated."
 HIDDEN_ON_V1: dict[str, str] = {"Processed": "Completed"}
 """v1 shows the internal `Processed` as `Completed` (commit e2e8f29f5)."""
+P_SMS = 0.3
+"""Share of the workload's orders sent by SMS (the rest by email)."""
+P_SCHEDULED = 0.2
+"""Share of the workload's orders that ask for a later send time."""
+SCHEDULE_AHEAD_S = (60.0, 600.0)
+"""Scheduled orders ask for a send time this far ahead (times the profile factor)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AltinnOptions:
+    """Altinn unknowns.
+
+    Attributes:
+        not_found_body: `empty` (seed and source) or `problem` (ProblemDetails, newer docs).
+        completed_description: text of the final `Completed`: `source` ("…All notifications
+            have a final status.") or `seed` ("…All notifications have been generated.").
+        org: the creator org of the sandbox's development tokens.
+        other_org_tokens: extra valid tokens of another org (they get 404 for this org's orders).
+        no_org_tokens: valid tokens with no resolvable org (they get 403).
+        indent: spaces of indentation (the API pretty-prints).
+    """
+
+    not_found_body: str = "empty"
+    completed_description: str = "source"
+    org: str = "ttd"
+    other_org_tokens: tuple[str, ...] = ("sandbox-altinn-other-org-token",)
+    no_org_tokens: tuple[str, ...] = ("sandbox-altinn-no-org-token",)
+    indent: int = 2
+
+
+OPTION_CHOICES: dict[str, tuple[str, ...]] = {
+    "not_found_body": ("empty", "problem"),
+    "completed_description": ("source", "seed"),
+}
 
 
 def problem(status: int, title: str, **extra: Any) -> Reply:
@@ -159,7 +196,7 @@ def _base_uri(request: Request) -> str:
 
 async def order_status(request: Request, sandbox: Sandbox) -> Reply:
     """`GET /notifications/api/v1/orders/{id}/status`."""
-    options = sandbox.options.altinn
+    options: AltinnOptions = sandbox.options.of(SLUG)
     org, refusal = _org(request, options)
     if refusal:
         return refusal
@@ -184,7 +221,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 async def create_order(request: Request, sandbox: Sandbox) -> Reply:
     """`POST /notifications/api/v1/orders/email|sms` → 202 `{orderId, recipientLookup}` ([INF])."""
-    options = sandbox.options.altinn
+    options: AltinnOptions = sandbox.options.of(SLUG)
     org, refusal = _org(request, options)
     if refusal:
         return refusal
@@ -238,7 +275,7 @@ async def create_order(request: Request, sandbox: Sandbox) -> Reply:
 
 async def cancel_order(request: Request, sandbox: Sandbox) -> Reply:
     """`PUT /notifications/api/v1/orders/{id}/cancel`: only while Registered, else 409."""
-    options = sandbox.options.altinn
+    options: AltinnOptions = sandbox.options.of(SLUG)
     org, refusal = _org(request, options)
     if refusal:
         return refusal
@@ -269,3 +306,46 @@ WIRE = ProviderWire(
     rate_limited_reply=rate_limited_reply,
     poll_path="/notifications/api/v1/orders/{order_id}/status",
 )
+
+
+async def create(creator: Creator) -> CreatedOrder:
+    """An email or SMS order (`P_SMS`) to 1-3 recipients, some scheduled (`P_SCHEDULED`)."""
+    rng = creator.rng
+    sms = rng.random() < P_SMS
+    count = rng.randint(1, 3)
+    recipients = [
+        {"mobileNumber": f"+47{rng.randrange(40_000_000, 50_000_000)}"}
+        if sms
+        else {"emailAddress": f"recipient{rng.randrange(10_000)}@example.com"}
+        for _ in range(count)
+    ]
+    body: dict[str, Any] = {
+        "sendersReference": f"sandbox-{rng.getrandbits(32):08x}",
+        "recipients": recipients,
+    }
+    if rng.random() < P_SCHEDULED:
+        ahead = rng.uniform(*SCHEDULE_AHEAD_S) * creator.schedule_scale
+        body["requestedSendTime"] = iso_utc(datetime.now(UTC) + timedelta(seconds=ahead))
+    answer = await creator.post(
+        "POST",
+        f"{API_PREFIX}/{'sms' if sms else 'email'}",
+        body,
+        {"Authorization": f"Bearer {creator.credentials['ALTINN_TOKEN']}"},
+    )
+    order_id = creator.field(answer, "orderId")
+    channel = "Sms" if sms else "Email"
+    return creator.order(order_id, OrderKind.NOTIFICATION_ORDER, channel)
+
+
+SANDBOX = SandboxProvider(
+    slug=SLUG,
+    wire=WIRE,
+    lifecycles=lifecycle.LIFECYCLES,
+    figures=lifecycle.AltinnConfig(),
+    options=AltinnOptions(),
+    option_choices=OPTION_CHOICES,
+    new_order_id=lifecycle.new_order_id,
+    services=lifecycle.channels,
+    create=create,
+)
+"""The Altinn imitation."""
