@@ -155,11 +155,15 @@ def scaled_adapters(
     for slug in providers:
         adapter = copy.copy(ADAPTERS[slug])
         policy: PollingPolicy = adapter.policy
-        adapter.policy = dataclasses.replace(
-            policy,
-            cadence_s={k: max(0.1, v * factor) for k, v in policy.cadence_s.items()},
-            default_cadence_s=max(0.1, policy.default_cadence_s * factor),
-            terminal_grace_s=max(0.1, policy.terminal_grace_s * factor),
+        # The adapter reads its policy from its spec: scale a copy of the spec.
+        adapter.spec = dataclasses.replace(  # type: ignore[attr-defined]
+            adapter.spec,  # type: ignore[attr-defined]
+            policy=dataclasses.replace(
+                policy,
+                cadence_s={k: max(0.1, v * factor) for k, v in policy.cadence_s.items()},
+                default_cadence_s=max(0.1, policy.default_cadence_s * factor),
+                terminal_grace_s=max(0.1, policy.terminal_grace_s * factor),
+            ),
         )
         adapters[slug] = adapter
     return adapters
