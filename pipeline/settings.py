@@ -114,7 +114,11 @@ class Settings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, *, dotenv: Path | None = None
     ) -> Settings:
-        """Resolve settings from `environ` (default: `os.environ` plus `./.env`)."""
+        """Resolve settings from `environ` (default: `os.environ` plus `./.env`).
+
+        Raises:
+            ValueError: a provider option set to a value it does not allow.
+        """
         env = environment(dotenv) if environ is None else dict(environ)
         sandbox_url = env.get("PIPELINE_SANDBOX_URL", DEFAULT_SANDBOX_URL).rstrip("/")
         return cls(
@@ -144,6 +148,12 @@ def _provider_settings(
             value = credential.sandbox_value
         if value:
             secrets[credential.name] = Secret(value)
+    options: dict[str, str] = {}
+    for option in spec.options:
+        value = env.get(option.variable, "").strip() or option.default
+        if problem := option.problem(value):
+            raise ValueError(problem)
+        options[option.name] = value
     return ProviderSettings(
-        slug=spec.slug, base_url=base_url, secrets=secrets, is_sandbox=is_sandbox
+        slug=spec.slug, base_url=base_url, secrets=secrets, is_sandbox=is_sandbox, options=options
     )

@@ -37,6 +37,7 @@ ENVIRONMENT = {
     "BAANX_ACCESS_TOKEN": TOKEN,
     "BAANX_CLIENT_ID": CLIENT_ID,
     "ALTINN_TOKEN": TOKEN,
+    "FIVESIM_API_KEY": TOKEN,
 }
 
 
@@ -73,6 +74,15 @@ def _answer(request: httpx.Request) -> httpx.Response:
                 "metadata": {"note": f"token {TOKEN} rejected for client {CLIENT_ID}"},
             },
         )
+    if host.startswith("fivesim"):
+        # A declared provider: the code in the SMS, quoted in its text, and the full number.
+        sms = {"created_at": "2024-01-01T08:14:00Z", "code": CODE, "text": f"Code {CODE}"}
+        return httpx.Response(
+            200,
+            json={"id": 11631253, "phone": f"+{PHONE}", "status": "RECEIVED", "sms": [sms],
+                  "created_at": "2024-01-01T08:13:38Z", "product": "telegram",
+                  "note": f"key {TOKEN}"},
+        )  # fmt: skip
     return httpx.Response(403, text=f"Forbidden: Bearer {TOKEN}")
 
 
@@ -88,6 +98,7 @@ def test_planted_secrets_never_leave_a_trace(
             make_order("ordinalsbot", "c411ca33-53dd-4d4f-b959-6c6dffcc88e5"),
             make_order("baanx", "abcd_1234"),
             make_order("altinn", "f1a1cc30-197f-4f34-8304-006ce4945fd1"),
+            make_order("fivesim", "11631253"),
         ],
         source="test",
     )

@@ -26,16 +26,22 @@ class ProviderSettings:
         base_url: URL prefix before the provider's own path (no trailing slash).
         secrets: credential name (e.g. `api_key`) to `Secret`; only the ones configured.
         is_sandbox: whether `base_url` is the local sandbox.
+        options: option name to value (the spec's default when not configured).
     """
 
     slug: str
     base_url: str
     secrets: Mapping[str, Secret]
     is_sandbox: bool
+    options: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def secret(self, name: str) -> Secret | None:
         """The named credential, or None when not configured."""
         return self.secrets.get(name)
+
+    def option(self, name: str, default: str) -> str:
+        """The named option's value, or `default` when settings carry none."""
+        return self.options.get(name, default)
 
 
 @dataclasses.dataclass(frozen=True)

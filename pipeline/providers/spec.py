@@ -40,6 +40,31 @@ class Credential:
 
 
 @dataclasses.dataclass(frozen=True)
+class Option:
+    """A non-secret setting for a detail real clients of a provider disagree on.
+
+    Attributes:
+        variable: the environment variable it is read from (e.g. `BAANX_CLIENT_KEY_HEADER`).
+        name: how the adapter asks for it (`ProviderSettings.option(name)`).
+        default: the documented choice.
+        choices: the allowed values (empty: any text).
+        note: what each choice means and where it was seen.
+    """
+
+    variable: str
+    name: str
+    default: str
+    choices: tuple[str, ...] = ()
+    note: str = ""
+
+    def problem(self, value: str) -> str | None:
+        """Why `value` is not allowed, or None."""
+        if self.choices and value not in self.choices:
+            return f"{self.variable}={value!r}: choose one of {', '.join(self.choices)}"
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
 class ExpiryWindow:
     """How long a provider gives an order of one kind before it ends on its own.
 
@@ -83,6 +108,7 @@ class ProviderSpec:
         id_pattern: a regular expression every order id must match in full, or None.
         id_hint: what a valid id looks like, for error messages.
         credentials: the secrets its requests carry.
+        options: non-secret settings for details its real clients disagree on.
         policy: how often and how hard it is polled.
         expiry_windows: per order kind, the window after which an order ends on its own.
         event_time: the provider-written time that dates state changes, if it gives one.
@@ -100,6 +126,7 @@ class ProviderSpec:
     id_pattern: str | None = None
     id_hint: str = ""
     credentials: tuple[Credential, ...] = ()
+    options: tuple[Option, ...] = ()
     expiry_windows: tuple[ExpiryWindow, ...] = ()
     event_time: EventTime | None = None
     sources: tuple[str, ...] = ()
@@ -128,6 +155,11 @@ class ProviderSpec:
         for credential in self.credentials:
             if not credential.variable.startswith(prefix):
                 found.append(f"credential variable {credential.variable} must start with {prefix}")
+        for option in self.options:
+            if not option.variable.startswith(prefix):
+                found.append(f"option variable {option.variable} must start with {prefix}")
+            if problem := option.problem(option.default):
+                found.append(f"option default: {problem}")
         if self.id_pattern is not None:
             try:
                 re.compile(self.id_pattern)
@@ -143,7 +175,11 @@ class ProviderSpec:
     @property
     def variables(self) -> tuple[str, ...]:
         """Every environment variable this provider reads."""
-        return (self.base_url_variable, *(c.variable for c in self.credentials))
+        return (
+            self.base_url_variable,
+            *(c.variable for c in self.credentials),
+            *(o.variable for o in self.options),
+        )
 
     @property
     def resolution_window_s(self) -> float:

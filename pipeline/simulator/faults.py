@@ -10,8 +10,9 @@ A scenario is a small JSON document (shipped ones live in `scenarios/*.json`):
 
 - `kind`: `server_error`, `rate_limit` (429 + Retry-After), `latency`, `timeout` (a delay longer
   than a client's read timeout), `truncated_json`, `invalid_json`, `slow_body` (the body
-  trickles out), `drift` (schema drift), `unknown_status`, `outage` (every request fails during
-  time windows).
+  trickles out), `drift` (invented schema drift), `unknown_status`, `outage` (every request fails
+  during time windows), `variant` (one of the provider's real answer variants, e.g. a status or
+  envelope its doc page omits: `SandboxProvider.variants`).
 - `rate`: probability per request that the fault starts; `burst`: how many consecutive requests
   it then hits (default 1).
 - `endpoints`: which endpoint kinds it hits: `status` (default), `create`, `action`, or `all`.
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.providers.registry import REGISTRY
+from pipeline.simulator.provider import sandbox_provider
 from pipeline.simulator.wire import PathKey, Reply
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -59,6 +61,7 @@ FAULT_KINDS = (
     "drift",
     "unknown_status",
     "outage",
+    "variant",
 )
 DRIFT_MODES = ("rename", "missing", "extra", "wrong_type")
 INVALID_JSON_MODES = ("js_literal", "html")
@@ -275,6 +278,7 @@ class FaultPlan:
         retry_after_s: answer 429 with this `Retry-After`.
         body_rules: drift / unknown-status rules to apply to a 2xx JSON body.
         byte_rule: truncated_json / invalid_json / slow_body rule for the encoded body.
+        variant: index into the provider's `variants` to answer with, or None.
         applied: fault kinds this request gets (for statistics).
     """
 
@@ -283,6 +287,7 @@ class FaultPlan:
     retry_after_s: int | None = None
     body_rules: list[FaultRule] = dataclasses.field(default_factory=list)
     byte_rule: FaultRule | None = None
+    variant: int | None = None
     applied: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -341,14 +346,20 @@ class FaultEngine:
             else:
                 active = False
             if active:
-                self._apply(plan, rule, state.rng)
+                self._apply(plan, rule, state.rng, provider)
         for kind in plan.applied:
             per_provider = self.counts.setdefault(provider, {})
             per_provider[kind] = per_provider.get(kind, 0) + 1
         return plan
 
-    def _apply(self, plan: FaultPlan, rule: FaultRule, rng: random.Random) -> None:
+    def _apply(self, plan: FaultPlan, rule: FaultRule, rng: random.Random, provider: str) -> None:
         if plan.error_status is not None or plan.retry_after_s is not None:
+            return
+        if rule.kind == "variant":
+            variants = sandbox_provider(provider).variants
+            if variants:
+                plan.variant = rng.randrange(len(variants))
+                plan.applied.append(rule.kind)
             return
         plan.applied.append(rule.kind)
         if rule.kind in ("server_error", "outage"):

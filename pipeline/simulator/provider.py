@@ -155,6 +155,22 @@ CreateFunction = Callable[[Creator], Awaitable[CreatedOrder]]
 
 
 @dataclasses.dataclass(frozen=True)
+class Variant:
+    """An answer shape a real provider sends and its doc page does not show, served by setting
+    one option (`--option <slug>.<option>=<value>`, or at random under the `drift` scenario).
+
+    Attributes:
+        option: a field of the provider's options.
+        value: the value that turns the variant on.
+        source: where it was seen (repository and path, or a note in docs/providers/sources.md).
+    """
+
+    option: str
+    value: Any
+    source: str
+
+
+@dataclasses.dataclass(frozen=True)
 class SandboxProvider:
     """Everything the sandbox, the lifecycle model, the options and the workload need from one
     provider.
@@ -175,6 +191,8 @@ class SandboxProvider:
             from, or None.
         countries: `(kind, figures)` -> the countries its orders are drawn from, or None.
         create: creates one order through its create endpoint (None: the workload skips it).
+        variants: the real answer shapes it can serve beyond the doc page's (the `drift`
+            scenario draws from them).
     """
 
     slug: str
@@ -187,6 +205,7 @@ class SandboxProvider:
     services: Table = no_table
     countries: Table = no_table
     create: CreateFunction | None = None
+    variants: tuple[Variant, ...] = ()
 
     def __post_init__(self) -> None:
         if self.wire.slug != self.slug:
@@ -199,6 +218,14 @@ class SandboxProvider:
         known = {f.name for f in dataclasses.fields(self.options)}
         if unknown := set(self.option_choices) - known:
             raise ValueError(f"sandbox {self.slug!r}: choices for unknown options {unknown}")
+        for variant in self.variants:
+            allowed = self.option_choices.get(variant.option)
+            if variant.option not in known or (allowed and variant.value not in allowed):
+                raise ValueError(f"sandbox {self.slug!r}: variant {variant} is not an option value")
+
+    def with_variant(self, options: Any, variant: Variant) -> Any:
+        """`options` with `variant` switched on."""
+        return dataclasses.replace(options, **{variant.option: variant.value})
 
     def problems(self, spec: ProviderSpec) -> list[str]:
         """What does not fit `spec` (empty when the imitation covers it)."""

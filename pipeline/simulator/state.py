@@ -8,11 +8,13 @@ truth written first); past a hard cap the oldest are evicted whatever their stat
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,11 @@ EVICT_TO_SHARE = 0.95
 """Eviction frees down to this share of `max_orders`, so it runs in batches."""
 
 Sleep = Callable[[float], Awaitable[None]]
+
+_REQUEST_OPTIONS: contextvars.ContextVar[tuple[str, Any] | None] = contextvars.ContextVar(
+    "sandbox_request_options", default=None
+)
+"""(slug, options) for the request being served, when a fault switched a variant on."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +144,23 @@ class Sandbox:
         _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
+
+    def options_of(self, slug: str) -> Any:
+        """The options `slug`'s handlers answer with: the configured ones, or for the request
+        being served the ones a `variant` fault switched (see `answering_with`)."""
+        override = _REQUEST_OPTIONS.get()
+        if override is not None and override[0] == slug:
+            return override[1]
+        return self.options.of(slug)
+
+    @contextlib.contextmanager
+    def answering_with(self, slug: str, options: Any) -> Iterator[None]:
+        """Serve the current request of `slug` with `options` instead of the configured ones."""
+        token = _REQUEST_OPTIONS.set((slug, options))
+        try:
+            yield
+        finally:
+            _REQUEST_OPTIONS.reset(token)
 
     def now(self) -> datetime:
         """The sandbox's current time."""

@@ -10,14 +10,21 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline.providers.registry import REGISTRY
+from pipeline.model import Observation, TrackedOrder
+from pipeline.providers.registry import REGISTRY, get_adapter
+from pipeline.settings import Settings
 from pipeline.simulator.app import SandboxConfig, build_app, sandbox_of
 from pipeline.simulator.clock import FakeClock
 from pipeline.simulator.lifecycles import OrderTruth
+from pipeline.simulator.provider import CreatedOrder
 from pipeline.simulator.state import Sandbox, SandboxOrder
+from pipeline.simulator.workload import Workload
 
 MAX_TRIES = 400
 CREDS = REGISTRY.sandbox_credentials()
+BASE_URL = "http://sandbox.test"
+HARNESS_SETTINGS = Settings.from_env({"PIPELINE_SANDBOX_URL": BASE_URL})
+"""Every provider pointed at the harness's app (the adapters' requests go there)."""
 
 BAANX_HEADERS = {
     "Authorization": f"Bearer {CREDS['BAANX_ACCESS_TOKEN']}",
@@ -42,9 +49,7 @@ class SyncClient:
 
     def __init__(self, app: Any) -> None:
         self._loop = asyncio.new_event_loop()
-        self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test"
-        )
+        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL)
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send one request and wait for the answer."""
@@ -83,7 +88,9 @@ class SandboxHarness:
         self.clock.advance(seconds)
 
     def create(self, provider: str, kind: str = "", **body: Any) -> str:
-        """Create one order through the provider's create endpoint; returns its id."""
+        """Create one order through the provider's create endpoint; returns its id. The built-in
+        providers take fixed request bodies (overridable by `body`); others are created as the
+        workload does."""
         if provider == "sms4sats" and kind == "sms_send":
             payload = {"message": "hello", "phone": "+4791234567", **body}
             response = self.client.post("/sms4sats/createsendorder", json=payload)
@@ -111,12 +118,58 @@ class SandboxHarness:
             payload.update(body)
             response = self.client.post("/baanx/v1/order", json=payload, headers=BAANX_HEADERS)
             return str(response.json()["orderId"])
+        if provider != "altinn":  # a declared provider: its own create call
+            return self.create_as_user(provider, 1)[0].order_id
         channel = body.pop("channel", "email")
         payload = {"recipients": [{"emailAddress": "a@example.com"}], **body}
         response = self.client.post(
             f"/altinn/notifications/api/v1/orders/{channel}", json=payload, headers=ALTINN_HEADERS
         )
         return str(response.json()["orderId"])
+
+    def create_as_user(self, provider: str, count: int) -> list[TrackedOrder]:
+        """`count` orders created through the provider's own create call (as the workload
+        does), as tracked orders registered when created."""
+
+        async def create_all() -> list[CreatedOrder | None]:
+            workload = Workload(self.client._client)
+            made = []
+            for _ in range(count):
+                self.sandbox.reset_limiter(f"{provider}:create")
+                made.append(await workload.create(provider))
+            return made
+
+        created = self.client._loop.run_until_complete(create_all())
+        assert all(order is not None for order in created), f"{provider}: a create failed"
+        return [
+            TrackedOrder(
+                provider=o.provider,
+                order_id=o.order_id,
+                order_kind=o.order_kind,
+                registered_at=o.created_at,
+                created_at=o.created_at,
+                service=o.service,
+                country=o.country,
+            )
+            for o in created
+            if o is not None
+        ]
+
+    def poll(self, order: TrackedOrder) -> tuple[httpx.Response, Observation]:
+        """Ask for `order` with its adapter's own request; the answer and its reading."""
+        adapter = get_adapter(order.provider)
+        spec = adapter.build_request(order, HARNESS_SETTINGS.provider(order.provider))
+        response = self.client.request(
+            spec.method, spec.url, params=dict(spec.params), headers=dict(spec.headers)
+        )
+        observation = adapter.parse(
+            response.status_code,
+            dict(response.headers),
+            response.content,
+            order=order,
+            polled_at=self.clock.now(),
+        )
+        return response, observation
 
     def order(self, provider: str, order_id: str) -> SandboxOrder:
         """The stored order."""

@@ -20,7 +20,13 @@ from starlette.requests import Request
 from pipeline.model import OrderKind, OrderState
 from pipeline.providers.altinn import lifecycle
 from pipeline.providers.altinn.spec import SPEC
-from pipeline.simulator.provider import CreatedOrder, Creator, SandboxProvider, sandbox_credential
+from pipeline.simulator.provider import (
+    CreatedOrder,
+    Creator,
+    SandboxProvider,
+    Variant,
+    sandbox_credential,
+)
 from pipeline.simulator.state import Sandbox, SandboxOrder
 from pipeline.simulator.timeline import iso_utc
 from pipeline.simulator.wire import (
@@ -56,8 +62,6 @@ DESCRIPTIONS: dict[str, str] = {
 }
 """Descriptions from the current source (GetOrderService.cs)."""
 SEED_COMPLETED_DESCRIPTION = "Order processing is completed. All notifications have been generated."
-HIDDEN_ON_V1: dict[str, str] = {"Processed": "Completed"}
-"""v1 shows the internal `Processed` as `Completed` (commit e2e8f29f5)."""
 P_SMS = 0.3
 """Share of the workload's orders sent by SMS (the rest by email)."""
 P_SCHEDULED = 0.2
@@ -78,6 +82,9 @@ class AltinnOptions:
         other_org_tokens: extra valid tokens of another org (they get 404 for this org's orders).
         no_org_tokens: valid tokens with no resolvable org (they get 403).
         indent: spaces of indentation (the API pretty-prints).
+        processed_status: the internal `Processed` phase on v1: `Completed` (with the
+            Processed description, since commit e2e8f29f5) or `Processed` (as the API answered
+            before it; OrderProcessingStatus.cs @ 0d0183fb).
     """
 
     not_found_body: str = "empty"
@@ -86,12 +93,19 @@ class AltinnOptions:
     other_org_tokens: tuple[str, ...] = ("sandbox-altinn-other-org-token",)
     no_org_tokens: tuple[str, ...] = ("sandbox-altinn-no-org-token",)
     indent: int = 2
+    processed_status: str = "Completed"
 
 
 OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "not_found_body": ("empty", "problem"),
     "completed_description": ("source", "seed"),
+    "processed_status": ("Completed", "Processed"),
 }
+VARIANTS = (
+    Variant("processed_status", "Processed", "Altinn/altinn-notifications OrderMapper.cs"),
+    Variant("not_found_body", "problem", "Altinn notifications API docs (ProblemDetails)"),
+)
+"""Answers the real API has given beyond today's v1 shape."""
 
 
 def problem(status: int, title: str, **extra: Any) -> Reply:
@@ -166,7 +180,7 @@ def render_order(
     if attrs.get("resourceId") is not None:
         body["resourceId"] = attrs["resourceId"]
     body["processingStatus"] = {
-        "status": HIDDEN_ON_V1.get(internal, internal),
+        "status": options.processed_status if internal == "Processed" else internal,
         "description": description,
         "lastUpdate": iso_z(current.at),
     }
@@ -196,7 +210,7 @@ def _base_uri(request: Request) -> str:
 
 async def order_status(request: Request, sandbox: Sandbox) -> Reply:
     """`GET /notifications/api/v1/orders/{id}/status`."""
-    options: AltinnOptions = sandbox.options.of(SLUG)
+    options: AltinnOptions = sandbox.options_of(SLUG)
     org, refusal = _org(request, options)
     if refusal:
         return refusal
@@ -221,7 +235,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 async def create_order(request: Request, sandbox: Sandbox) -> Reply:
     """`POST /notifications/api/v1/orders/email|sms` → 202 `{orderId, recipientLookup}` ([INF])."""
-    options: AltinnOptions = sandbox.options.of(SLUG)
+    options: AltinnOptions = sandbox.options_of(SLUG)
     org, refusal = _org(request, options)
     if refusal:
         return refusal
@@ -275,7 +289,7 @@ async def create_order(request: Request, sandbox: Sandbox) -> Reply:
 
 async def cancel_order(request: Request, sandbox: Sandbox) -> Reply:
     """`PUT /notifications/api/v1/orders/{id}/cancel`: only while Registered, else 409."""
-    options: AltinnOptions = sandbox.options.of(SLUG)
+    options: AltinnOptions = sandbox.options_of(SLUG)
     org, refusal = _org(request, options)
     if refusal:
         return refusal
@@ -347,5 +361,6 @@ SANDBOX = SandboxProvider(
     new_order_id=lifecycle.new_order_id,
     services=lifecycle.channels,
     create=create,
+    variants=VARIANTS,
 )
 """The Altinn imitation."""

@@ -33,5 +33,8 @@ SPEC = ProviderSpec(
         "provider_updated_at", frozenset({OrderState.COMPLETED, OrderState.CANCELLED})
     ),
     colour="#D55E00",
-    sources=("PROVIDERS.md §5",),
+    sources=(
+        "PROVIDERS.md §5",
+        "Altinn/altinn-notifications @ 0d0183fb OrderProcessingStatus.cs, OrderMapper.cs",
+    ),
 )

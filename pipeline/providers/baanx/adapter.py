@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.model import ErrorClass, Observation, OrderState, TrackedOrder
-from pipeline.providers.baanx.spec import SPEC
+from pipeline.providers.baanx.spec import CLIENT_ID_HEADER, CLIENT_KEY_HEADER, SPEC
 from pipeline.providers.base import ProviderSettings, RequestSpec
 from pipeline.providers.common import (
     BaseAdapter,
@@ -27,11 +27,18 @@ from pipeline.providers.common import (
 
 STATUS_MAP: dict[str, OrderState] = {
     "STARTED": OrderState.PENDING,
+    # Not on the doc page: MetaMask Mobile types six statuses (app/components/UI/Card/types.ts
+    # @ 00613668) and keeps polling PENDING (services/DaimoPayService.ts @ f1ba1b7a): a payment
+    # under way.
+    "PENDING": OrderState.PROCESSING,
     "COMPLETED": OrderState.COMPLETED,
     "FAILED": OrderState.FAILED,
     "EXPIRED": OrderState.EXPIRED,
+    # Same sources: a refunded order, shown by MetaMask as failed with `metadata.note`.
+    "REFUNDED": OrderState.REFUNDED,
 }
-"""`status` → canonical state. STARTED covers both unpaid and paid-in-flight."""
+"""`status` → canonical state. On the doc page STARTED covers both unpaid and paid-in-flight;
+real clients also see PENDING and REFUNDED."""
 
 REFUND_NOTES: frozenset[str] = frozenset({"payment_refunded"})
 """`metadata.note` values that turn a FAILED order into `refunded`."""
@@ -54,7 +61,8 @@ class BaanxAdapter(BaseAdapter):
     http_errors = HTTP_ERRORS
 
     def build_request(self, order: TrackedOrder, settings: ProviderSettings) -> RequestSpec:
-        """`GET {base}/v1/order/{orderId}` with `Authorization` and `X-Client-ID` if configured.
+        """`GET {base}/v1/order/{orderId}` with `Authorization` and the client id if configured,
+        under the header name `BAANX_CLIENT_KEY_HEADER` chooses.
 
         A missing credential is left out: Baanx then answers 401 or 499, which become
         `auth_invalid` / `client_key_missing` observations.
@@ -65,7 +73,11 @@ class BaanxAdapter(BaseAdapter):
         if token:
             headers["Authorization"] = f"Bearer {token.reveal()}"
         if client_id:
-            headers["X-Client-ID"] = client_id.reveal()
+            for name in _client_key_headers(settings):
+                headers[name] = client_id.reveal()
+        us_env = settings.option("us_env", "unset")
+        if us_env != "unset":
+            headers["x-us-env"] = us_env
         return RequestSpec(
             method="GET",
             url=settings.base_url + PATH.format(orderId=path_segment(order.order_id)),
@@ -101,3 +113,11 @@ class BaanxAdapter(BaseAdapter):
         if mapped is OrderState.FAILED and note in REFUND_NOTES:
             return ctx.observation(OrderState.REFUNDED, **facts)
         return ctx.observation(mapped, **facts)
+
+
+def _client_key_headers(settings: ProviderSettings) -> tuple[str, ...]:
+    """The header name(s) the client id travels under."""
+    choice = settings.option("client_key_header", CLIENT_ID_HEADER)
+    if choice == "both":
+        return (CLIENT_ID_HEADER, CLIENT_KEY_HEADER)
+    return (choice,)

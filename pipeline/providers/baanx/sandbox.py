@@ -14,11 +14,17 @@ from typing import Any
 
 from starlette.requests import Request
 
-from pipeline.model import OrderKind
+from pipeline.model import OrderKind, OrderState
 from pipeline.providers.baanx import lifecycle
-from pipeline.providers.baanx.spec import SPEC
+from pipeline.providers.baanx.spec import CLIENT_ID_HEADER, CLIENT_KEY_HEADER, SPEC
 from pipeline.simulator.distributions import choose
-from pipeline.simulator.provider import CreatedOrder, Creator, SandboxProvider, sandbox_credential
+from pipeline.simulator.provider import (
+    CreatedOrder,
+    Creator,
+    SandboxProvider,
+    Variant,
+    sandbox_credential,
+)
 from pipeline.simulator.state import Sandbox, SandboxOrder
 from pipeline.simulator.wire import (
     ProviderWire,
@@ -48,10 +54,34 @@ class BaanxOptions:
         paid_at_offset_hours: the hour-only offset `paidAt` is written in (seed: `+03`).
         other_user_tokens: extra valid bearer tokens of other users (their requests for this
             user's orders get 403).
+        client_key_header: the header the client id is read from: `X-Client-ID` (doc page),
+            `x-client-key` (what MetaMask Mobile and Ledger Live send) or `either`.
+        paid_status: what an order shows while its payment settles (the last quarter of the
+            time before it completes, [INF]): `STARTED` (doc page) or `PENDING` (MetaMask
+            Mobile's OrderStatus, app/components/UI/Card/types.ts @ 00613668).
+        refund_status: a refunded order: `FAILED` with `metadata.note` `payment_refunded`
+            (seed) or `REFUNDED` (same MetaMask source), the note kept.
     """
 
     paid_at_offset_hours: int = 3
     other_user_tokens: tuple[str, ...] = ("sandbox-baanx-other-user-token",)
+    client_key_header: str = CLIENT_ID_HEADER
+    paid_status: str = "STARTED"
+    refund_status: str = "FAILED"
+
+
+OPTION_CHOICES: dict[str, tuple[str, ...]] = {
+    "client_key_header": (CLIENT_ID_HEADER, CLIENT_KEY_HEADER, "either"),
+    "paid_status": ("STARTED", "PENDING"),
+    "refund_status": ("FAILED", "REFUNDED"),
+}
+VARIANTS = (
+    Variant("paid_status", "PENDING", "MetaMask/metamask-mobile Card/types.ts @ 00613668"),
+    Variant("refund_status", "REFUNDED", "MetaMask/metamask-mobile Card/types.ts @ 00613668"),
+)
+"""Real answers beyond the doc page; the client-key header is a request detail, not drawn."""
+SETTLING_SHARE = 0.25
+"""[INF] Share of the time to payment at its end during which `paid_status` is shown."""
 
 
 def error_reply(status: int) -> Reply:
@@ -68,7 +98,7 @@ def rate_limited_reply(retry_after_s: int) -> Reply:
 
 def _auth(request: Request, options: BaanxOptions) -> tuple[str | None, Reply | None]:
     """(user token, None) when allowed, else (None, refusal): 499, 498, then 401."""
-    client_id = request.headers.get("x-client-id")
+    client_id = _client_id(request, options)
     if client_id is None:
         return None, json_reply({"error": "Missing client key"}, 499)
     if client_id != CLIENT_ID:
@@ -79,12 +109,32 @@ def _auth(request: Request, options: BaanxOptions) -> tuple[str | None, Reply | 
     return token, None
 
 
+def _client_id(request: Request, options: BaanxOptions) -> str | None:
+    names: tuple[str, ...] = (options.client_key_header,)
+    if options.client_key_header == "either":
+        names = (CLIENT_ID_HEADER, CLIENT_KEY_HEADER)
+    return next((request.headers[n] for n in names if n in request.headers), None)
+
+
+def _shown_status(order: SandboxOrder, now: datetime, options: BaanxOptions) -> str:
+    """The wire status at `now`: the truth's, with the options' real variants applied."""
+    truth = order.truth
+    current = truth.state_at(now) or truth.transitions[0]
+    status = current.provider_status
+    if status == "STARTED" and options.paid_status != "STARTED":
+        paid = truth.milestones.get("paid")
+        if paid is not None and now >= paid - (paid - truth.created_at) * SETTLING_SHARE:
+            return options.paid_status
+    if current.state == OrderState.REFUNDED.value:
+        return options.refund_status
+    return status
+
+
 def render_order(order: SandboxOrder, now: datetime, options: BaanxOptions) -> Reply:
     """The status answer at `now` (pure): `requestId, orderId, status[, paidAt], metadata`."""
     truth = order.truth
     order_id = truth.order_id
-    current = truth.state_at(now) or truth.transitions[0]
-    status = current.provider_status
+    status = _shown_status(order, now, options)
     body: dict[str, Any] = {
         "requestId": order.attrs["requestId"],
         "orderId": order_id,
@@ -96,7 +146,7 @@ def render_order(order: SandboxOrder, now: datetime, options: BaanxOptions) -> R
             "paymentId": stable_hex(f"{order_id}:payment", 19),
             "txHash": "0x" + stable_hex(f"{order_id}:tx", 40),
         }
-    elif status == "FAILED":
+    elif status in ("FAILED", "REFUNDED"):
         body["metadata"] = {
             "paymentId": stable_hex(f"{order_id}:payment", 19),
             "note": truth.facts.get("note", "payment_rejected"),
@@ -106,7 +156,7 @@ def render_order(order: SandboxOrder, now: datetime, options: BaanxOptions) -> R
 
 async def get_order(request: Request, sandbox: Sandbox) -> Reply:
     """`GET /v1/order/{orderId}`."""
-    options: BaanxOptions = sandbox.options.of(SLUG)
+    options: BaanxOptions = sandbox.options_of(SLUG)
     token, problem = _auth(request, options)
     if problem:
         return problem
@@ -120,7 +170,7 @@ async def get_order(request: Request, sandbox: Sandbox) -> Reply:
 
 async def create_order(request: Request, sandbox: Sandbox) -> Reply:
     """`POST /v1/order` `{productId, paymentMethod}` → `{requestId, orderId, paymentConfig}`."""
-    token, problem = _auth(request, sandbox.options.of(SLUG))
+    token, problem = _auth(request, sandbox.options_of(SLUG))
     if problem:
         return problem
     body = await read_json(request)
@@ -155,7 +205,7 @@ async def create_order(request: Request, sandbox: Sandbox) -> Reply:
 
 async def products(request: Request, sandbox: Sandbox) -> Reply:
     """`GET /v1/order/products/available`. [INF] shape."""
-    _, problem = _auth(request, sandbox.options.of(SLUG))
+    _, problem = _auth(request, sandbox.options_of(SLUG))
     if problem:
         return problem
     return json_reply(
@@ -188,7 +238,9 @@ async def create(creator: Creator) -> CreatedOrder:
         {"productId": product, "paymentMethod": PAYMENT_METHOD},
         {
             "Authorization": f"Bearer {creator.credentials['BAANX_ACCESS_TOKEN']}",
-            "X-Client-ID": creator.credentials["BAANX_CLIENT_ID"],
+            # Both names, so creates work whichever header the sandbox is set to read.
+            CLIENT_ID_HEADER: creator.credentials["BAANX_CLIENT_ID"],
+            CLIENT_KEY_HEADER: creator.credentials["BAANX_CLIENT_ID"],
         },
     )
     order_id = creator.field(answer, "orderId")
@@ -201,8 +253,10 @@ SANDBOX = SandboxProvider(
     lifecycles=lifecycle.LIFECYCLES,
     figures=lifecycle.BaanxConfig(),
     options=BaanxOptions(),
+    option_choices=OPTION_CHOICES,
     new_order_id=lifecycle.new_order_id,
     services=lifecycle.products,
     create=create,
+    variants=VARIANTS,
 )
 """The Baanx imitation."""

@@ -239,7 +239,7 @@ class DeclaredWire:
 
     def unauthorized(self, request: Request, sandbox: Sandbox) -> WireReply | None:
         """The unauthorized reply when a credential is missing or wrong, else None."""
-        options: DeclaredOptions = sandbox.options.of(self.slug)
+        options: DeclaredOptions = sandbox.options_of(self.slug)
         if not options.require_auth:
             return None
         for auth, value in self.credentials:

@@ -46,8 +46,11 @@ STATUS_MAP: dict[str, OrderState] = {
     "waiting-refund": OrderState.FAILED,
     "refunded": OrderState.REFUNDED,
     "expired": OrderState.EXPIRED,
+    # Not documented for GET /order: a client's webhook handler lists it among the order states
+    # (docs/providers/sources.md, OrdinalsBot). One file inscribed, others may still be pending.
+    "file-inscribed": OrderState.PROCESSING,
 }
-"""`state` → canonical state (all 13 documented values)."""
+"""`state` → canonical state: the 13 documented values and `file-inscribed`."""
 
 NOT_TERMINAL: frozenset[str] = frozenset({"waiting-refund"})
 """States whose canonical state is terminal by default but which can still change."""
@@ -154,9 +157,7 @@ def _facts(ctx: ParseContext, body: dict[str, Any]) -> dict[str, Any]:
     if expires is None and "expires_at" not in invoice:
         expires = times.iso("charge.expires_at", charge.get("expires_at"))
     updated = [
-        times.iso("tx.updatedAt", item["tx"].get("updatedAt"))
-        for item in items
-        if isinstance(item.get("tx"), dict)
+        _tx_updated_at(times, item["tx"]) for item in items if isinstance(item.get("tx"), dict)
     ]
     amount = lenient(opt_number)(body, "amount")
     if amount is None:
@@ -173,6 +174,15 @@ def _facts(ctx: ParseContext, body: dict[str, Any]) -> dict[str, Any]:
         "provider_updated_at": _latest(updated),
         "provider_timestamp_raw": times.raw,
     }
+
+
+def _tx_updated_at(times: TimestampReader, tx: dict[str, Any]) -> datetime | None:
+    """`tx.updatedAt` (documented), else `tx.updated_at`: a client's schema notes the API also
+    sends the snake-case name (mamokin/ordinalsbot-poc, app/order-status/[id]/schema.ts at
+    977c15ea)."""
+    if "updatedAt" in tx:
+        return times.iso("tx.updatedAt", tx.get("updatedAt"))
+    return times.iso("tx.updated_at", tx.get("updated_at"))
 
 
 def _has_items(body: dict[str, Any]) -> bool:

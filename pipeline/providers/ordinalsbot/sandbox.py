@@ -25,6 +25,7 @@ from pipeline.simulator.provider import (
     CreateError,
     Creator,
     SandboxProvider,
+    Variant,
     sandbox_credential,
 )
 from pipeline.simulator.state import Sandbox, SandboxOrder
@@ -69,6 +70,15 @@ class OrdinalsBotOptions:
         create_window_s: the create limit's window.
         limit_scope: `key_or_ip` (per API key, else per client address) or `global`.
         tx_shape: order-level `tx`: `object` (docs), `string` (SDK) or `absent`.
+        tx_updated_key: the name of a file's `tx` update time: `updatedAt` (docs) or
+            `updated_at` (mamokin/ordinalsbot-poc app/order-status/[id]/schema.ts @ 977c15ea).
+        created_at_shape: `createdAt` as epoch `ms` (docs) or the Firebase server-value
+            `placeholder` `{".sv": "timestamp"}` (nome-org/gif-creator-backend
+            src/types/ordinals-bot.ts @ e4efe792).
+        fee_type: `fee` and `baseFee` as a `number` (docs) or a `string` (mamokin/ordinalsbot-poc,
+            "inconsistent types from API").
+        queued_state: the state of a queued order in the second half of its wait: `queued`
+            (docs) or `file-inscribed` (a client's webhook state list; docs/providers/sources.md).
     """
 
     require_api_key: bool = False
@@ -77,12 +87,28 @@ class OrdinalsBotOptions:
     create_window_s: float = 10.0
     limit_scope: str = "key_or_ip"
     tx_shape: str = "object"
+    tx_updated_key: str = "updatedAt"
+    created_at_shape: str = "ms"
+    fee_type: str = "number"
+    queued_state: str = "queued"
 
 
 OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "limit_scope": ("key_or_ip", "global"),
     "tx_shape": ("object", "string", "absent"),
+    "tx_updated_key": ("updatedAt", "updated_at"),
+    "created_at_shape": ("ms", "placeholder"),
+    "fee_type": ("number", "string"),
+    "queued_state": ("queued", "file-inscribed"),
 }
+VARIANTS = (
+    Variant("tx_shape", "string", "ordinalsbot/ordinalsbot-node src/types/v1.ts (SDK)"),
+    Variant("tx_updated_key", "updated_at", "mamokin/ordinalsbot-poc schema.ts @ 977c15ea"),
+    Variant("created_at_shape", "placeholder", "nome-org/gif-creator-backend @ e4efe792"),
+    Variant("fee_type", "string", "mamokin/ordinalsbot-poc schema.ts @ 977c15ea"),
+    Variant("queued_state", "file-inscribed", "a client's webhook states (sources.md)"),
+)
+"""Real answers beyond the doc page."""
 
 
 def error_reply(status: int) -> Reply:
@@ -119,7 +145,12 @@ def _limit_key(request: Request, options: OrdinalsBotOptions) -> str:
 
 
 def _file_item(
-    order_id: str, index: int, spec: dict[str, Any], now: datetime, order: SandboxOrder
+    order_id: str,
+    index: int,
+    spec: dict[str, Any],
+    now: datetime,
+    order: SandboxOrder,
+    options: OrdinalsBotOptions,
 ) -> dict[str, Any]:
     truth = order.truth
     item: dict[str, Any] = {
@@ -140,24 +171,39 @@ def _file_item(
             "reveal": reveal,
             "inscription": reveal + "i0",
             "fees": 295 + spec["size"] // 4,
-            "updatedAt": iso_ms_z(truth.milestones["completed"]),
+            options.tx_updated_key: iso_ms_z(truth.milestones["completed"]),
         }
         item["sent"] = stable_hex(f"{order_id}:{index}:sent", 64)
         item["inscriptionId"] = reveal + "i0"
     return item
 
 
+def _shown_state(order: SandboxOrder, now: datetime, options: OrdinalsBotOptions) -> str:
+    """The wire state at `now`: the truth's, `queued` renamed in its second half if asked."""
+    truth = order.truth
+    current = truth.state_at(now) or truth.transitions[0]
+    state = current.provider_status
+    done = truth.milestones.get("completed") or truth.milestones.get("error")
+    if state != "queued" or options.queued_state == "queued" or done is None:
+        return state
+    return options.queued_state if now >= current.at + (done - current.at) / 2 else state
+
+
+def _fee(value: int, options: OrdinalsBotOptions) -> int | str:
+    return value if options.fee_type == "number" else str(value)
+
+
 def render_order(order: SandboxOrder, now: datetime, options: OrdinalsBotOptions) -> Reply:
     """The full order object at `now` (pure)."""
     truth, attrs = order.truth, order.attrs
     order_id = truth.order_id
-    current = truth.state_at(now) or truth.transitions[0]
-    state = current.provider_status
+    state = _shown_state(order, now, options)
     paid = truth.reached("paid", now)
     expired = state == "expired"
     completed = truth.reached("completed", now)
     files = [
-        _file_item(order_id, index, spec, now, order) for index, spec in enumerate(attrs["files"])
+        _file_item(order_id, index, spec, now, order, options)
+        for index, spec in enumerate(attrs["files"])
     ]
     chain_fee = attrs["chainFee"]
     amount = chain_fee + SERVICE_FEE + BASE_FEE + POSTAGE * len(files)
@@ -167,18 +213,20 @@ def render_order(order: SandboxOrder, now: datetime, options: OrdinalsBotOptions
         "id": order_id,
         "state": state,
         "orderType": ORDER_TYPE,
-        "createdAt": epoch_ms(truth.created_at),
+        "createdAt": (
+            epoch_ms(truth.created_at) if options.created_at_shape == "ms" else {".sv": "timestamp"}
+        ),
         "paid": paid,
         "underpaid": False,
         "overpaid": False,
         "expired": expired,
-        "fee": attrs["fee"],
+        "fee": _fee(attrs["fee"], options),
         "postage": POSTAGE,
         "receiveAddress": attrs["receiveAddress"],
         "timeout": TIMEOUT_MINUTES,
         "chainFee": chain_fee,
         "serviceFee": SERVICE_FEE,
-        "baseFee": BASE_FEE,
+        "baseFee": _fee(BASE_FEE, options),
         "rareSatsFee": 0,
         "zeroConf": None,
         "amount": amount,
@@ -214,7 +262,7 @@ def render_order(order: SandboxOrder, now: datetime, options: OrdinalsBotOptions
 
 async def get_order(request: Request, sandbox: Sandbox) -> Reply:
     """`GET /order?id=`: key check, the 300/min limit, then the order (or a 200 error)."""
-    options: OrdinalsBotOptions = sandbox.options.of(SLUG)
+    options: OrdinalsBotOptions = sandbox.options_of(SLUG)
     problem = _key_problem(request, options)
     if problem:
         return problem
@@ -255,7 +303,7 @@ def _files(body: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 async def create_order(request: Request, sandbox: Sandbox) -> Reply:
     """`POST /order` `{files: [{name, size, type, url|dataURL}], receiveAddress, fee?}`."""
-    options: OrdinalsBotOptions = sandbox.options.of(SLUG)
+    options: OrdinalsBotOptions = sandbox.options_of(SLUG)
     problem = _key_problem(request, options)
     if problem:
         return problem
@@ -332,5 +380,6 @@ SANDBOX = SandboxProvider(
     option_choices=OPTION_CHOICES,
     new_order_id=lifecycle.new_order_id,
     create=create,
+    variants=VARIANTS,
 )
 """The OrdinalsBot imitation."""

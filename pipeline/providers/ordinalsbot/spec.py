@@ -32,5 +32,10 @@ SPEC = ProviderSpec(
     # max(files[].tx.updatedAt) once the order is completed (§3.9).
     event_time=EventTime("provider_updated_at", frozenset({OrderState.COMPLETED})),
     colour="#009E73",
-    sources=("PROVIDERS.md §3",),
+    sources=(
+        "PROVIDERS.md §3",
+        "ordinalsbot/ordinalsbot-node src/types/v1.ts @ cee83248 (SDK order states)",
+        "mamokin/ordinalsbot-poc app/order-status/[id]/schema.ts @ 977c15ea (types)",
+        "nome-org/gif-creator-backend src/types/ordinals-bot.ts @ e4efe792 (createdAt)",
+    ),
 )

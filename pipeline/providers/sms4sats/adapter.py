@@ -49,6 +49,8 @@ SUBSTATUS_NO_NUMBER = "no_number"
 SUBSTATUS_SEND_ERROR = "send_error"
 SUBSTATUS_AUTO_CANCELLED = "auto_cancel_window"
 SUBSTATUS_SENT_NO_DLR = "sent_no_dlr"
+SUBSTATUS_USER_CANCELLED = "user_cancelled"
+SUBSTATUS_UNPAID = "invoice_expired"
 
 
 def _flag(value: Any) -> str:
@@ -109,6 +111,8 @@ class Sms4satsAdapter(BaseAdapter):
             f"paid={_flag(paid)};number={_flag(body.get('number'))};"
             f"code={_flag(code)};error={_flag(error)}"
         )
+        if error and paid is False:
+            return _cancelled_with_refund(ctx, facts)
         if error:
             return ctx.observation(
                 OrderState.FAILED, provider_substatus=SUBSTATUS_NO_NUMBER, **facts
@@ -136,6 +140,8 @@ class Sms4satsAdapter(BaseAdapter):
     ) -> Observation:
         """Send orders: `smsStatus` through `STATUS_MAP`; a long `sent` becomes completed."""
         facts["provider_status"] = sms_status
+        if error and paid is False:
+            return _cancelled_with_refund(ctx, facts)
         if error:
             return ctx.observation(
                 OrderState.FAILED, provider_substatus=SUBSTATUS_SEND_ERROR, **facts
@@ -158,3 +164,19 @@ def _raw_timestamp(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     return str(value)
+
+
+def _cancelled_with_refund(ctx: ParseContext, facts: dict[str, Any]) -> Observation:
+    """`paid:false` with an `error`: the order was cancelled and its funds returned (BlitzWallet
+    reads `status:"OK"` + `error` as a refund; app/components/admin/homeComponents/apps/sms4sats/
+    home.js @ 62975d93). Past the window it was the auto-cancel; a paid order inside it was
+    cancelled by the user; a never-paid one let its invoice expire."""
+    if ctx.order_age_s > RECEIVE_WINDOW_S:
+        return ctx.observation(
+            OrderState.EXPIRED, provider_substatus=SUBSTATUS_AUTO_CANCELLED, **facts
+        )
+    if ctx.previous_state is OrderState.PROCESSING:
+        return ctx.observation(
+            OrderState.CANCELLED, provider_substatus=SUBSTATUS_USER_CANCELLED, **facts
+        )
+    return ctx.observation(OrderState.EXPIRED, provider_substatus=SUBSTATUS_UNPAID, **facts)

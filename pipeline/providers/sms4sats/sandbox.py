@@ -18,7 +18,13 @@ from pipeline.model import OrderKind, OrderState
 from pipeline.providers.sms4sats import lifecycle
 from pipeline.providers.sms4sats.spec import SPEC
 from pipeline.simulator.distributions import choose
-from pipeline.simulator.provider import CreatedOrder, Creator, SandboxProvider, sandbox_credential
+from pipeline.simulator.provider import (
+    CreatedOrder,
+    Creator,
+    SandboxProvider,
+    Variant,
+    sandbox_credential,
+)
 from pipeline.simulator.state import Sandbox, SandboxOrder
 from pipeline.simulator.wire import (
     ProviderWire,
@@ -87,6 +93,11 @@ OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "unknown_order": ("error500", "error200"),
     "timestamp": ("created", "updated"),
 }
+VARIANTS = (
+    Variant("code_type", "string", "fiatjaf/lntxbot sms.go @ e9f9a1fc (Code string)"),
+    Variant("cancelled_body", "error", "BlitzWallet/BlitzWallet sms4sats home.js @ 62975d93"),
+)
+"""Real answers beyond the doc page."""
 
 
 def error_reply(status: int) -> Reply:
@@ -148,7 +159,7 @@ def render_status(order: SandboxOrder, now: datetime, options: Sms4satsOptions) 
 async def order_status(request: Request, sandbox: Sandbox) -> Reply:
     """`GET /orderstatus?orderId=`."""
     order_id = request.query_params.get("orderId", "")
-    options: Sms4satsOptions = sandbox.options.of(SLUG)
+    options: Sms4satsOptions = sandbox.options_of(SLUG)
     order = sandbox.get(SLUG, order_id) if order_id else None
     if order is None:
         status = 200 if options.unknown_order == "error200" else 500
@@ -226,7 +237,7 @@ async def cancel_order(request: Request, sandbox: Sandbox) -> Reply:
     if truth.order_kind != OrderKind.SMS_RECEIVE or truth.is_terminal_at(now):
         return _fail("order cannot be canceled")
     since = truth.milestones["paid"] if truth.reached("paid", now) else truth.created_at
-    options: Sms4satsOptions = sandbox.options.of(SLUG)
+    options: Sms4satsOptions = sandbox.options_of(SLUG)
     min_age_s = options.cancel_min_age_s * sandbox.factor(SLUG)
     if (now - since).total_seconds() < min_age_s:
         return _fail("order can be canceled 2 minutes after payment")
@@ -291,5 +302,6 @@ SANDBOX = SandboxProvider(
     services=lifecycle.services,
     countries=lifecycle.countries,
     create=create,
+    variants=VARIANTS,
 )
 """The sms4sats imitation."""

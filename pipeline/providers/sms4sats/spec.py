@@ -26,5 +26,9 @@ SPEC = ProviderSpec(
         ExpiryWindow(OrderKind.SMS_RECEIVE, 21 * 60.0, True, "auto-cancel after 21 min (§1.8)"),
     ),
     colour="#0072B2",
-    sources=("PROVIDERS.md §1",),
+    sources=(
+        "PROVIDERS.md §1",
+        "BlitzWallet/BlitzWallet @ 62975d93 app/components/admin/homeComponents/apps/sms4sats",
+        "fiatjaf/lntxbot sms.go @ e9f9a1fc (code as string, number as int)",
+    ),
 )

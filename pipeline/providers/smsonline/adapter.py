@@ -104,7 +104,7 @@ class SmsOnlineAdapter(BaseAdapter):
             if message is not None and AUTH_FAILURE.search(message):
                 return ctx.error(ErrorClass.AUTH_INVALID, f"ok=false: {message}")
             return ctx.error(body_error_class(message), f"ok=false: {message or 'no reason'}")
-        items = opt_list(envelope, "body")
+        items = _body_items(envelope)
         if items is None:
             return ctx.parse_error("field 'body': missing")
         if not items:
@@ -147,6 +147,20 @@ class SmsOnlineAdapter(BaseAdapter):
                 OrderState.EXPIRED, provider_substatus=SUBSTATUS_LEASE_EXPIRED, **facts
             )
         return ctx.observation(OrderState.PROCESSING, **facts)
+
+
+def _body_items(envelope: dict[str, Any]) -> list[Any] | None:
+    """`body` as a list of orders. The doc page shows an array; a v3 client reads `body` as one
+    object on the order routes (a script calling premium.smsonline.cloud; PROVIDERS.md §2 and
+    docs/providers/sources.md), so an object is taken as a list of one.
+
+    Raises:
+        ShapeError: `body` is neither an array nor an object.
+    """
+    body = envelope.get("body")
+    if isinstance(body, dict):
+        return [body]
+    return opt_list(envelope, "body")
 
 
 def _pick(items: list[Any], order_id: str) -> Any:

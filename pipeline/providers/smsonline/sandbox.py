@@ -24,6 +24,7 @@ from pipeline.simulator.provider import (
     CreateError,
     Creator,
     SandboxProvider,
+    Variant,
     sandbox_credential,
 )
 from pipeline.simulator.state import Sandbox, SandboxOrder
@@ -72,6 +73,8 @@ class SmsOnlineOptions:
         refunded_status: `status` after a refund.
         empty_sms: `receivedSMS` before an SMS arrives: `empty` ("") or `absent`.
         unknown_order: `empty_list` (200 `{"ok":true,"body":[]}`, the §2.7 default) or `404`.
+        body_shape: the order under `body`: `array` of one (doc page) or `object` (how a v3
+            client reads the order routes; docs/providers/sources.md, SMSOnline).
     """
 
     waiting_status: str = "pending"
@@ -79,12 +82,18 @@ class SmsOnlineOptions:
     refunded_status: str = "refunded"
     empty_sms: str = "empty"
     unknown_order: str = "empty_list"
+    body_shape: str = "array"
 
 
 OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "empty_sms": ("empty", "absent"),
     "unknown_order": ("empty_list", "404"),
+    "body_shape": ("array", "object"),
 }
+VARIANTS = (
+    Variant("body_shape", "object", "a v3 client script (docs/providers/sources.md, SMSOnline)"),
+)
+"""Real answers beyond the doc page."""
 
 
 def error_reply(status: int) -> Reply:
@@ -159,7 +168,12 @@ def render_item(order: SandboxOrder, now: datetime, options: SmsOnlineOptions) -
 
 def render_status(order: SandboxOrder, now: datetime, options: SmsOnlineOptions) -> Reply:
     """The get-order-data answer for `order` at `now` (pure)."""
-    body = {"ok": True, "body": [render_item(order, now, options)]}
+    item = render_item(order, now, options)
+    if options.body_shape == "object":
+        return json_reply(
+            {"ok": True, "body": item}, status_path=("body", "status"), record_path=("body",)
+        )
+    body = {"ok": True, "body": [item]}
     return json_reply(body, status_path=("body", 0, "status"), record_path=("body", 0))
 
 
@@ -169,7 +183,7 @@ async def order_data(request: Request, sandbox: Sandbox) -> Reply:
     problem = _auth(user_id, request.query_params.get("apiKey"))
     if problem:
         return problem
-    options: SmsOnlineOptions = sandbox.options.of(SLUG)
+    options: SmsOnlineOptions = sandbox.options_of(SLUG)
     order = sandbox.get(SLUG, request.path_params["orderId"])
     if order is None or order.owner != user_id:
         if options.unknown_order == "404":
@@ -243,7 +257,7 @@ async def change_status(request: Request, sandbox: Sandbox) -> Reply:
         return _fail("Order cannot be refunded", 400)
     order.truth.interrupt(now, OrderState.REFUNDED, "refunded", "refunded")
     sandbox.reopen_truth(order)
-    options: SmsOnlineOptions = sandbox.options.of(SLUG)
+    options: SmsOnlineOptions = sandbox.options_of(SLUG)
     return json_reply({"ok": True, "body": [render_item(order, now, options)]})
 
 
@@ -297,5 +311,6 @@ SANDBOX = SandboxProvider(
     services=lifecycle.services,
     countries=lifecycle.countries,
     create=create,
+    variants=VARIANTS,
 )
 """The SMSOnline imitation."""

@@ -29,5 +29,8 @@ SPEC = ProviderSpec(
         ExpiryWindow(OrderKind.SMS_RECEIVE, 20 * 60.0, True, "20-min number lease (§2.9)"),
     ),
     colour="#E69F00",
-    sources=("PROVIDERS.md §2",),
+    sources=(
+        "PROVIDERS.md §2",
+        "an unattributed v3 client script (body as an object; docs/providers/sources.md)",
+    ),
 )
