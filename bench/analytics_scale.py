@@ -27,6 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.derived import compute_metrics, refresh_status_history
+from pipeline.providers.registry import PROVIDERS, default_kind
 from pipeline.warehouse import Warehouse, append, replace_table
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
@@ -35,7 +36,6 @@ SIZES = (1_000_000, 10_000_000)
 POLL_EVERY_S = 5
 POLLS_PER_ORDER = 40  # mean; sets orders = size / POLLS_PER_ORDER
 START = datetime(2026, 1, 1, tzinfo=UTC)
-PROVIDERS = ("sms4sats", "smsonline", "ordinalsbot", "baanx", "altinn")
 
 
 def generate(size: int, seed: int = 1) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -52,13 +52,7 @@ def generate(size: int, seed: int = 1) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
     orders = orders.with_columns(
         order_kind=pl.col("provider").replace_strict(
-            {
-                "sms4sats": "sms_receive",
-                "smsonline": "sms_receive",
-                "ordinalsbot": "inscription",
-                "baanx": "product_order",
-                "altinn": "notification_order",
-            }
+            {slug: default_kind(slug) for slug in PROVIDERS}
         ),
         registered_at=pl.lit(START) + pl.duration(seconds=pl.col("created_s")),
     )

@@ -12,6 +12,7 @@ import random
 from collections.abc import Mapping
 
 from pipeline.model import OrderKind, OrderState
+from pipeline.providers.baanx.spec import SPEC
 from pipeline.simulator.distributions import NEUTRAL, Dist, Traits, clamp_probability
 from pipeline.simulator.timeline import Timeline
 
@@ -31,7 +32,7 @@ class BaanxConfig:
     """The rest expires at the end of the payment window."""
     pay_time: Dist = Dist("lognormal", 45.0, 0.6)
     fail_time: Dist = Dist("lognormal", 60.0, 0.8)
-    payment_window_s: float = 900.0
+    payment_window_s: float = SPEC.expiry_windows[0].window_s
     """[UNKNOWN] payment window length (PROVIDERS.md §8.5)."""
     p_refund_note: float = 0.4
     """Share of failures whose `metadata.note` is `payment_refunded` (canonical `refunded`)."""

@@ -13,6 +13,7 @@ import random
 import uuid
 
 from pipeline.model import OrderKind, OrderState
+from pipeline.providers.ordinalsbot.spec import SPEC
 from pipeline.simulator.distributions import Dist
 from pipeline.simulator.timeline import Timeline
 
@@ -27,7 +28,7 @@ class OrdinalsBotConfig:
 
     pay_delay: Dist = Dist("lognormal", 60.0, 0.8)
     p_never_paid: float = 0.10
-    invoice_expiry_s: float = 600.0
+    invoice_expiry_s: float = SPEC.expiry_windows[0].window_s
     confirmations: Dist = Dist("lognormal", 1200.0, 0.5)
     prep: Dist = Dist("uniform", 5.0, 60.0)
     queue: Dist = Dist("lognormal", 120.0, 0.7)

@@ -14,6 +14,7 @@ import random
 from collections.abc import Mapping
 
 from pipeline.model import OrderKind, OrderState
+from pipeline.providers.sms4sats.spec import SPEC
 from pipeline.simulator.distributions import NEUTRAL, Dist, Traits, clamp_probability
 from pipeline.simulator.timeline import Timeline
 
@@ -52,7 +53,7 @@ class Sms4satsReceiveConfig:
     """P(code) once a number is assigned, before service/country factors."""
     time_to_code: Dist = Dist("lognormal", 60.0, 0.54)
     """From payment to code; the median is multiplied by service and country speed factors."""
-    auto_cancel_s: float = 21 * 60.0
+    auto_cancel_s: float = SPEC.expiry_windows[0].window_s
     """Measured from payment (PROVIDERS.md §1.6)."""
     services: Mapping[str, Traits] = dataclasses.field(default_factory=lambda: SERVICES)
     countries: Mapping[str, Traits] = dataclasses.field(default_factory=lambda: COUNTRIES)

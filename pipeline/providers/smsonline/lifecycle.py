@@ -12,6 +12,7 @@ import random
 from collections.abc import Mapping
 
 from pipeline.model import OrderKind, OrderState
+from pipeline.providers.smsonline.spec import SPEC
 from pipeline.simulator.distributions import NEUTRAL, Dist, Traits, clamp_probability
 from pipeline.simulator.timeline import Timeline
 
@@ -36,7 +37,7 @@ class SmsOnlineConfig:
 
     p_code: float = 0.80
     time_to_code: Dist = Dist("lognormal", 45.0, 0.6)
-    lease_s: float = 20 * 60.0
+    lease_s: float = SPEC.expiry_windows[0].window_s
     services: Mapping[str, Traits] = dataclasses.field(default_factory=lambda: SERVICES)
     countries: Mapping[str, Traits] = dataclasses.field(default_factory=lambda: COUNTRIES)
 
