@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,7 +98,8 @@ class Poller:
     """Polls tracked orders through their providers' adapters.
 
     Use as an async context manager; pass `transport` to talk to an in-process app in tests.
-    Set `limits=False` to switch off rate limiting (benchmarks against the sandbox).
+    Set `limits=False` to switch off rate limiting (benchmarks against the sandbox); `clock`
+    stamps `polled_at` (default: now, UTC; a simulation passes its own).
     """
 
     def __init__(
@@ -111,8 +112,10 @@ class Poller:
         timeout: httpx.Timeout = TIMEOUT,
         limits: bool = True,
         seed: int | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
+        self._clock = clock or _utc_now
         self.retry = retry or RetryPolicy()
         self._rng = random.Random(seed)
         self._transport = transport
@@ -189,7 +192,7 @@ class Poller:
     ) -> Observation:
         assert lane.client is not None, "use Poller as an async context manager"
         spec = lane.adapter.build_request(order, self.settings.provider(order.provider))
-        polled_at = datetime.now(UTC)
+        polled_at = self._clock()
         started = time.perf_counter()
         try:
             response = await lane.client.request(
@@ -251,6 +254,10 @@ def _note_unrecognised(lane: Lane, observation: Observation) -> None:
     lane.unrecognised.add(status)
     # The status is already scrubbed and bounded by the adapter; the body is never logged.
     logger.warning("%s: new unrecognised status %r", observation.provider, status)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def request_timeout(timeout: httpx.Timeout, deadline: float | None) -> httpx.Timeout:

@@ -168,7 +168,7 @@ def test_picks_the_matching_order_from_a_longer_list(
         (b'{"ok":false,"errorMessage":"Order not found"}', "not_found"),
         (b'{"ok":false,"errorMessage":"temporarily unavailable"}', "body_error"),
         (b'{"ok":false}', "body_error"),
-        (b'{"ok":true,"body":{"status":"completed"}}', "parse_error"),
+        (b'{"ok":true,"body":"completed"}', "parse_error"),
         (b'{"ok":true,"body":["completed"]}', "parse_error"),
         (b'{"ok":"yes","body":[]}', "parse_error"),
         (b'{"ok":true}', "parse_error"),
@@ -186,6 +186,17 @@ def test_envelope_errors(
     assert obs.error_class == error_class
     assert (obs.state, obs.is_terminal) == ("processing", False)
     assert obs.error_message
+
+
+def test_an_order_object_under_body_reads_as_a_list_of_one(
+    make_order: Callable[..., TrackedOrder], polled_at: datetime
+) -> None:
+    """A v3 client reads `body` as one object (docs/providers/sources.md, SMSOnline)."""
+    obs = _parse(
+        make_order("smsonline", ORDER_ID), polled_at, b'{"ok":true,"body":{"status":"completed"}}'
+    )
+    assert obs.error_class is None
+    assert (obs.state, obs.is_terminal) == ("code_received", True)
 
 
 def test_malformed_timestamps_become_none(
