@@ -20,7 +20,7 @@ from pipeline.derived import (
     refresh_status_history,
 )
 from pipeline.providers.registry import PROVIDERS
-from pipeline.report import build_report, default_report_path
+from pipeline.report import build_report, default_report_path, sandbox_truth_path
 from pipeline.warehouse import replace_table
 
 
@@ -147,9 +147,14 @@ def _markdown(frame: pl.DataFrame) -> str:
     description="Self-contained HTML report over the published warehouse.",
 )
 def report(warehouse: WarehouseResource, providers: ProvidersResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    """Render `report.html` from the published copy (never blocks ingestion)."""
+    """Render `report.html` from the published copy (never blocks ingestion); on sandbox data
+    (its truth file in the data directory) with the true medians beside the estimates."""
     settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
-    summary = build_report(settings.published_path, default_report_path(settings))
+    summary = build_report(
+        settings.published_path,
+        default_report_path(settings),
+        truth_path=sandbox_truth_path(settings),
+    )
     metadata: dict[str, dg.MetadataValue] = {
         "path": dg.MetadataValue.path(str(summary.out_path.resolve())),
         "sections": dg.MetadataValue.int(len(summary.sections)),

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     """Refresh everything derived and print what was written; non-zero if the warehouse is
     missing or locked."""
     from pipeline.derived import HISTORY_TABLE, METRIC_TABLES, publish, refresh_derived
-    from pipeline.report import build_report, default_report_path
+    from pipeline.report import build_report, default_report_path, sandbox_truth_path
     from pipeline.settings import Settings
     from pipeline.warehouse import Warehouse, WarehouseLockedError
     from pipeline.warehouse.connection import connection
@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
         rows = {
             table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] for table in tables
         }
-    report = build_report(published, default_report_path(settings))
+    report = build_report(
+        published, default_report_path(settings), truth_path=sandbox_truth_path(settings)
+    )
     width = max(len(table) for table in tables)
     for table in tables:
         line = f"{table:<{width}}  {rows[table]:>9,} rows"

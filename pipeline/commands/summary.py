@@ -2,28 +2,22 @@
 
 On sandbox data it also shows the truth: the median the same estimator gives when fed the
 sandbox's recorded transition times, exact, for the same orders (so a newcomer can see the
-estimate from polling land on it).
+estimate from polling land on it); `true_medians` lives in `pipeline.analytics.truth`, shared
+with the report, and stays importable from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
-from pipeline.analytics.survival import cif_quantiles, event_table
-from pipeline.model import SUCCESS_STATES, TERMINAL_STATES, OrderState
-from pipeline.providers.registry import PROVIDERS, REGISTRY
+from pipeline.analytics.truth import measures_code, true_medians
+from pipeline.providers.registry import PROVIDERS
 from pipeline.simulator.truth import read_truth
 from pipeline.warehouse import Warehouse
 
-
-def _measures_code(provider: str) -> bool:
-    """Whether the provider's headline figure is time to code (it sells code kinds)."""
-    return provider in REGISTRY and bool(REGISTRY.spec(provider).code_kinds)
+__all__ = ["SUMMARY_SQL", "format_demo_summary", "true_medians"]
 
 
 SUMMARY_SQL = """
@@ -55,45 +49,6 @@ def _median(frame: pl.DataFrame, provider: str) -> str:
         for column in ("median_s", "median_ci_low_s", "median_ci_high_s")
     )
     return f"{median} [{low}, {high}]"
-
-
-def true_medians(
-    truth: Mapping[tuple[str, str], Mapping[str, Any]], tracked: Collection[tuple[str, str]]
-) -> dict[str, float | None]:
-    """Per provider, the median time to code (SMS) or to completion of the tracked orders, from
-    their true transition times: Aalen–Johansen on exact times, orders still open when the
-    sandbox stopped censored then, other outcomes competing."""
-    rows = []
-    for key in tracked:
-        record = truth.get(key)
-        if record is None:
-            continue
-        provider = key[0]
-        code = _measures_code(provider)
-        if code and record.get("order_kind") not in REGISTRY.spec(provider).code_kinds:
-            continue
-        events = {OrderState.CODE_RECEIVED.value} if code else {s.value for s in SUCCESS_STATES}
-        rows.append({"provider": provider, **_exact_outcome(record, events)})
-    if not rows:
-        return {}
-    records = pl.DataFrame(rows, schema={"provider": pl.String, "time_s": pl.Float64,
-                                         "event_code": pl.Int64})  # fmt: skip
-    medians = cif_quantiles(event_table(records, ["provider"]), ["provider"], 0.5)
-    return dict(zip(medians["provider"], medians["quantile_s"], strict=True))
-
-
-def _exact_outcome(record: Mapping[str, Any], events: Collection[str]) -> dict[str, Any]:
-    """`time_s` and `event_code` (1 the event, 2 another outcome, 0 still open) of one order."""
-    origin = datetime.fromisoformat(record["created_at"])
-    terminal = {s.value for s in TERMINAL_STATES}
-    for transition in record.get("transitions", []):
-        state = transition["state"]
-        if state in events or state in terminal:
-            at = datetime.fromisoformat(transition["at"])
-            code = 1 if state in events else 2
-            return {"time_s": max(0.0, (at - origin).total_seconds()), "event_code": code}
-    stopped = datetime.fromisoformat(record["recorded_at"])
-    return {"time_s": max(0.0, (stopped - origin).total_seconds()), "event_code": 0}
 
 
 def _expiry(row: pl.DataFrame) -> str:
@@ -135,7 +90,7 @@ def format_demo_summary(published: Path, truth_path: Path | None = None) -> str:
             lines.append(f"{provider:<12} {'0':>6}")
             continue
         orders, resolved = int(row["orders"][0]), int(row["resolved"][0])
-        is_sms = _measures_code(provider)
+        is_sms = measures_code(provider)
         median = _median(code if is_sms else completion, provider)
         measure = "time to code" if is_sms else "time to completion"
         rate_row = expiry.filter(pl.col("provider") == provider)

@@ -6,9 +6,22 @@
 - `markup`: text formats, and `text`, which escapes every value a template prints.
 - `templating`: the Jinja2 environment (autoescaping, strict) over `templates/`.
 - `sections`: one function per report section, each rendering `templates/sections/<name>.html`.
-- `html`: `build_report`, which renders `templates/report.html` and writes the page.
+- `html`: `build_report`, which renders `templates/report.html` and writes the page (with the
+  sandbox's truth beside the estimates when given its truth file, `sandbox_truth_path`).
 """
 
-from pipeline.report.html import REPORT_FILENAME, ReportSummary, build_report, default_report_path
+from pipeline.report.html import (
+    REPORT_FILENAME,
+    ReportSummary,
+    build_report,
+    default_report_path,
+    sandbox_truth_path,
+)
 
-__all__ = ["REPORT_FILENAME", "ReportSummary", "build_report", "default_report_path"]
+__all__ = [
+    "REPORT_FILENAME",
+    "ReportSummary",
+    "build_report",
+    "default_report_path",
+    "sandbox_truth_path",
+]

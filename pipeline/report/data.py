@@ -7,6 +7,9 @@ records and estimator the `time_to_code` / `time_to_completion` medians come fro
 that is missing (the warehouse has not been refreshed yet) reads as an empty frame, so every
 section can say "not enough data yet" instead of failing.
 
+On sandbox data (`load` given the sandbox's truth file) `ReportData.truth` holds the true
+medians of the same orders (`pipeline.analytics.truth.true_medians`), shown beside the estimates.
+
 `code_records` and `incidence_curves` (the curves of given records) stay importable from here for
 the notebook; they live in `pipeline.analytics.curves`.
 """
@@ -28,8 +31,10 @@ from pipeline.analytics.curves import (
 )
 from pipeline.analytics.curves import provider_curves as incidence_curves
 from pipeline.analytics.metrics import LEVEL_PROVIDER
+from pipeline.analytics.truth import missing_truth, true_medians
 from pipeline.derived import METRIC_TABLES
 from pipeline.model import OrderState
+from pipeline.simulator.truth import read_truth
 from pipeline.warehouse import query
 from pipeline.warehouse.connection import connection
 
@@ -37,6 +42,7 @@ __all__ = [
     "LEVEL_SERVICE",
     "TOP_REASONS",
     "ReportData",
+    "TruthMedians",
     "code_records",
     "incidence_curves",
     "load",
@@ -46,6 +52,19 @@ LEVEL_SERVICE = "service"
 """`group_level` of the per-service rows (`pipeline.analytics.metrics.GROUP_LEVELS`)."""
 TOP_REASONS = 10
 """Quarantine reasons, unknown statuses and impossible transitions listed at most."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TruthMedians:
+    """The true medians of the tracked orders, from the sandbox's exact transition times."""
+
+    time_to_code: dict[str, float | None]
+    """Per provider selling code kinds, the true median time to code (None: not reached)."""
+    time_to_completion: dict[str, float | None]
+    """Per provider, the true median time to success (None: not reached)."""
+    incomplete: tuple[str, ...]
+    """Providers with tracked orders the truth has no record of yet (the sandbox writes an order
+    once it ends, the rest when it stops): no true median is shown for them."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +105,8 @@ class ReportData:
     """provider, provider_status, answers (valid answers with an unrecognised status)."""
     impossible_transitions: pl.DataFrame
     """provider, transition_issue, previous_state, state, transitions, example_order_id."""
+    truth: TruthMedians | None = None
+    """On sandbox data, the true medians of the same orders; None without a truth file."""
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -104,8 +125,40 @@ def _level(frame: pl.DataFrame, level: str) -> pl.DataFrame:
     return frame.filter(pl.col("group_level") == level).sort("provider", maintain_order=True)
 
 
-def load(published_path: Path) -> ReportData:
-    """Read the published warehouse (read-only) and compute the report's frames."""
+def truth_medians(truth_path: Path, tracked: pl.DataFrame) -> TruthMedians:
+    """The true medians of the `tracked` orders (provider, order_id) from the sandbox's truth
+    file; a provider with orders the file lacks gets none (its median would be too short)."""
+    truth = read_truth(truth_path)
+    keys = set(tracked.select("provider", "order_id").iter_rows()) if _has(tracked) else set()
+    incomplete = set(missing_truth(truth, keys))
+    medians = {
+        measure: {
+            provider: median
+            for provider, median in true_medians(truth, keys, measure).items()
+            if provider not in incomplete
+        }
+        for measure in (MEASURE_CODE, MEASURE_COMPLETION)
+    }
+    return TruthMedians(
+        time_to_code=medians[MEASURE_CODE],
+        time_to_completion=medians[MEASURE_COMPLETION],
+        incomplete=tuple(sorted(incomplete)),
+    )
+
+
+def _has(tracked: pl.DataFrame) -> bool:
+    return not tracked.is_empty() and {"provider", "order_id"} <= set(tracked.columns)
+
+
+def load(published_path: Path, truth_path: Path | None = None) -> ReportData:
+    """Read the published warehouse (read-only) and compute the report's frames.
+
+    Args:
+        published_path: the read-only published copy of the warehouse.
+        truth_path: the sandbox's ground truth (`<data dir>/sandbox/truth.jsonl`); when the file
+            exists, `ReportData.truth` holds the true medians of the tracked orders.
+    """
+    truth_file = truth_path if truth_path is not None and truth_path.is_file() else None
     with connection(published_path, read_only=True) as con:
         tables = _tables(con)
         window = (
@@ -159,6 +212,11 @@ def load(published_path: Path) -> ReportData:
             "WHERE is_impossible_transition GROUP BY ALL "
             f"ORDER BY transitions DESC, provider LIMIT {TOP_REASONS}",
         )
+        tracked = (
+            _read(con, tables, "orders", "SELECT provider, order_id FROM orders")
+            if truth_file is not None
+            else pl.DataFrame()
+        )
     code_curves, code_counts = curves_of(frames["incidence_curves"], MEASURE_CODE)
     completion_curves, completion_counts = curves_of(frames["incidence_curves"], MEASURE_COMPLETION)
     return ReportData(
@@ -186,4 +244,5 @@ def load(published_path: Path) -> ReportData:
         quarantine_reasons=quarantine_reasons,
         unknown_statuses=unknown_statuses,
         impossible_transitions=impossible,
+        truth=truth_medians(truth_file, tracked) if truth_file is not None else None,
     )

@@ -5,7 +5,9 @@ HTML file atomically. The page is rendered from the Jinja2 templates in
 `pipeline/report/templates/` (`report.html` around the sections, see
 `pipeline.report.templating`). It needs nothing from the network: charts are PNGs embedded as
 base64 data URIs, the style sheet (`report.css`) is inline, there is no script, and text from
-the data is escaped with any URL in it defused.
+the data is escaped with any URL in it defused. On sandbox data, given the sandbox's truth file
+(`truth_path`, see `sandbox_truth_path`), the time-to-code and time-to-completion tables show the
+true median of the same orders beside each estimate.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pipeline.report.data import load
 from pipeline.settings import Settings
 
 REPORT_FILENAME = "report.html"
+TRUTH_FILENAME = "truth.jsonl"
+"""The sandbox's ground truth in its directory (`Settings.sandbox_dir`)."""
 TITLE = "Order status history: outcomes and provider reliability"
 
 
@@ -49,6 +53,13 @@ def default_report_path(settings: Settings) -> Path:
     return settings.reports_dir / REPORT_FILENAME
 
 
+def sandbox_truth_path(settings: Settings) -> Path | None:
+    """The sandbox's truth file, `<data dir>/sandbox/truth.jsonl`, when it exists (the data
+    came from the sandbox); else None."""
+    path = settings.sandbox_dir / TRUTH_FILENAME
+    return path if path.is_file() else None
+
+
 def render(parts: list[sections.Section], generated_at: datetime) -> str:
     """The whole page around the sections."""
     return str(
@@ -67,7 +78,11 @@ def _write_atomically(out_path: Path, content: str) -> None:
 
 
 def build_report(
-    published_path: Path, out_path: Path, *, generated_at: datetime | None = None
+    published_path: Path,
+    out_path: Path,
+    *,
+    generated_at: datetime | None = None,
+    truth_path: Path | None = None,
 ) -> ReportSummary:
     """Build the HTML report from the published warehouse and write it to `out_path`.
 
@@ -75,12 +90,14 @@ def build_report(
         published_path: the read-only published copy of the warehouse.
         out_path: the HTML file to write (replaced atomically).
         generated_at: the generation time shown on the page (default: now, UTC).
+        truth_path: the sandbox's ground truth (JSONL); when the file exists, the true medians
+            of the same orders are shown beside the estimates. None or no file: no truth column.
 
     Returns:
         What was written, with headline figures.
     """
     generated_at = generated_at or datetime.now(UTC)
-    data = load(published_path)
+    data = load(published_path, truth_path)
     parts = [
         sections.overview(data, generated_at),
         *[build(data) for build in sections.SECTION_BUILDERS],

@@ -154,6 +154,27 @@ TIME_TABLE_COLUMNS = (
 SERVICE_TABLE_COLUMNS = (*TIME_TABLE_COLUMNS, "group_value")
 
 
+@dataclasses.dataclass(frozen=True)
+class TruthColumn:
+    """What an incidence section shows of the sandbox's truth (see `ReportData.truth`)."""
+
+    medians: dict[str, float | None]
+    """Per provider, the true median (None: fewer than half of the orders reached it)."""
+    incomplete: str
+    """The display names of the providers whose truth is not complete yet, comma-separated."""
+
+
+def _truth(data: ReportData, summary: pl.DataFrame, *, code: bool) -> TruthColumn | None:
+    """The truth column of the time-to-code (`code`) or time-to-completion table, whose rows
+    are `summary`; None without a truth file (no column)."""
+    if data.truth is None:
+        return None
+    medians = data.truth.time_to_code if code else data.truth.time_to_completion
+    shown = set(summary["provider"].to_list()) if _ok(summary, "provider") else set()
+    incomplete = provider_order([p for p in data.truth.incomplete if p in shown])
+    return TruthColumn(medians, ", ".join(provider_name(p) for p in incomplete))
+
+
 def time_to_code(data: ReportData) -> Section:
     """Cumulative incidence of the SMS code per provider, with 95 % bands, and by service."""
     return _incidence_section(
@@ -166,6 +187,7 @@ def time_to_code(data: ReportData) -> Section:
         outcome="get their code",
         ylabel="orders with their code",
         caption="Cumulative incidence of the code per provider",
+        truth=_truth(data, data.time_to_code, code=True),
         code_providers=names(code_providers()),
         code_kinds=", ".join(code_kinds()),
         by_service=_rows(in_provider_order(data.code_by_service), *SERVICE_TABLE_COLUMNS),
@@ -185,6 +207,7 @@ def time_to_completion(data: ReportData) -> Section:
         outcome="succeed",
         ylabel="orders that succeeded",
         caption="Cumulative incidence of success per provider",
+        truth=_truth(data, data.time_to_completion, code=False),
     )
 
 
@@ -199,9 +222,11 @@ def _incidence_section(
     outcome: str,
     ylabel: str,
     caption: str,
+    truth: TruthColumn | None,
     **context: Any,
 ) -> Section:
-    """A section of cumulative-incidence curves with CI bands, then the medians table."""
+    """A section of cumulative-incidence curves with CI bands, then the medians table (with the
+    true medians beside the estimates when there is a `truth`)."""
     finding = median_finding(summary, outcome)
     png = None
     if not curves.is_empty():
@@ -214,6 +239,7 @@ def _incidence_section(
         png=png,
         alt=f"{caption}. {finding}.",
         rows=_rows(in_provider_order(summary), *TIME_TABLE_COLUMNS),
+        truth=truth,
         **context,
     )
 
