@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pipeline.commands.refresh",
         "rebuild history, analytics, published copy and report, without Dagster",
     ),
+    "alerts": (
+        "pipeline.commands.alerts",
+        "evaluate alert rules and SLOs, send messages, write the status page",
+    ),
     "dev": ("pipeline.commands.dev", "sandbox + workload + Dagster UI and daemon"),
     "demo": ("pipeline.commands.demo", "the whole product on the sandbox, then a summary"),
 }

@@ -2,11 +2,13 @@
 
 Groups: `ingestion` (orders and one observations asset per provider, polled by long runs that
 `ingestion_sensor` chains), then the derived groups `history`, `analytics` and `reporting`,
-refreshed by declarative automation. `dagster_housekeeping` keeps the instance's history bounded.
+refreshed by declarative automation, and `alerts` (rules, SLOs, messages, status page) every
+minute. `dagster_housekeeping` keeps the instance's history bounded.
 """
 
 import dagster as dg
 
+from pipeline.assets.alerting import alerts
 from pipeline.assets.analytics import analytics, published_warehouse, report, status_history
 from pipeline.assets.automation import (
     automation_sensor,
@@ -29,6 +31,7 @@ defs = dg.Definitions(
         analytics,
         published_warehouse,
         report,
+        alerts,
     ],
     jobs=[ingestion_job, orders_job, derived_job],
     sensors=[ingestion_sensor, inbox_sensor, automation_sensor, dagster_housekeeping],

@@ -122,21 +122,23 @@ def headline_metadata(table: str, frame: pl.DataFrame) -> dict[str, dg.MetadataV
             metadata[f"{row[0]}_{headline}"] = dg.MetadataValue.float(float(row[1]))
     if "median_s" in frame.columns:
         md = rows.select("provider", "n_orders", "median_s", "median_ci_low_s", "median_ci_high_s")
-        metadata["preview"] = dg.MetadataValue.md(_markdown(md))
+        metadata["preview"] = dg.MetadataValue.md(markdown_table(md))
     return metadata
 
 
-def _markdown(frame: pl.DataFrame) -> str:
+def markdown_table(frame: pl.DataFrame) -> str:
+    """`frame` as a Markdown table for Dagster metadata (three significant digits)."""
     header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
-    body = "".join(
-        "| "
-        + " | ".join(
-            "" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)) for v in row
-        )
-        + " |\n"
-        for row in frame.iter_rows()
-    )
+    body = "".join("| " + " | ".join(_cell(v) for v in row) + " |\n" for row in frame.iter_rows())
     return header + body
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return str(value).replace("|", "/")
 
 
 @dg.asset(
@@ -161,7 +163,7 @@ def report(warehouse: WarehouseResource, providers: ProvidersResource) -> dg.Mat
         "images": dg.MetadataValue.int(summary.n_images),
         "polls": dg.MetadataValue.int(summary.n_polls),
         "orders": dg.MetadataValue.int(summary.n_orders),
-        "scorecard": dg.MetadataValue.md(_markdown(summary.scorecard)),
+        "scorecard": dg.MetadataValue.md(markdown_table(summary.scorecard)),
     }
     if summary.key_chart_png:
         encoded = base64.b64encode(summary.key_chart_png).decode()

@@ -34,6 +34,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not register CSV files waiting in the inbox first",
     )
+    parser.add_argument(
+        "--no-alerts",
+        action="store_true",
+        help="skip evaluating alert rules and SLOs (and the status page) at the end",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
 
     result = asyncio.run(main())
     print(format_summary(result))
+    if not args.no_alerts:
+        from pipeline.commands.alerts import notify
+
+        notify(settings, warehouse)
     return 1 if result.write_errors else 0
 
 

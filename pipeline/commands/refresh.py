@@ -1,10 +1,11 @@
 """`pipeline refresh`: the derived tables, the published copy and the report, without Dagster.
 
 For teams that run `pipeline poll` from cron. It does what the Dagster derived assets do
-(`status_history`, `analytics`, `published_warehouse`, `report`), with the same functions: the
-status history is folded in incrementally (only observations past the last refresh), every
-analytics table is recomputed, the warehouse is copied to the published read-only copy, and the
-HTML report is rendered from that copy.
+(`status_history`, `analytics`, `published_warehouse`, `report`, `alerts`), with the same
+functions: the status history is folded in incrementally (only observations past the last
+refresh), every analytics table is recomputed, the warehouse is copied to the published
+read-only copy, the HTML report is rendered from that copy, and the alert rules and SLOs are
+evaluated (messages, status page).
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ EXIT_NO_WAREHOUSE = 2
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `pipeline refresh` (none: locations come from `PIPELINE_DATA_DIR`)."""
+    """Arguments of `pipeline refresh` (locations come from `PIPELINE_DATA_DIR`)."""
+    parser.add_argument(
+        "--no-alerts",
+        action="store_true",
+        help="skip evaluating alert rules and SLOs (and the status page) at the end",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,5 +77,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"report     {report.out_path}  ({len(report.sections)} sections, {report.n_images} charts)"
     )
+    if not args.no_alerts:
+        from pipeline.commands.alerts import notify
+
+        notify(settings, warehouse)
     print(f"refresh: done in {time.monotonic() - started:.1f} s")
     return 0

@@ -166,6 +166,8 @@ class Poller:
             if lane.config_error is not None:
                 return PollOutcome(observations, skipped=Skip.CONFIG_ERROR)
             if not lane.breaker.allow():
+                if not observations:  # the order was due: say so, or an outage goes unseen
+                    observations.append(_circuit_open(order, self._clock(), previous_state))
                 return PollOutcome(observations, skipped=Skip.CIRCUIT_OPEN)
             async with lane.semaphore:
                 if not await _wait_for_turn(lane, deadline):
@@ -312,6 +314,20 @@ def _unparsed(
         ErrorClass.PARSE_ERROR,
         f"answer could not be parsed ({type(error).__name__})",
         http_status=http_status if 100 <= http_status <= 599 else None,
+    )
+
+
+def _circuit_open(
+    order: TrackedOrder, polled_at: datetime, previous_state: str | None
+) -> Observation:
+    """A poll not sent because the provider's circuit is open: recorded like a failed attempt,
+    so availability, alerts and the report see the outage while the breaker waits it out."""
+    return _poll_error(
+        order,
+        polled_at,
+        previous_state,
+        ErrorClass.CIRCUIT_OPEN,
+        f"not sent: {order.provider} failed repeatedly; circuit open until its next probe",
     )
 
 

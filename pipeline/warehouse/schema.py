@@ -170,6 +170,67 @@ CREATE TABLE derived_state (
         "order_tracking.not_found_since_ok: not-found answers since the last valid one",
         "ALTER TABLE order_tracking ADD COLUMN not_found_since_ok INTEGER DEFAULT 0;",
     ),
+    Migration(
+        5,
+        "alerts: incidents, delivered messages, SLO events and SLO status (pipeline.alerts)",
+        """
+CREATE TABLE alert_incidents (
+    incident_id VARCHAR PRIMARY KEY,
+    provider VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,
+    opened_at TIMESTAMPTZ NOT NULL,
+    resolved_at TIMESTAMPTZ,
+    value DOUBLE,
+    threshold DOUBLE,
+    summary VARCHAR,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE alerts (
+    alert_id VARCHAR PRIMARY KEY,
+    incident_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    provider VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,
+    value DOUBLE,
+    threshold DOUBLE,
+    target VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    delivered BOOLEAN NOT NULL DEFAULT false,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error VARCHAR,
+    last_attempt_at TIMESTAMPTZ,
+    delivered_at TIMESTAMPTZ,
+    summary VARCHAR,
+    message_json VARCHAR
+);
+CREATE TABLE slo_events (
+    provider VARCHAR NOT NULL,
+    slo VARCHAR NOT NULL,
+    definition VARCHAR NOT NULL,
+    order_id VARCHAR NOT NULL,
+    decided_at TIMESTAMPTZ NOT NULL,
+    good DOUBLE NOT NULL,
+    PRIMARY KEY (provider, slo, definition, order_id)
+);
+CREATE TABLE slo_status (
+    provider VARCHAR NOT NULL,
+    slo VARCHAR NOT NULL,
+    objective DOUBLE NOT NULL,
+    window_name VARCHAR NOT NULL,
+    window_s DOUBLE NOT NULL,
+    good DOUBLE NOT NULL,
+    total BIGINT NOT NULL,
+    error_budget_remaining DOUBLE,
+    burn_rate DOUBLE,
+    evaluated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (provider, slo, window_name)
+);
+""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

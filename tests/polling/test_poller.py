@@ -114,6 +114,14 @@ def test_a_sustained_outage_opens_the_circuit_and_spares_the_others(warehouse: W
     assert smsonline.skipped["circuit_open"] > 0
     assert requests["smsonline"] < 30 * FAST_RETRY.max_attempts  # it stopped asking
     assert smsonline.errors["server_error"] == requests["smsonline"]  # every attempt recorded
+    # Orders the open circuit held back are recorded too: the outage stays visible.
+    seen = warehouse.read(
+        "SELECT count(DISTINCT order_id) AS orders, "
+        "count(*) FILTER (WHERE error_class = 'circuit_open' AND http_status IS NULL) AS not_sent "
+        "FROM observations WHERE provider = 'smsonline'"
+    )
+    assert seen["orders"].item() == 30
+    assert 0 < seen["not_sent"].item() <= smsonline.skipped["circuit_open"]
     assert result.providers["baanx"].ok == 5
 
 
