@@ -7,6 +7,11 @@ records and estimator the `time_to_code` / `time_to_completion` medians come fro
 that is missing (the warehouse has not been refreshed yet) reads as an empty frame, so every
 section can say "not enough data yet" instead of failing.
 
+The alert tables (`pipeline.alerts`: `slo_status`, `alert_incidents`, `alerts`) are read as
+`evaluate_and_notify` left them when the warehouse was published: the latest SLO figures, the
+incidents of the data window and how their messages fared. A warehouse from before alerting
+has none of them (`ReportData.alert_tables` is False).
+
 On sandbox data (`load` given the sandbox's truth file) `ReportData.truth` holds the true
 medians of the same orders (`pipeline.analytics.truth.true_medians`), shown beside the estimates.
 
@@ -17,12 +22,15 @@ the notebook; they live in `pipeline.analytics.curves`.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 
+from pipeline.alerts.delivery import DELIVERED, FAILED
+from pipeline.alerts.incidents import FIRING, PENDING
 from pipeline.analytics.curves import (
     MEASURE_CODE,
     MEASURE_COMPLETION,
@@ -52,6 +60,8 @@ LEVEL_SERVICE = "service"
 """`group_level` of the per-service rows (`pipeline.analytics.metrics.GROUP_LEVELS`)."""
 TOP_REASONS = 10
 """Quarantine reasons, unknown statuses and impossible transitions listed at most."""
+ALERT_TABLES = ("slo_status", "alert_incidents", "alerts")
+"""The tables `pipeline.alerts` writes (warehouse migration 5)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +115,17 @@ class ReportData:
     """provider, provider_status, answers (valid answers with an unrecognised status)."""
     impossible_transitions: pl.DataFrame
     """provider, transition_issue, previous_state, state, transitions, example_order_id."""
+    alert_tables: bool
+    """Whether the warehouse has the alert tables (`ALERT_TABLES`); False before alerting."""
+    slo_status: pl.DataFrame
+    """The latest SLO figures per provider, SLO and window, as table `slo_status` holds them
+    (`pipeline.alerts.slo.STATUS_COLUMNS`)."""
+    alert_incidents: pl.DataFrame
+    """The incidents of the data window (table `alert_incidents`): every open one and every one
+    resolved since the first poll; open ones first, then the most recently opened first."""
+    alert_messages: pl.DataFrame
+    """target, messages, delivered, failed, waiting: the alert messages (table `alerts`, one row
+    per message and target) queued since the first poll, per target."""
     truth: TruthMedians | None = None
     """On sandbox data, the true medians of the same orders; None without a truth file."""
 
@@ -113,9 +134,15 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {row[0] for row in con.execute("SHOW TABLES").fetchall()}
 
 
-def _read(con: duckdb.DuckDBPyConnection, tables: set[str], table: str, sql: str) -> pl.DataFrame:
-    """`sql` over `table`, or an empty frame when the table does not exist."""
-    return query(con, sql) if table in tables else pl.DataFrame()
+def _read(
+    con: duckdb.DuckDBPyConnection,
+    tables: set[str],
+    table: str,
+    sql: str,
+    params: list[Any] | None = None,
+) -> pl.DataFrame:
+    """`sql` (with `params`) over `table`, or an empty frame when the table does not exist."""
+    return query(con, sql, params) if table in tables else pl.DataFrame()
 
 
 def _level(frame: pl.DataFrame, level: str) -> pl.DataFrame:
@@ -212,6 +239,30 @@ def load(published_path: Path, truth_path: Path | None = None) -> ReportData:
             "WHERE is_impossible_transition GROUP BY ALL "
             f"ORDER BY transitions DESC, provider LIMIT {TOP_REASONS}",
         )
+        # Incidents and messages of the data window: since the first poll (or all of them).
+        since = window[0] or datetime.min.replace(tzinfo=UTC)
+        slo_status = _read(
+            con, tables, "slo_status", "SELECT * FROM slo_status ORDER BY provider, slo, window_s"
+        )
+        alert_incidents = _read(
+            con,
+            tables,
+            "alert_incidents",
+            "SELECT * FROM alert_incidents WHERE state = ? OR resolved_at IS NULL"
+            " OR resolved_at >= ? ORDER BY state = ? DESC, opened_at DESC, provider, rule",
+            [FIRING, since, FIRING],
+        )
+        alert_messages = _read(
+            con,
+            tables,
+            "alerts",
+            "SELECT target, count(*) AS messages,"
+            " count(*) FILTER (WHERE status = ?) AS delivered,"
+            " count(*) FILTER (WHERE status = ?) AS failed,"
+            " count(*) FILTER (WHERE status = ?) AS waiting"
+            " FROM alerts WHERE created_at >= ? GROUP BY target ORDER BY target",
+            [DELIVERED, FAILED, PENDING, since],
+        )
         tracked = (
             _read(con, tables, "orders", "SELECT provider, order_id FROM orders")
             if truth_file is not None
@@ -244,5 +295,9 @@ def load(published_path: Path, truth_path: Path | None = None) -> ReportData:
         quarantine_reasons=quarantine_reasons,
         unknown_statuses=unknown_statuses,
         impossible_transitions=impossible,
+        alert_tables=set(ALERT_TABLES) <= tables,
+        slo_status=slo_status,
+        alert_incidents=alert_incidents,
+        alert_messages=alert_messages,
         truth=truth_medians(truth_file, tracked) if truth_file is not None else None,
     )

@@ -39,6 +39,22 @@ def percent(value: float | None, digits: int = 1) -> str:
     return f"{100.0 * value:.{digits}f} %"
 
 
+def objective(value: float | None) -> str:
+    """An objective as people write it, no digit rounded away: 0.95 → "95 %", 0.9995 →
+    "99.95 %"; undefined → "–"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    return f"{100.0 * value:.6g} %"
+
+
+def burn_rate(value: float | None) -> str:
+    """A burn rate, how many times the sustainable pace an error budget is spent: 14.4 → "14.4×";
+    undefined (no orders judged in the window) → "–"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    return f"{value:,.1f}×"
+
+
 def percent_ci(value: float | None, low: float | None, high: float | None) -> str:
     """ "12.3 % (8.1–17.0)" with the 95 % interval when it is defined."""
     if value is None:

@@ -17,6 +17,9 @@ from typing import Any
 import polars as pl
 from markupsafe import Markup
 
+from pipeline.alerts.config import DEFAULT_BURN_LEVELS, DEFAULT_SLOS
+from pipeline.alerts.incidents import FIRING
+from pipeline.alerts.verdicts import window_words
 from pipeline.analytics.metrics import (
     EXPIRY_GRACE_S,
     MIN_GROUP_ORDERS,
@@ -308,6 +311,157 @@ def reliability(data: ReportData) -> Section:
     )
 
 
+SLO_STATUS_COLUMNS = (
+    "provider",
+    "slo",
+    "objective",
+    "window_name",
+    "window_s",
+    "good",
+    "total",
+    "error_budget_remaining",
+    "burn_rate",
+)
+"""Columns of `slo_status` the alerts section reads."""
+INCIDENT_COLUMNS = (
+    "provider",
+    "rule",
+    "severity",
+    "state",
+    "opened_at",
+    "resolved_at",
+    "value",
+    "threshold",
+    "updated_at",
+)
+"""Columns of `alert_incidents` the alerts section reads."""
+MESSAGE_COLUMNS = ("target", "messages", "delivered", "failed", "waiting")
+MAX_INCIDENTS = 50
+"""Incidents listed at most (open ones first, then the most recently opened)."""
+
+
+def slo_rows(status: pl.DataFrame) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per provider and SLO (providers in canonical order), and the burn-rate windows
+    the rows show (shortest first).
+
+    Each row holds the objective, the compliance period's figures (its longest window, as on
+    the status page: `period`, `good`, `total`, `compliance`, `budget_remaining`) and `burn`,
+    the burn rate per shorter window name (None: no order judged in it), with `too_fast` the
+    windows whose rate is above 1× (the budget would not last the compliance period).
+    """
+    if not _ok(status, *SLO_STATUS_COLUMNS):
+        return [], []
+    rows = []
+    windows: dict[str, float] = {}
+    for _, group in in_provider_order(status).group_by(["provider", "slo"], maintain_order=True):
+        ordered = group.sort("window_s")
+        period = ordered.row(-1, named=True)
+        burn = {}
+        for window in ordered.head(ordered.height - 1).iter_rows(named=True):
+            burn[window["window_name"]] = window["burn_rate"]
+            windows.setdefault(window["window_name"], window["window_s"])
+        good, total = period["good"], period["total"]
+        left = period["error_budget_remaining"]
+        rows.append(
+            {
+                "provider": period["provider"],
+                "slo": period["slo"],
+                "objective": period["objective"],
+                "period": period["window_name"],
+                "good": good,
+                # A share of an order is counted good when a poll interval straddles the limit.
+                "good_digits": 0 if good is None or float(good).is_integer() else 1,
+                "total": total,
+                "compliance": good / total if total and good is not None else None,
+                "budget_remaining": left,
+                # As shown: "-0.0 %" is not overspent, "1.0×" is not too fast.
+                "overspent": left is not None and round(100.0 * left, 1) < 0,
+                "burn": burn,
+                "too_fast": {
+                    w for w, rate in burn.items() if rate is not None and round(rate, 1) > 1
+                },
+            }
+        )
+    return rows, sorted(windows, key=lambda name: windows[name])
+
+
+def incident_rows(incidents: pl.DataFrame, slo_names: set[str]) -> list[dict[str, Any]]:
+    """The incidents as a template shows them, in the order given (open ones first): `open`,
+    `duration_s` (an open incident's runs to its last evaluation, `updated_at`) and `burn`
+    (an SLO's incident, whose value and threshold are burn rates rather than shares)."""
+    if not _ok(incidents, *INCIDENT_COLUMNS):
+        return []
+    rows = []
+    for row in incidents.iter_rows(named=True):
+        is_open = row["state"] == FIRING
+        end = row["updated_at"] if is_open else row["resolved_at"]
+        lasted = (end - row["opened_at"]).total_seconds() if end and row["opened_at"] else None
+        rows.append(row | {"open": is_open, "duration_s": lasted, "burn": row["rule"] in slo_names})
+    return rows
+
+
+def _latest(*columns: tuple[pl.DataFrame, str]) -> datetime | None:
+    """The latest time in any of the (frame, column) pairs."""
+    found = [
+        moment
+        for frame, column in columns
+        if _ok(frame, column)
+        for moment in [frame[column].max()]
+        if isinstance(moment, datetime)
+    ]
+    return max(found, default=None)
+
+
+def _burn_levels() -> str:
+    """The default burn-rate alerts in words: "a page when its burn rate exceeds 14.4× over
+    both the last 1 h and the last 5 min, a ticket when …"."""
+    return ", ".join(
+        f"a {level.severity} when {'its burn rate' if i == 0 else 'it'} exceeds "
+        f"{level.burn_rate:g}× over both the last {window_words(level.long_s)} and the last "
+        f"{window_words(level.short_s)}"
+        for i, level in enumerate(DEFAULT_BURN_LEVELS)
+    )
+
+
+def alerts_and_slos(data: ReportData) -> Section:
+    """The SLOs' error budgets and burn rates, the data window's incidents and how their
+    messages fared, as the alerting (`pipeline.alerts`) last stored them."""
+    status, incidents, messages = data.slo_status, data.alert_incidents, data.alert_messages
+    evaluated = data.alert_tables and not all(
+        frame.is_empty() for frame in (status, incidents, messages)
+    )
+    slos, windows = slo_rows(status)
+    slo_names = {s.name for s in DEFAULT_SLOS}
+    if _ok(status, "slo"):
+        slo_names |= set(status["slo"].drop_nulls().to_list())
+    listed = incident_rows(incidents, slo_names)
+    budgets = [r for r in slos if r["budget_remaining"] is not None]
+    message_rows = _rows(messages, *MESSAGE_COLUMNS)
+    return _section(
+        "Alerts and SLOs",
+        "alerts",
+        "alerts",
+        [],
+        alert_tables=data.alert_tables,
+        evaluated=evaluated,
+        evaluated_at=_latest((status, "evaluated_at"), (incidents, "updated_at")),
+        slos=slos,
+        windows=windows,
+        periods=", ".join(dict.fromkeys(r["period"] for r in slos)),
+        tightest=min(budgets, key=lambda r: r["budget_remaining"]) if budgets else None,
+        burn_levels=_burn_levels(),
+        incidents=listed[:MAX_INCIDENTS],
+        n_incidents=len(listed),
+        n_open=sum(r["open"] for r in listed),
+        max_incidents=MAX_INCIDENTS,
+        messages=message_rows,
+        totals={
+            key: sum(int(r[key] or 0) for r in message_rows)
+            for key in ("messages", "delivered", "failed", "waiting")
+        },
+    )
+
+
 def errors_and_latency(data: ReportData) -> Section:
     """Error mix and poll latency per provider."""
     mix = data.error_mix
@@ -427,6 +581,7 @@ SECTION_BUILDERS: tuple[Callable[[ReportData], Section], ...] = (
     time_to_completion,
     expiry,
     reliability,
+    alerts_and_slos,
     errors_and_latency,
     naive_vs_aware,
     data_quality,

@@ -6,9 +6,9 @@ template and every printed value goes through `pipeline.report.markup.text` (the
 section or macro, itself escaped) passes through as it is. An undefined name is an error
 (`StrictUndefined`), never an empty string.
 
-Filters: `number`, `percent`, `percent_ci`, `duration`, `duration_ci`, `timestamp` (the
-formatters of `pipeline.report.markup`), `provider` (display name), `colour` (chart colour) and
-`base64` (bytes for a data URI).
+Filters: `number`, `percent`, `percent_ci`, `objective`, `burn_rate`, `duration`,
+`duration_ci`, `timestamp` (the formatters of `pipeline.report.markup`), `provider` (display
+name), `colour` (chart colour) and `base64` (bytes for a data URI).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def environment() -> jinja2.Environment:
         number=markup.number,
         percent=markup.percent,
         percent_ci=markup.percent_ci,
+        objective=markup.objective,
+        burn_rate=markup.burn_rate,
         duration=markup.duration,
         duration_ci=markup.duration_ci,
         timestamp=markup.timestamp,

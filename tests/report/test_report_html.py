@@ -32,6 +32,7 @@ SECTIONS = [
     "Time to completion",
     "Expiry rate over time",
     "Reliability scorecard",
+    "Alerts and SLOs",
     "Errors and latency",
     "Naive vs censoring-aware estimates",
     "Data quality",
