@@ -77,7 +77,7 @@ def test_ui_serves_the_asset_graph_and_stops_cleanly(tmp_path: Path) -> None:
             "report",
         } <= keys
         groups = {node["groupName"] for node in nodes}
-        assert groups == {"ingestion", "history", "analytics", "reporting"}
+        assert groups == {"ingestion", "history", "analytics", "reporting", "alerts"}
     finally:
         returncode = processes.stop(ui)
     assert returncode != -signal.SIGKILL, "had to be killed: it did not stop on SIGTERM"
