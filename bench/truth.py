@@ -35,6 +35,7 @@ import asyncio
 import copy
 import dataclasses
 import json
+import math
 import platform
 import random
 import sys
@@ -347,10 +348,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             <= max(r["cadence_s"] / 4, ERROR_SHARE * r["true_median_s"])
             for r in valid
         ]
+        # A missing bound is an open interval: the data cannot bound the median on that side.
         covered = [
-            r["ci_low_s"] is not None
-            and r["ci_high_s"] is not None
-            and r["ci_low_s"] <= r["true_median_s"] <= r["ci_high_s"]
+            (r["ci_low_s"] or 0.0) <= r["true_median_s"] <= (r["ci_high_s"] or math.inf)
             for r in valid
         ]
         expiry = [
