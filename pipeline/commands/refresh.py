@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     except WarehouseLockedError as error:
         print(f"refresh: nothing refreshed: {error}", file=sys.stderr)
         return EXIT_LOCKED
+    if not args.no_alerts:  # before publishing, so the report shows this evaluation
+        from pipeline.commands.alerts import notify
+
+        notify(settings, warehouse)
     try:
         published = publish(warehouse, settings.published_path)
     except WarehouseLockedError as error:
@@ -77,9 +81,5 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"report     {report.out_path}  ({len(report.sections)} sections, {report.n_images} charts)"
     )
-    if not args.no_alerts:
-        from pipeline.commands.alerts import notify
-
-        notify(settings, warehouse)
     print(f"refresh: done in {time.monotonic() - started:.1f} s")
     return 0
