@@ -15,12 +15,12 @@ time to the event), and a stop time that leaves a varying share of orders open. 
 same orders' median from their full sandbox timelines (exact times, every order followed to its
 end), and the same orders' share expired by their expiry horizon.
 
-Targets (issue: exact time-to-event figures under coarse polling), per provider:
+Targets, per provider:
 - |median - true median| <= max(cadence / 4, 5 % of the true median) in >= 95 % of replications;
 - the 95 % CI of the median covers the true median in 93-97 % of replications;
 - the same for the expiry rate at its horizon (error <= 5 points).
 
-Command (about 45 minutes on this machine, one core):
+Command (53 minutes on 2 cores, one replication at a time; see bench/README.md):
 
     .venv/bin/python bench/truth.py            # every provider, 4 ratios x 6 seeds
     .venv/bin/python bench/truth.py --providers smsonline --seeds 3   # a quick look
@@ -36,24 +36,22 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import platform
 import random
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import polars as pl
 
-from pipeline.analytics.survival import cif_quantiles, event_table
-from pipeline.commands.summary import true_medians
+from pipeline.analytics.truth import measures_code, true_medians
 from pipeline.derived import refresh_derived
 from pipeline.intake import make_order, register
-from pipeline.model import SUCCESS_STATES, OrderState
+from pipeline.model import OrderState
 from pipeline.polling.client import Poller
 from pipeline.polling.provider_loop import MIN_SLEEP_S, ProviderLoop
 from pipeline.polling.retry import RetryPolicy
@@ -92,16 +90,11 @@ NO_LIMITS: dict[str, dict[str, Any]] = {
 """Sandbox options lifting rate limits: simulated time runs far faster than real clients."""
 
 
-def measures_code(slug: str) -> bool:
-    """Whether the provider's headline figure is time to code."""
-    return bool(REGISTRY.spec(slug).code_kinds)
-
-
-def event_states(slug: str) -> set[str]:
-    """The states whose entry is the event the median is about."""
-    if measures_code(slug):
-        return {OrderState.CODE_RECEIVED.value}
-    return {s.value for s in SUCCESS_STATES}
+def _full_record(truth: Any) -> dict[str, Any]:
+    """A truth record followed to its end (nothing censored before its last transition)."""
+    record: dict[str, Any] = truth.to_record()
+    record["recorded_at"] = (truth.final.at + timedelta(days=365)).isoformat()
+    return record
 
 
 def population_median(slug: str, seed: int = 0) -> float:
@@ -110,33 +103,14 @@ def population_median(slug: str, seed: int = 0) -> float:
     spec = REGISTRY.spec(slug)
     kinds = spec.code_kinds or spec.order_kinds
     rng = random.Random(f"pilot:{slug}:{seed}")
-    events = event_states(slug)
-    times, codes = [], []
+    records = {}
     for index in range(PILOT_ORDERS):
-        kind = kinds[index % len(kinds)]
-        truth = draw_order(slug, kind, rng, START, "realistic")
-        time_s, code = _first_outcome(truth.transitions, truth.created_at, events)
-        times.append(time_s)
-        codes.append(code)
-    records = pl.DataFrame(
-        {"provider": [slug] * len(times), "time_s": times, "event_code": codes},
-        schema={"provider": pl.String, "time_s": pl.Float64, "event_code": pl.Int64},
-    )
-    median = cif_quantiles(event_table(records, ["provider"]), ["provider"], 0.5)
-    value = median["quantile_s"][0]
+        truth = draw_order(slug, kinds[index % len(kinds)], rng, START, "realistic")
+        records[(slug, f"pilot-{index}")] = _full_record(truth)
+    value = true_medians(records, set(records)).get(slug)
     if value is None:
         raise RuntimeError(f"{slug}: fewer than half the orders reach the event")
     return float(value)
-
-
-def _first_outcome(
-    transitions: Sequence[Any], origin: datetime, events: set[str]
-) -> tuple[float, int]:
-    for transition in transitions:
-        state = transition.state
-        if state in events or OrderState(state).is_terminal:
-            return (transition.at - origin).total_seconds(), 1 if state in events else 2
-    return (transitions[-1].at - origin).total_seconds(), 0
 
 
 def scaled_adapter(slug: str, factor: float) -> ProviderAdapter:
@@ -277,11 +251,10 @@ def _compare(
     )
     tracked = warehouse.read("SELECT provider, order_id FROM orders")
     keys = set(tracked.iter_rows())
-    records = {}
-    for order in sandbox.list_orders(rep.slug):
-        record = order.truth.to_record()
-        record["recorded_at"] = (order.truth.final.at + timedelta(days=365)).isoformat()
-        records[(rep.slug, order.truth.order_id)] = record
+    records = {
+        (rep.slug, order.truth.order_id): _full_record(order.truth)
+        for order in sandbox.list_orders(rep.slug)
+    }
     truth_median = true_medians(records, keys).get(rep.slug)
     row = estimate.row(0, named=True) if not estimate.is_empty() else {}
     open_share = warehouse.read(
@@ -458,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
     result = {
         "command": "python bench/truth.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {"python": platform.python_version(), "cpus": 2},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "population_median_s": medians,
         "targets": {
             "median_within_tolerance": ">= 0.95 (tolerance: max(cadence/4, 5 % of true median))",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.commands.summary import true_medians
+from pipeline.analytics.truth import true_medians
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

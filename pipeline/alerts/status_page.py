@@ -35,8 +35,8 @@ AVAILABILITY_WINDOWS_S: tuple[float, ...] = (5 * MINUTE_S, HOUR_S, DAY_S)
 """Windows the page shows availability over."""
 RECENT_INCIDENTS = timedelta(days=7)
 MAX_INCIDENTS = 50
-NO_DATA_AFTER = timedelta(hours=1)
-"""A provider not polled for this long shows `no data`."""
+NO_DATA_WINDOW_S = HOUR_S
+"""A provider not polled within this window shows `no data`."""
 BURN_WINDOW_S = HOUR_S
 """The burn-rate window the page shows beside each SLO."""
 
@@ -84,8 +84,8 @@ class StatusPage:
 
 
 def _environment() -> jinja2.Environment:
-    # Imported here: importing `pipeline.report` loads matplotlib (≈0.25 s), which the
-    # every-minute evaluation never needs.
+    # Imported here: importing `pipeline.report` loads matplotlib, which the evaluation itself
+    # (`evaluate_and_notify`) never needs.
     from pipeline.report import markup
 
     env = jinja2.Environment(
@@ -96,21 +96,28 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(percent=markup.percent, timestamp=markup.timestamp, duration=markup.duration)
+    env.filters.update(
+        percent=markup.percent,
+        objective=markup.objective,
+        burn_rate=markup.burn_rate,
+        timestamp=markup.timestamp,
+        duration=markup.duration,
+    )
     return env
 
 
 def provider_statuses(
     warehouse: Warehouse, now: datetime, specs: Mapping[str, ProviderSpec]
 ) -> tuple[list[ProviderStatus], list[dict[str, Any]]]:
-    """Every provider's status and the recent incidents (newest first)."""
+    """Every provider's status and the recent incidents (open ones first, then newest first)."""
     with warehouse.connect() as con:
         counts = poll_counts(con, AVAILABILITY_WINDOWS_S, now)
         slo_rows = query(con, "SELECT * FROM slo_status ORDER BY provider, slo, window_s")
         incidents = query(
             con,
+            # Firing ones first: the limit may cut old resolved incidents, never an open one.
             "SELECT * FROM alert_incidents WHERE state = 'firing' OR opened_at > ?"
-            " ORDER BY opened_at DESC LIMIT ?",
+            " ORDER BY state = 'firing' DESC, opened_at DESC LIMIT ?",
             [now - RECENT_INCIDENTS, MAX_INCIDENTS],
         )
     slugs = list(
@@ -132,7 +139,7 @@ def provider_statuses(
             share = row["valid"] / row["polls"] if row["polls"] else None
             availability.append((window_name(window), share, row["polls"]))
         open_incidents = [r for r in recent if r["provider"] == slug and r["state"] == "firing"]
-        hour_polls = next(p for w, _, p in availability if w == window_name(HOUR_S))
+        hour_polls = next(p for w, _, p in availability if w == window_name(NO_DATA_WINDOW_S))
         if any(r["severity"] == "page" for r in open_incidents):
             state = DOWN
         elif open_incidents:

@@ -17,7 +17,7 @@ from pipeline.providers.registry import PROVIDERS
 from pipeline.simulator.truth import read_truth
 from pipeline.warehouse import Warehouse
 
-__all__ = ["SUMMARY_SQL", "format_demo_summary", "true_medians"]
+__all__ = ["SUMMARY_SQL", "format_demo_summary"]
 
 
 SUMMARY_SQL = """

@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from pipeline.simulator import control
 from pipeline.simulator.clock import Clock
 from pipeline.simulator.faults import FaultPlan
-from pipeline.simulator.provider import sandbox_provider, sandbox_providers
+from pipeline.simulator.provider import sandbox_providers
 from pipeline.simulator.state import Sandbox, SandboxConfig, Sleep
 from pipeline.simulator.wire import (
     JSON_CONTENT_TYPE,
@@ -58,16 +58,15 @@ async def serve(
         reply = wire.error_reply(plan.error_status)
     elif plan.retry_after_s is not None:
         reply = wire.rate_limited_reply(plan.retry_after_s)
-    elif plan.variant is not None:
-        imitation = sandbox_provider(provider)
-        variant = imitation.variants[plan.variant]
-        with sandbox.answering_with(
-            provider, imitation.with_variant(sandbox.options_of(provider), variant)
-        ):
-            reply = await spec.handler(request, sandbox)
-        sandbox.faults.mutate_body(provider, plan, reply)
     else:
-        reply = await spec.handler(request, sandbox)
+        variant = plan.variant
+        answering = (
+            sandbox.answering_with(provider, variant.apply(sandbox.options_of(provider)))
+            if variant is not None
+            else contextlib.nullcontext()
+        )
+        with answering:
+            reply = await spec.handler(request, sandbox)
         sandbox.faults.mutate_body(provider, plan, reply)
     data = sandbox.faults.mutate_bytes(provider, plan, reply, reply.encode())
     if plan.byte_rule is not None and plan.byte_rule.kind == "slow_body":

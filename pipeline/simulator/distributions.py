@@ -1,7 +1,7 @@
 """Duration distributions and the tables that shift an order's odds and speed.
 
 Generic building blocks of the lifecycle model; each provider's figures
-(`pipeline/providers/<slug>/sandbox.py`) are made of these.
+(`pipeline/providers/<slug>/lifecycle.py`) are made of these.
 """
 
 from __future__ import annotations

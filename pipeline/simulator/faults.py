@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.providers.registry import REGISTRY
-from pipeline.simulator.provider import sandbox_provider
+from pipeline.simulator.provider import Variant, sandbox_provider
 from pipeline.simulator.wire import PathKey, Reply
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -278,7 +278,7 @@ class FaultPlan:
         retry_after_s: answer 429 with this `Retry-After`.
         body_rules: drift / unknown-status rules to apply to a 2xx JSON body.
         byte_rule: truncated_json / invalid_json / slow_body rule for the encoded body.
-        variant: index into the provider's `variants` to answer with, or None.
+        variant: the provider's real answer variant to answer with, or None.
         applied: fault kinds this request gets (for statistics).
     """
 
@@ -287,7 +287,7 @@ class FaultPlan:
     retry_after_s: int | None = None
     body_rules: list[FaultRule] = dataclasses.field(default_factory=list)
     byte_rule: FaultRule | None = None
-    variant: int | None = None
+    variant: Variant | None = None
     applied: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -358,7 +358,7 @@ class FaultEngine:
         if rule.kind == "variant":
             variants = sandbox_provider(provider).variants
             if variants:
-                plan.variant = rng.randrange(len(variants))
+                plan.variant = variants[rng.randrange(len(variants))]
                 plan.applied.append(rule.kind)
             return
         plan.applied.append(rule.kind)

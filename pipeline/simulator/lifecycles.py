@@ -19,7 +19,8 @@ time. The sandbox serves these timelines over HTTP; a generator can use them dir
 `Transition.state` is a canonical `OrderState` value (pipeline/model.py); `provider_status` is the
 provider's own word for the phase. Each provider's state machines (one drawer per order kind),
 its duration and outcome figures, and its service/country tables live in its package
-(`pipeline/providers/<slug>/sandbox.py`, `SandboxProvider`); this module only runs them.
+(`pipeline/providers/<slug>/lifecycle.py`, exported through its `SANDBOX`); this module only
+runs them.
 
 Durations are drawn from `Dist`s (seconds, `realistic` profile); a `Profile` multiplies every
 duration and window (`fast` = x0.1). `DEFAULT_CONFIG` takes every provider's default figures;

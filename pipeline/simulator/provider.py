@@ -169,6 +169,10 @@ class Variant:
     value: Any
     source: str
 
+    def apply(self, options: Any) -> Any:
+        """`options` (the provider's options dataclass) with this variant switched on."""
+        return dataclasses.replace(options, **{self.option: self.value})
+
 
 @dataclasses.dataclass(frozen=True)
 class SandboxProvider:
@@ -222,10 +226,6 @@ class SandboxProvider:
             allowed = self.option_choices.get(variant.option)
             if variant.option not in known or (allowed and variant.value not in allowed):
                 raise ValueError(f"sandbox {self.slug!r}: variant {variant} is not an option value")
-
-    def with_variant(self, options: Any, variant: Variant) -> Any:
-        """`options` with `variant` switched on."""
-        return dataclasses.replace(options, **{variant.option: variant.value})
 
     def problems(self, spec: ProviderSpec) -> list[str]:
         """What does not fit `spec` (empty when the imitation covers it)."""

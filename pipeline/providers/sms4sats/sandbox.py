@@ -47,7 +47,6 @@ COUNTRY_CODES: dict[int, str] = {
     43: "Germany",
 }
 """Numeric country codes of `/createorder` → the country names `/orderstatus` shows."""
-SERVICES: tuple[str, ...] = ("openAI", "telegram", "whatsapp", "google", "discord")
 MAX_MESSAGE_CHARS = 140
 PRICE_SATS = 2500
 
