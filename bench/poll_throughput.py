@@ -5,7 +5,7 @@ OrdinalsBot's status and create limits raised out of the way; our client-side li
 (`Poller(limits=False)`). The benchmark creates orders through the create endpoints, registers
 them in a temporary warehouse, then alternates, round by round:
 
-- bare: one `httpx.AsyncClient` with the poller's pool limits and timeouts GETs every order's
+- bare: one `httpx.AsyncClient` with the poller's transport and timeouts GETs every order's
   status request (built beforehand by the real adapter), with the poller's concurrency bounds
   (per provider, and no more in flight than pooled connections), and reads the body;
 - end-to-end: `run_tick` with every order due (HTTP -> parse -> validate -> write to DuckDB).
@@ -47,8 +47,9 @@ from pipeline.commands import processes
 from pipeline.intake import make_order, register
 from pipeline.model import TrackedOrder
 from pipeline.polling import writer as writer_module
-from pipeline.polling.client import MAX_CONNECTIONS, POOL_LIMITS, TIMEOUT, Poller
+from pipeline.polling.client import MAX_CONNECTIONS, TIMEOUT, Poller
 from pipeline.polling.tick import TickResult, run_tick
+from pipeline.polling.transport import PoolTransport
 from pipeline.providers.base import RequestSpec
 from pipeline.providers.registry import ADAPTERS, PROVIDERS
 from pipeline.settings import Settings
@@ -66,7 +67,7 @@ SEED = 1
 # order is due on every tick, while staying far inside the shortest tracking age (25 min).
 DUE_SHIFT = timedelta(seconds=301)
 # The poller's per-lane concurrency with limits off (`pipeline.polling.client._lane`).
-UNLIMITED_LANE_CONCURRENCY = 32
+UNLIMITED_LANE_CONCURRENCY = MAX_CONNECTIONS
 CREATE_CONCURRENCY = 16
 VARIANTS = {"bare": "bare", "end_to_end": "e2e"}
 """Variant name -> short label; all run once per round, in this order."""
@@ -91,6 +92,10 @@ AREAS = (
     ("pipeline/polling/", "poller / tick"),
     ("pipeline/model.py", "poller / tick"),
     ("httpx", "http: httpx"),
+    ("aiohttp", "http: aiohttp"),
+    ("yarl", "http: aiohttp"),
+    ("multidict", "http: aiohttp"),
+    ("uvloop", "asyncio event loop"),
     ("httpcore", "http: httpcore"),
     ("h11", "http: h11"),
     ("anyio", "http: anyio"),
@@ -262,13 +267,13 @@ def summarise_profile(profile: pstats.Stats, total_s: float) -> dict[str, Any]:
 async def profiled_tick(warehouse: Warehouse, poller: Poller) -> dict[str, Any]:
     """One more end-to-end tick under cProfile, the write thread included."""
     write_profile = cProfile.Profile()
-    original = writer_module.write_batch
+    original = writer_module.write_batches
 
-    def write_batch(*args: Any, **kwargs: Any) -> Any:
+    def write_batches(*args: Any, **kwargs: Any) -> Any:
         return write_profile.runcall(original, *args, **kwargs)
 
     main_profile = cProfile.Profile()
-    writer_module.write_batch = write_batch  # type: ignore[assignment]
+    writer_module.write_batches = write_batches  # type: ignore[assignment]
     try:
         started = time.perf_counter()
         main_profile.enable()
@@ -276,7 +281,7 @@ async def profiled_tick(warehouse: Warehouse, poller: Poller) -> dict[str, Any]:
         main_profile.disable()
         total_s = time.perf_counter() - started
     finally:
-        writer_module.write_batch = original
+        writer_module.write_batches = original
     stats = pstats.Stats(main_profile)
     stats.add(write_profile)
     return summarise_profile(stats, total_s)
@@ -288,7 +293,7 @@ class WriteTimer:
     def __init__(self) -> None:
         self.wall_s = 0.0
         self.cpu_s = 0.0
-        self.original = writer_module.write_batch
+        self.original = writer_module.write_batches
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started, cpu_started = time.perf_counter(), time.thread_time()
@@ -329,7 +334,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
         async with (
             httpx.AsyncClient(
                 timeout=TIMEOUT,
-                limits=POOL_LIMITS,
+                transport=PoolTransport(max_connections=MAX_CONNECTIONS),
                 follow_redirects=False,
                 headers={"Accept": "application/json", "User-Agent": "order-status-history/0.1"},
             ) as client,
@@ -359,7 +364,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
                 "bare": bare_work(lanes),
                 "end_to_end": tick_work("end_to_end", poller),
             }
-            writer_module.write_batch = timer  # type: ignore[assignment]
+            writer_module.write_batches = timer  # type: ignore[assignment]
             try:
                 for index in range(rounds + 1):
                     line = []
@@ -374,7 +379,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
                     label = "warm-up" if index == 0 else f"round {index}"
                     print(f"{label:>8}: " + " | ".join(line))
             finally:
-                writer_module.write_batch = timer.original  # type: ignore[assignment]
+                writer_module.write_batches = timer.original  # type: ignore[assignment]
             profiles = {"end_to_end": await profiled_tick(warehouse, poller)}
     summaries = {name: summarise(rounds_of) for name, rounds_of in measured.items()}
     for name, timings in writes.items():
@@ -504,8 +509,7 @@ def main() -> None:
                     "127.0.0.1 TCP, separate process; " + ", ".join(SANDBOX_OPTIONS),
                     "orders_per_provider": args.orders,
                     "rounds": args.rounds,
-                    "client": f"pool {POOL_LIMITS.max_connections} connections "
-                    f"({POOL_LIMITS.max_keepalive_connections} keep-alive), "
+                    "client": f"the poller's transport, pool {MAX_CONNECTIONS} connections, "
                     f"{UNLIMITED_LANE_CONCURRENCY} in flight per provider, "
                     f"{MAX_CONNECTIONS} in all",
                     "end_to_end": "run_tick (due selection, HTTP, parse, pandera, DuckDB write) "

@@ -50,6 +50,8 @@ _SECRET_ASSIGNMENT = re.compile(
 the pattern only starts where one is written; what precedes it in the key name is kept as is.
 The repetitions are possessive (`{0,64}+`): what follows each is disjoint from it, so giving
 characters back could never help a match, and is not tried."""
+_CREDENTIAL_MARKERS = ("api", "token", "secret", "password", "authorization", "bearer", "order")
+"""A word each credential pattern needs (`api` for `api_key`, `order` for `orderId=`)."""
 _BEARER = re.compile(r"(?i)\bbearer\s{1,16}[\w.~+/=-]+")
 _JWT = re.compile(r"\beyJ[\w-]{5,}(?:\.[\w-]*){0,2}")
 _QUERY_ORDER_ID = re.compile(r"(?i)\border_?id=[^&\s\"']+")
@@ -66,6 +68,8 @@ _WHITESPACE = re.compile(r"\s+")
 
 def storable(text: str) -> str:
     """`text` with every lone surrogate and NUL replaced by U+FFFD: valid, storable UTF-8."""
+    if text.isascii() and "\x00" not in text:  # most text; a surrogate is never ASCII
+        return text
     return _UNSTORABLE.sub(REPLACEMENT, text)
 
 
@@ -112,15 +116,29 @@ def scrub(
     text = storable(cut(text, max_chars, whole_words=level != "credentials"))
     if single_line:
         text = _WHITESPACE.sub(" ", text).strip()
-    text = _SECRET_ASSIGNMENT.sub(_redact_value, text)
-    text = _BEARER.sub(f"Bearer {REDACTED}", text)
-    text = _JWT.sub(REDACTED, text)
-    text = _QUERY_ORDER_ID.sub(_redact_value_after_equals, text)
+    if _may_hold_credentials(text):
+        text = _SECRET_ASSIGNMENT.sub(_redact_value, text)
+        text = _BEARER.sub(f"Bearer {REDACTED}", text)
+        text = _JWT.sub(REDACTED, text)
+        text = _QUERY_ORDER_ID.sub(_redact_value_after_equals, text)
     if level != "credentials":
         text = _OPAQUE_TOKEN.sub(REDACTED, text)
     if level == "prose":
         text = _DIGIT_RUN.sub(DIGITS_REDACTED, text)
     return cut(text, max_chars)
+
+
+def _may_hold_credentials(text: str) -> bool:
+    """False only when none of the four credential patterns can match `text`.
+
+    Each of them needs a word of `_CREDENTIAL_MARKERS` (case-insensitive) or `eyJ`: ASCII text
+    naming none of them skips four regular expressions (most JSON values: ids, states, times).
+    Non-ASCII text always takes the patterns, whose case folding goes beyond `str.lower`.
+    """
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return "eyJ" in text or any(marker in lowered for marker in _CREDENTIAL_MARKERS)
 
 
 def _redact_value(match: re.Match[str]) -> str:

@@ -1,10 +1,17 @@
-"""The write path: one transaction per batch, idempotent, quarantine kept, tracking folded in."""
+"""The write path: one transaction per batch, idempotent, quarantine kept, tracking folded in;
+many providers' rows written together, yet one provider's refused rows never cost the others."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from pipeline.ingest import write_batch
+import duckdb
+import polars as pl
+import pytest
+
+from pipeline import ingest
+from pipeline.ingest import write_batch, write_batches
 from pipeline.model import Observation
 from pipeline.warehouse import Warehouse
 
@@ -56,3 +63,32 @@ def test_tracking_remembers_last_state_terminal_time_and_errors(warehouse: Wareh
     row = warehouse.read("SELECT * FROM order_tracking WHERE order_id = 'o1'").row(0, named=True)
     assert row["grace_checked"] and row["terminal_seen_at"] == T0 + timedelta(seconds=10)
     assert row["polls"] == 4
+
+
+def test_a_provider_whose_rows_are_refused_never_costs_the_others(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = ingest.append
+
+    def refuse_sms4sats(con: Any, table: str, frame: pl.DataFrame) -> int:
+        if table == "observations" and "sms4sats" in frame["provider"].to_list():
+            raise duckdb.ConstraintException("refused")
+        return original(con, table, frame)
+
+    monkeypatch.setattr(ingest, "append", refuse_sms4sats)
+    batch = [_obs("b1", 0), _obs("s1", 0, provider="sms4sats"), _obs("b2", 0)]
+    result, failed = write_batches(warehouse, batch)
+    assert failed == {}
+    assert (result.written, result.quarantined) == (2, 1)
+    stored = warehouse.read("SELECT order_id FROM observations ORDER BY order_id")["order_id"]
+    assert stored.to_list() == ["b1", "b2"]
+    quarantined = warehouse.read("SELECT order_id, reasons FROM quarantine").row(0)
+    assert quarantined[0] == "s1" and "warehouse refused the row" in quarantined[1]
+
+
+def test_many_providers_are_validated_and_stored_together(warehouse: Warehouse) -> None:
+    batch = [_obs("b1", 0), _obs("s1", 0, provider="sms4sats"), _obs("x", 0, state="bogus")]
+    result, failed = write_batches(warehouse, batch)
+    assert failed == {} and (result.written, result.quarantined) == (2, 1)
+    tracked = warehouse.read("SELECT provider, order_id FROM order_tracking ORDER BY order_id")
+    assert tracked.rows() == [("baanx", "b1"), ("sms4sats", "s1"), ("baanx", "x")]

@@ -38,6 +38,7 @@ import duckdb
 from pipeline.assets.checks import CHECK_NAMES, run_checks
 from pipeline.assets.resources import ProvidersResource, WarehouseResource
 from pipeline.intake import process_inbox
+from pipeline.polling import event_loop
 from pipeline.polling.client import Poller
 from pipeline.polling.tick import ProviderTick, TickResult, run_window
 from pipeline.providers.registry import ADAPTERS, PROVIDERS, get_spec
@@ -222,7 +223,7 @@ class PollingThread(threading.Thread):
         total: TickResult | None = None
         error: BaseException | None = None
         try:
-            total = asyncio.run(self._main())
+            total = event_loop.run(self._main())
         except BaseException as caught:  # handed to the op's thread, which raises it
             error = caught
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 
 from pipeline.providers.registry import PROVIDERS
@@ -44,6 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Poll and print a per-provider summary."""
     from pipeline.intake import process_inbox
+    from pipeline.polling import event_loop
     from pipeline.polling.client import Poller
     from pipeline.polling.tick import TickResult, run_tick, run_window
     from pipeline.providers.registry import ADAPTERS
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             register_inbox()
             return await run_tick(warehouse, poller, providers=providers, tick_s=args.tick)
 
-    result = asyncio.run(main())
+    result = event_loop.run(main())
     print(format_summary(result))
     if not args.no_alerts:
         from pipeline.commands.alerts import notify

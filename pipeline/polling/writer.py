@@ -1,8 +1,9 @@
 """The single warehouse writer of a polling run.
 
 DuckDB allows one writer, so the providers' loops never write themselves: they hand their
-observations to a `BatchWriter`, which writes about once a second from a worker thread, each
-provider's rows in their own transaction (a refused batch never costs another provider's rows).
+observations to a `BatchWriter`, which writes about once a second from a worker thread, all
+providers' rows together (`write_batches`: should the warehouse refuse them, each provider's
+rows in their own transaction, so a refused batch never costs another provider's rows).
 While another process holds the warehouse, rows wait in memory and are written once it is free;
 polling goes on meanwhile.
 """
@@ -15,7 +16,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
-from pipeline.ingest import BatchResult, write_batch
+from pipeline.ingest import BatchResult, write_batches
 from pipeline.model import Observation
 from pipeline.warehouse import Warehouse, WarehouseLockedError
 
@@ -78,25 +79,28 @@ class BatchWriter:
         await self.flush()
 
     def _write(self, batches: dict[str, list[Observation]]) -> dict[str, list[Observation]]:
-        """Write each provider's batch; returns the batches that must wait (warehouse locked)."""
-        left: dict[str, list[Observation]] = {}
-        for provider, rows in batches.items():
-            if left:  # locked a moment ago: don't wait out the lock once per provider
-                left[provider] = rows
-                continue
-            try:
-                result = write_batch(self.warehouse, rows)
-            except WarehouseLockedError as error:
-                self._record_error(f"{len(rows)} {provider} observations wait: {error}")
-                left[provider] = rows
-                continue
-            except Exception as error:  # a broken warehouse: say so, keep polling the others
+        """Write every provider's batch; returns the batches that must wait (warehouse locked)."""
+        rows = [row for provider_rows in batches.values() for row in provider_rows]
+        try:
+            result, failed = write_batches(self.warehouse, rows)
+        except WarehouseLockedError as error:
+            waiting = ", ".join(f"{len(r)} {provider}" for provider, r in batches.items())
+            self._record_error(f"observations wait ({waiting}): {error}")
+            return batches
+        except Exception as error:  # a broken warehouse: say so, keep polling
+            for provider, provider_rows in batches.items():
                 self._record_error(
-                    f"{len(rows)} {provider} observations not stored: {type(error).__name__}"
+                    f"{len(provider_rows)} {provider} observations not stored: "
+                    f"{type(error).__name__}"
                 )
-                continue
-            self._count(result)
-        return left
+            return {}
+        self._count(result)
+        for provider, reason in failed.items():
+            self._record_error(
+                f"{len(batches.get(provider, ()))} {provider} observations not stored: "
+                f"{type(reason).__name__}"
+            )
+        return {}
 
     def _count(self, result: BatchResult) -> None:
         self.totals.written += result.written

@@ -35,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--faults",
         default="none",
         help="fault scenario: a shipped name (none, flaky, outage, drift, storm, timeouts, "
-        "chaos) or a scenario JSON file",
+        "chaos, latency) or a scenario JSON file",
     )
     parser.add_argument(
         "--option",

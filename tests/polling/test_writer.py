@@ -39,13 +39,13 @@ def _stored(warehouse: Warehouse) -> set[str]:
 def test_rows_arriving_during_the_last_flush_are_written(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = writer_module.write_batch
+    original = writer_module.write_batches
 
     def slow_write(*args: Any, **kwargs: Any) -> Any:
         time.sleep(0.3)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(writer_module, "write_batch", slow_write)
+    monkeypatch.setattr(writer_module, "write_batches", slow_write)
 
     async def main() -> BatchWriter:
         writer = BatchWriter(warehouse, flush_every_s=0.05)

@@ -21,7 +21,7 @@ from pipeline.simulator.faults import (
     scenario_names,
 )
 
-SHIPPED = {"none", "flaky", "outage", "drift", "storm", "timeouts", "chaos"}
+SHIPPED = {"none", "flaky", "outage", "drift", "storm", "timeouts", "chaos", "latency"}
 
 
 def only(provider: str, **rule: Any) -> Scenario:

@@ -4,6 +4,7 @@ shared with the log filter)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -25,6 +26,10 @@ SECRET_KEY_PARTS = ("token", "apikey", "secret", "authorization", "password", "c
 """A JSON key whose lower-cased, punctuation-free name contains one of these is dropped."""
 FREE_TEXT_KEYS = frozenset({*ERROR_DETAIL_KEYS, "description", "note"})
 """Keys whose values are prose a provider may fill with anything: scrubbed hardest."""
+
+KEY_CACHE_SIZE = 4096
+"""JSON keys whose checks are remembered: a provider's bodies repeat the same few dozen keys, so
+each is checked once, not once per poll; the bound keeps hostile bodies from growing it."""
 
 Transform = Callable[[Any], Any]
 """Replaces one sensitive JSON value by its redacted form."""
@@ -99,10 +104,16 @@ def hashed_value(value: Any) -> Any:
     return REDACTED
 
 
+@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
 def is_secret_key(key: str) -> bool:
     """Whether a JSON key names a credential (token, apiKey, secret, authorization, ...)."""
     flat = re.sub(r"[^a-z0-9]", "", key.lower())
     return any(part in flat for part in SECRET_KEY_PARTS)
+
+
+@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
+def _scrubbed_key(key: str) -> str:
+    return scrub(key, max_chars=MAX_JSON_KEY_CHARS)
 
 
 def redact_json(value: Any, transforms: Mapping[str, Transform], *, prose: bool = False) -> Any:
@@ -121,7 +132,7 @@ def redact_json(value: Any, transforms: Mapping[str, Transform], *, prose: bool 
             if key in transforms:
                 redacted[key] = transforms[key](item)
             else:
-                name = scrub(key, max_chars=MAX_JSON_KEY_CHARS)
+                name = _scrubbed_key(key)
                 redacted[name] = redact_json(item, transforms, prose=key in FREE_TEXT_KEYS)
         return redacted
     if isinstance(value, list):
