@@ -10,19 +10,28 @@ the provider's loop sleeps until its next order is due; so hours of polling take
 scheduler's decisions are the ones it makes live.
 
 Per replication: one provider, one seed, one cadence/event-time ratio (every cadence of the
-provider's policy is scaled so that its cadence in `processing` is `ratio` × the population median
-time to the event), and a stop time that leaves a varying share of orders open. The truth is the
-same orders' median from their full sandbox timelines (exact times, every order followed to its
-end), and the same orders' share expired by their expiry horizon.
+provider's policy is scaled so that its cadence in `processing` is `ratio` x the population median
+time to the event), and a stop time that leaves a varying share of orders open. Three truths:
+
+- *same orders*: the tracked orders' median from their full sandbox timelines (exact times, every
+  order followed to its end), the yardstick of the issue's target;
+- *as seen*: the same orders' exact timelines cut at the stop (open orders censored there): what
+  continuous watching would have shown, so the estimate's distance to it is what polling costs;
+- *population*: the lifecycle's median, from `PILOT_ORDERS` drawn timelines. A 95 % interval is a
+  statement about this one: against the same orders it must over-cover (their median is closer
+  to the data than the population's is), and fully resolved exact data would need no interval.
 
 Targets, per provider:
-- |median - true median| <= max(cadence / 4, 5 % of the true median) in >= 95 % of replications;
-- the 95 % CI of the median covers the true median in 93-97 % of replications;
+- |median - same orders' median| <= max(cadence / 4, 5 % of it) in >= 95 % of replications;
+- the 95 % CI of the median covers the population median in 93-97 % of replications;
 - the same for the expiry rate at its horizon (error <= 5 points).
 
-Command (53 minutes on 2 cores, one replication at a time; see bench/README.md):
+With many orders still open, the unseen outcomes alone move the same orders' median by more than
+5 % at a few hundred orders: the "as seen" score shows how much of a miss is polling's.
 
-    .venv/bin/python bench/truth.py            # every provider, 4 ratios x 6 seeds
+Command (see bench/README.md for the time it took):
+
+    .venv/bin/python bench/truth.py --jobs 2   # every provider, 4 ratios x 6 seeds, 2 processes
     .venv/bin/python bench/truth.py --providers smsonline --seeds 3   # a quick look
 
 Results: `bench/results/truth.json` (every replication, and the summary per provider).
@@ -32,10 +41,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import copy
 import dataclasses
 import json
 import math
+import multiprocessing
 import os
 import platform
 import random
@@ -74,13 +85,13 @@ BASE_URL = "http://sandbox.test"
 START = datetime(2026, 1, 1, tzinfo=UTC)
 RATIOS = (0.05, 0.25, 1.0, 2.0)
 SEEDS = 6
-ORDERS = 80
+ORDERS = 200
 FOLLOW_UPS = (0.5, 1.5, None)
 """Stop this many population medians after the last arrival (cycled over seeds), from many
 orders open to most resolved; None: one median past the expiry horizon (expiry is measured)."""
 ARRIVAL_WINDOW_MEDIANS = 2.0
 REFRESH_S = 5.0
-PILOT_ORDERS = 4000
+PILOT_ORDERS = 40_000
 NOMINAL = 0.95
 ERROR_SHARE = 0.05
 EXPIRY_TOLERANCE = 0.05
@@ -94,6 +105,13 @@ def _full_record(truth: Any) -> dict[str, Any]:
     """A truth record followed to its end (nothing censored before its last transition)."""
     record: dict[str, Any] = truth.to_record()
     record["recorded_at"] = (truth.final.at + timedelta(days=365)).isoformat()
+    return record
+
+
+def _record_at(truth: Any, stop: datetime) -> dict[str, Any]:
+    """A truth record as continuous watching would have seen it at `stop`."""
+    record: dict[str, Any] = truth.to_record(until=stop)
+    record["recorded_at"] = stop.isoformat()
     return record
 
 
@@ -239,6 +257,15 @@ async def simulate(rep: Replication, workdir: Path) -> dict[str, Any]:
     return _compare(rep, warehouse, sandbox_of(app), stop)
 
 
+def run_replication(rep: Replication) -> dict[str, Any]:
+    """One replication in a scratch directory, with the seconds it took."""
+    with tempfile.TemporaryDirectory() as workdir:
+        started = time.perf_counter()
+        row = asyncio.run(simulate(rep, Path(workdir)))
+    row["seconds"] = round(time.perf_counter() - started, 2)
+    return row
+
+
 def _compare(
     rep: Replication, warehouse: Warehouse, sandbox: Any, stop: datetime
 ) -> dict[str, Any]:
@@ -251,11 +278,10 @@ def _compare(
     )
     tracked = warehouse.read("SELECT provider, order_id FROM orders")
     keys = set(tracked.iter_rows())
-    records = {
-        (rep.slug, order.truth.order_id): _full_record(order.truth)
-        for order in sandbox.list_orders(rep.slug)
-    }
-    truth_median = true_medians(records, keys).get(rep.slug)
+    orders = sandbox.list_orders(rep.slug)
+    full = {(rep.slug, o.truth.order_id): _full_record(o.truth) for o in orders}
+    seen = {(rep.slug, o.truth.order_id): _record_at(o.truth, stop) for o in orders}
+    truth_median = true_medians(full, keys).get(rep.slug)
     row = estimate.row(0, named=True) if not estimate.is_empty() else {}
     open_share = warehouse.read(
         "SELECT avg(CASE WHEN coalesce(t.is_terminal, false) THEN 0.0 ELSE 1.0 END) AS s "
@@ -270,6 +296,8 @@ def _compare(
         "orders": len(keys),
         "open_share_at_stop": round(float(open_share or 0.0), 3),
         "true_median_s": truth_median,
+        "seen_median_s": true_medians(seen, keys).get(rep.slug),
+        "population_median_s": rep.median_s,
         "median_s": row.get("median_s"),
         "ci_low_s": row.get("median_ci_low_s"),
         "ci_high_s": row.get("median_ci_high_s"),
@@ -310,70 +338,64 @@ def _expiry(rep: Replication, warehouse: Any, sandbox: Any, keys: set[Any]) -> d
     }
 
 
+def _within(row: dict[str, Any], truth: str = "true_median_s") -> bool | None:
+    """Whether the median is within max(cadence / 4, 5 %) of `truth` (None: either missing)."""
+    if row["median_s"] is None or row.get(truth) is None:
+        return None
+    tolerance = max(row["cadence_s"] / 4, ERROR_SHARE * row[truth])
+    return bool(abs(row["median_s"] - row[truth]) <= tolerance)
+
+
+def _covers(row: dict[str, Any], truth: str) -> bool | None:
+    """Whether the median's interval covers `truth`; a missing bound is an open interval (the
+    data cannot bound the median on that side). None: no median or no truth."""
+    if row["median_s"] is None or row.get(truth) is None:
+        return None
+    return bool((row["ci_low_s"] or 0.0) <= row[truth] <= (row["ci_high_s"] or math.inf))
+
+
+def _scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median's scores over `rows`."""
+    return {
+        "replications": len(rows),
+        "within_tolerance": _share([_within(r) for r in rows]),
+        "within_tolerance_of_seen": _share([_within(r, "seen_median_s") for r in rows]),
+        "ci_coverage_population": _share([_covers(r, "population_median_s") for r in rows]),
+        "ci_coverage_same_orders": _share([_covers(r, "true_median_s") for r in rows]),
+        "mean_relative_error": _mean(
+            [
+                (r["median_s"] - r["true_median_s"]) / r["true_median_s"]
+                for r in rows
+                if r["median_s"] is not None and r["true_median_s"]
+            ]
+        ),
+        "mean_open_share": _mean([r["open_share_at_stop"] for r in rows]),
+    }
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per provider: the share of replications within tolerance and the CI coverage."""
+    """Per provider (and over every provider): the median's scores, by ratio and by how much
+    was open at the stop, the midpoint comparison, and the expiry rate's scores."""
     summary: dict[str, Any] = {}
-    for slug in sorted({r["provider"] for r in rows}):
-        mine = [r for r in rows if r["provider"] == slug]
-        valid = [r for r in mine if r["true_median_s"] is not None and r["median_s"] is not None]
-        within = [
-            abs(r["median_s"] - r["true_median_s"])
-            <= max(r["cadence_s"] / 4, ERROR_SHARE * r["true_median_s"])
-            for r in valid
-        ]
-        # A missing bound is an open interval: the data cannot bound the median on that side.
-        covered = [
-            (r["ci_low_s"] or 0.0) <= r["true_median_s"] <= (r["ci_high_s"] or math.inf)
-            for r in valid
-        ]
+    for slug in [*sorted({r["provider"] for r in rows}), "all"]:
+        mine = [r for r in rows if slug in ("all", r["provider"])]
         expiry = [
             r for r in mine if r.get("expiry_true") is not None and r.get("expiry_rate") is not None
         ]
+        midpoint = [{**r, "median_s": r["midpoint_median_s"]} for r in mine]
         summary[slug] = {
-            "replications": len(mine),
-            "median_estimated": len(valid),
-            "median_within_tolerance": _share(within),
-            "median_ci_coverage": _share(covered),
+            **_scores(mine),
+            "median_estimated": sum(r["median_s"] is not None for r in mine),
+            "midpoint_within_tolerance": _share([_within(r) for r in midpoint]),
             "by_ratio": {
-                str(ratio): {
-                    "within_tolerance": _share(
-                        [w for w, r in zip(within, valid, strict=True) if r["ratio"] == ratio]
-                    ),
-                    "ci_coverage": _share(
-                        [c for c, r in zip(covered, valid, strict=True) if r["ratio"] == ratio]
-                    ),
-                    "mean_relative_error": _mean(
-                        [
-                            (r["median_s"] - r["true_median_s"]) / r["true_median_s"]
-                            for r in valid
-                            if r["ratio"] == ratio
-                        ]
-                    ),
-                }
+                str(ratio): _scores([r for r in mine if r["ratio"] == ratio])
                 for ratio in sorted({r["ratio"] for r in mine})
             },
-            "midpoint_within_tolerance": _share(
-                [
-                    abs(r["midpoint_median_s"] - r["true_median_s"])
-                    <= max(r["cadence_s"] / 4, ERROR_SHARE * r["true_median_s"])
-                    for r in valid
-                    if r["midpoint_median_s"] is not None
-                ]
-            ),
             "by_stop": {
-                label: {
-                    "within_tolerance": _share(
-                        [w for w, r in zip(within, valid, strict=True) if _stop(r) == label]
-                    ),
-                    "ci_coverage": _share(
-                        [c for c, r in zip(covered, valid, strict=True) if _stop(r) == label]
-                    ),
-                    "mean_open_share": _mean(
-                        [r["open_share_at_stop"] for r in mine if _stop(r) == label]
-                    ),
-                }
+                label: _scores([r for r in mine if _stop(r) == label])
                 for label in ("many_open", "some_open", "all_resolved")
             },
+            "expiry_replications": len(expiry),
             "expiry_within_5_points": _share(
                 [abs(r["expiry_rate"] - r["expiry_true"]) <= EXPIRY_TOLERANCE for r in expiry]
             ),
@@ -384,7 +406,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     for r in expiry
                 ]
             ),
-            "mean_open_share_at_stop": _mean([r["open_share_at_stop"] for r in mine]),
         }
     return summary
 
@@ -397,8 +418,10 @@ def _stop(row: dict[str, Any]) -> str:
     return "some_open" if share > 0.0 else "all_resolved"
 
 
-def _share(flags: list[bool]) -> float | None:
-    return round(sum(flags) / len(flags), 3) if flags else None
+def _share(flags: list[bool | None]) -> float | None:
+    """The share of true flags among those that are not None."""
+    known = [f for f in flags if f is not None]
+    return round(sum(known) / len(known), 3) if known else None
 
 
 def _mean(values: list[float]) -> float | None:
@@ -412,30 +435,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--orders", type=int, default=ORDERS)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--jobs", type=int, default=1, help="replications run at once")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    rows: list[dict[str, Any]] = []
     medians = {slug: population_median(slug) for slug in args.providers}
-    for slug in args.providers:
-        for ratio in args.ratios:
-            for seed in range(args.seeds):
-                rep = Replication(
-                    slug, seed, ratio, FOLLOW_UPS[seed % len(FOLLOW_UPS)], args.orders,
-                    medians[slug],
-                )  # fmt: skip
-                with tempfile.TemporaryDirectory() as workdir:
-                    t0 = time.perf_counter()
-                    row = asyncio.run(simulate(rep, Path(workdir)))
-                row["seconds"] = round(time.perf_counter() - t0, 2)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+    replications = [
+        Replication(
+            slug, seed, ratio, FOLLOW_UPS[seed % len(FOLLOW_UPS)], args.orders, medians[slug]
+        )
+        for slug in args.providers
+        for ratio in args.ratios
+        for seed in range(args.seeds)
+    ]
+    # Spawned, not forked: polars' thread pool does not survive a fork.
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
+        rows = []
+        for row in pool.map(run_replication, replications):
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     result = {
         "command": "python bench/truth.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "population_median_s": medians,
         "targets": {
-            "median_within_tolerance": ">= 0.95 (tolerance: max(cadence/4, 5 % of true median))",
-            "median_ci_coverage": "0.93 - 0.97",
+            "within_tolerance": ">= 0.95 (max(cadence/4, 5 % of the same orders' median))",
+            "ci_coverage_population": "0.93 - 0.97",
             "expiry_within_5_points": ">= 0.95",
             "expiry_ci_coverage": "0.93 - 0.97",
         },

@@ -39,7 +39,10 @@ sums. Groups are solved one after another.
 incidence F₁ is taken to rise linearly across each cell (a step at an exact time) and is flat
 between cells, where the NPMLE has no mass; it is unknown past the start of the tail
 (`Curve.known_until`). With exact times only, every cell is a point and the NPMLE is the
-Aalen–Johansen estimate (Kaplan–Meier without competing events).
+Aalen–Johansen estimate (Kaplan–Meier without competing events). Figures (quantiles, values at
+horizons, the plotted curve) are read off the *smoothed* curve (`Fit.smoothed`,
+`pipeline.analytics.smoothing`): the raw NPMLE's steps sit wherever the polls happened to fall,
+and a median read off them jumps by up to a polling interval between samples.
 
 **Intervals.** Wald intervals from the observed information, treating the masses on the support
 as the parameters (as for grouped inspection times; Maathuis and Hudgens 2011, *Biometrika*
@@ -59,12 +62,14 @@ Left truncation is not modelled: a late-registered order is recorded whatever ha
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from pipeline.analytics.smoothing import bandwidth, smoothed_cif
 from pipeline.analytics.survival import CENSORED, COMPETING, EVENT, QUANTILE_TOLERANCE, Z_95
 
 TOLERANCE = 1e-9
@@ -501,9 +506,11 @@ def _solve(data: _Group, *, tolerance: float, max_iterations: int) -> GroupFit:
 class Curve:
     """A group's cumulative incidence of cause 1, read off its NPMLE.
 
-    Rows come in pairs per cause-1 cell with mass: (left, F before) and (right, F after), so
-    F₁ is linear inside a cell and flat between cells. `variance` is the variance of F₁ at
-    each row. Past `known_until` (the start of the tail, ∞ without one) F₁ is unknown.
+    Rows are points joined by straight lines. On the raw NPMLE they come in pairs per cause-1
+    cell with mass: (left, F before) and (right, F after), so F₁ is linear inside a cell and
+    flat between cells; on a smoothed curve they are a grid (`smooth`). `variance` is the
+    variance of F₁ at each row. Past `known_until` (the start of the tail, ∞ without one) F₁
+    is unknown.
     """
 
     time: FloatArray
@@ -582,6 +589,28 @@ def _curve(data: _Group, fit: GroupFit, cells: Cells, c0: int, g: int) -> Curve:
     )
 
 
+def smooth(curve: Curve, sd: float) -> Curve:
+    """`curve` smoothed with a kernel of standard deviation `sd` (itself when `sd` is 0 or
+    it has no mass); the variance is the raw curve's, read at the new rows."""
+    if sd <= 0.0 or curve.time.size == 0:
+        return curve
+    left, right = curve.time[0::2], curve.time[1::2]
+    mass = curve.cif[1::2] - curve.cif[0::2]
+    time, cif = smoothed_cif((left + right) / 2.0, mass, sd)
+    _, variance = curve.at(time)
+    return Curve(time=time, cif=cif, variance=variance, known_until=curve.known_until)
+
+
+def _bandwidths(obs: Observations) -> FloatArray:
+    """Per group, the kernel standard deviation for its cause-1 events (`smoothing`)."""
+    mine = obs.cause == EVENT
+    group, lower, upper = obs.group[mine], obs.lower[mine], obs.upper[mine]
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(obs.n_groups + 1))
+    lower, upper = lower[order], upper[order]
+    return np.array([bandwidth(lower[a:b], upper[a:b]) for a, b in itertools.pairwise(bounds)])
+
+
 @dataclasses.dataclass(frozen=True)
 class Fit:
     """The NPMLE of every group, with each group's cause-1 curve.
@@ -591,7 +620,9 @@ class Fit:
         patterns: the distinct observations.
         mass: probability of each cell (sums to 1 per group).
         groups: per group, its solver result.
-        curves: per group, its cumulative incidence of cause 1.
+        curves: per group, its cumulative incidence of cause 1 (the raw NPMLE).
+        smoothed: per group, the same curve smoothed (`smooth`); figures are read off it.
+        bandwidths: per group, the kernel standard deviation used (0: not smoothed).
     """
 
     cells: Cells
@@ -599,6 +630,8 @@ class Fit:
     mass: FloatArray
     groups: list[GroupFit]
     curves: list[Curve]
+    smoothed: list[Curve]
+    bandwidths: FloatArray
 
 
 def fit(
@@ -624,7 +657,16 @@ def fit(
         mass[c0:c1] = result.mass
         groups.append(result)
         curves.append(_curve(data, result, cells, c0, g))
-    return Fit(cells=cells, patterns=patterns, mass=mass, groups=groups, curves=curves)
+    sds = _bandwidths(obs)
+    return Fit(
+        cells=cells,
+        patterns=patterns,
+        mass=mass,
+        groups=groups,
+        curves=curves,
+        smoothed=[smooth(curve, sd) for curve, sd in zip(curves, sds, strict=True)],
+        bandwidths=sds,
+    )
 
 
 EVENT_AFTER = "event_after_s"
@@ -700,7 +742,7 @@ def quantiles(fitted: GroupedFit, q: float = 0.5) -> pl.DataFrame:
         when the curve, or its bound, does not reach `q` while it is known).
     """
     point, low, high = [], [], []
-    for curve in fitted.fit.curves:
+    for curve in fitted.fit.smoothed:
         band_low, band_high = log_log_band(curve.cif, curve.variance)
         point.append(curve.first_reaching(curve.cif, q))
         low.append(curve.first_reaching(np.where(np.isnan(band_high), curve.cif, band_high), q))
@@ -724,13 +766,13 @@ def values_at(fitted: GroupedFit, horizons_s: Sequence[float]) -> pl.DataFrame:
     """
     horizons = np.asarray(horizons_s, dtype=np.float64)
     cif, low, high = [], [], []
-    for curve in fitted.fit.curves:
+    for curve in fitted.fit.smoothed:
         value, variance = curve.at(horizons)
         band_low, band_high = log_log_band(value, variance)
         cif.append(value)
         low.append(band_low)
         high.append(band_high)
-    n = len(fitted.fit.curves)
+    n = len(fitted.fit.smoothed)
     index = pl.Series("_group", np.repeat(np.arange(n), horizons.size), dtype=pl.UInt32)
     values = pl.DataFrame(
         {
@@ -750,11 +792,12 @@ def curve_table(fitted: GroupedFit) -> pl.DataFrame:
     """Each group's cumulative incidence as points to join with straight lines (for plots).
 
     Returns:
-        Per group, two rows per cell with mass: the group columns, `time_s`, `cif`, `cif_var`,
+        Per group, the smoothed curve's rows (two per cell with mass where it is not smoothed):
+        the group columns, `time_s`, `cif`, `cif_var`,
         `cif_low`, `cif_high`, and `known_until_s` (null when every order's outcome is known).
     """
     parts = []
-    for g, curve in enumerate(fitted.fit.curves):
+    for g, curve in enumerate(fitted.fit.smoothed):
         band_low, band_high = log_log_band(curve.cif, curve.variance)
         parts.append(
             pl.DataFrame(
