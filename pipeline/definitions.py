@@ -9,7 +9,13 @@ minute. `dagster_housekeeping` keeps the instance's history bounded.
 import dagster as dg
 
 from pipeline.assets.alerting import alerts
-from pipeline.assets.analytics import analytics, published_warehouse, report, status_history
+from pipeline.assets.analytics import (
+    analytics,
+    poll_rollups,
+    published_warehouse,
+    report,
+    status_history,
+)
 from pipeline.assets.automation import (
     automation_sensor,
     derived_job,
@@ -28,6 +34,7 @@ defs = dg.Definitions(
         orders,
         provider_observations,
         status_history,
+        poll_rollups,
         analytics,
         published_warehouse,
         report,

@@ -1,5 +1,6 @@
-"""Derived tables in the warehouse: the status history (incremental) and the analytics tables,
-and the published read-only copy that notebooks, the report and BI tools read.
+"""Derived tables in the warehouse: the status history and the poll rollups (both incremental),
+the analytics tables, and the published read-only copy that notebooks, the report and BI tools
+read.
 
 Everything here can be rebuilt from `orders`, `observations` and `quarantine`.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -20,16 +21,42 @@ from pipeline.analytics import (
     expiry_rates,
     expiry_rates_over_time,
     incidence_curves,
+    latency_rollups,
+    poll_rollups,
     provider_reliability,
+    provider_scorecard,
     status_history_delta,
     time_to_code,
     time_to_completion,
 )
 from pipeline.analytics.inputs import OBSERVATION_FIELDS
+from pipeline.analytics.rollups import (
+    LATENCY_KEYS,
+    POLL_KEYS,
+    ROLLUP_INPUT_COLUMNS,
+    merge_rollups,
+    to_hours,
+)
 from pipeline.warehouse import Warehouse, query, replace_table
 from pipeline.warehouse.store import first_row, registered
 
 HISTORY_TABLE = "status_history"
+ROLLUP_TABLES: dict[str, tuple[str, ...]] = {
+    "poll_rollups": POLL_KEYS,
+    "latency_rollups": LATENCY_KEYS,
+}
+"""The rollup tables (created by migration 6) and their keys (`pipeline.analytics.rollups`)."""
+ROLLUPS_STATE = "poll_rollups"
+"""`derived_state` entry: the newest `polled_at` folded into the rollups."""
+COMPACTED_STATE = "poll_rollups_compacted"
+"""`derived_state` entry: rollup rows before this hour are at hour grain."""
+LATE_OBSERVATIONS_S = 900.0
+"""A refresh re-adds the minutes from this long before the newest poll it has seen, so an
+observation written up to this late (a writer held back by a lock) is still counted."""
+MINUTE_GRAIN_S = 2 * 24 * 3600.0
+"""Rollups keep minute grain for this long past the newest poll, then hour grain."""
+FULL_BUILD_ROWS = 4_000_000
+"""Observations read at once when rollups are built from the whole log (bounds memory)."""
 METRIC_TABLES: dict[str, str] = {
     "time_to_code": "Censoring-aware time from order to SMS code, per provider and group.",
     "time_to_completion": "Censoring-aware time from order to success, per provider and group.",
@@ -39,7 +66,11 @@ METRIC_TABLES: dict[str, str] = {
     ),
     "expiry_rates": "Cumulative incidence of expiry at each provider's window, with CIs.",
     "expiry_rates_over_time": "Expiry rates by hour of order creation.",
-    "provider_reliability": "Transport, outcome and data-quality scorecard, ranked.",
+    "provider_scorecard": (
+        "Transport, outcome and data-quality scorecard per provider over the last hour, day, "
+        "7 days, 30 days and all time, ranked in each window."
+    ),
+    "provider_reliability": "The scorecard's all-time rows (transport, outcome, data quality).",
     "error_mix": "Poll errors per provider and class, with CIs.",
 }
 """Every analytics table `compute_metrics` writes, in order, with what it holds: the one list of
@@ -103,32 +134,143 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     return HistoryUpdate("incremental", new.height, delta.height, newest)  # type: ignore[arg-type]
 
 
-def compute_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
-    """Every analytics table (`METRIC_TABLES`, in order), computed from the history and the log."""
+@dataclasses.dataclass(frozen=True)
+class RollupUpdate:
+    """What one rollup refresh did."""
+
+    mode: str
+    """`full` (built from the whole log) or `incremental`."""
+    observations_read: int
+    rows: dict[str, int]
+    """Rows in each rollup table afterwards."""
+    watermark: datetime | None
+
+
+def refresh_rollups(con: duckdb.DuckDBPyConnection) -> RollupUpdate:
+    """Fold the observations since the last refresh into the poll and latency rollups.
+
+    The first refresh builds them from the whole log, `FULL_BUILD_ROWS` at a time. Later ones
+    re-add the minutes from `LATE_OBSERVATIONS_S` before the watermark on, reading only those
+    polls; rows older than `MINUTE_GRAIN_S` are then folded to hour grain once.
+    """
+    watermark = _state(con, ROLLUPS_STATE)
+    columns = ", ".join(ROLLUP_INPUT_COLUMNS)
+    if watermark is None:
+        mode, read, newest = "full", *_build_rollups(con, columns)
+    else:
+        mode = "incremental"
+        start = _minute(watermark - timedelta(seconds=LATE_OBSERVATIONS_S))
+        new = query(con, f"SELECT {columns} FROM observations WHERE polled_at >= ?", [start])
+        for table in ROLLUP_TABLES:
+            con.execute(f"DELETE FROM {table} WHERE minute >= ?", [start])
+        _append_rollups(con, [new])
+        read = new.height
+        latest: datetime | None = new["polled_at"].max() if read else None  # type: ignore[assignment]
+        newest = watermark if latest is None else max(watermark, latest)
+    if newest is not None:
+        _set_state(con, ROLLUPS_STATE, newest)
+        _compact_rollups(con, newest)
+    rows = {t: int(first_row(con, f"SELECT count(*) FROM {t}")[0]) for t in ROLLUP_TABLES}
+    return RollupUpdate(mode, read, rows, newest)
+
+
+def _build_rollups(con: duckdb.DuckDBPyConnection, columns: str) -> tuple[int, datetime | None]:
+    """Rollups of the whole log, read in row ranges; observations read and the newest poll.
+
+    A minute split between two ranges gets a row from each: rows add up, so that is the same
+    rollup (compaction and every reader sum them)."""
+    end = int(first_row(con, "SELECT coalesce(max(rowid) + 1, 0) FROM observations")[0])
+    read, newest = 0, None
+    for low in range(0, end, FULL_BUILD_ROWS):
+        part = query(
+            con,
+            f"SELECT {columns} FROM observations WHERE rowid >= ? AND rowid < ?",
+            [low, low + FULL_BUILD_ROWS],
+        )
+        if part.is_empty():
+            continue
+        _append_rollups(con, [part])
+        read += part.height
+        latest = part["polled_at"].max()
+        newest = latest if newest is None else max(newest, latest)  # type: ignore[type-var]
+    return read, newest  # type: ignore[return-value]
+
+
+def _append_rollups(con: duckdb.DuckDBPyConnection, parts: list[pl.DataFrame]) -> None:
+    """Add the rollups of `parts` (observation rows) to the tables, merging equal keys."""
+    parts = [p for p in parts if p.height]
+    if not parts:
+        return
+    for table, build in (("poll_rollups", poll_rollups), ("latency_rollups", latency_rollups)):
+        _insert(con, table, merge_rollups([build(p) for p in parts], ROLLUP_TABLES[table]))
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Add rows to a rollup table (no key: rows with equal keys add up)."""
+    with registered(con, "_rollup_rows", frame):
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rollup_rows")
+
+
+def _compact_rollups(con: duckdb.DuckDBPyConnection, newest: datetime) -> None:
+    """Fold rollup rows older than `MINUTE_GRAIN_S` before `newest` into hour rows, once."""
+    cutoff = _hour(newest - timedelta(seconds=MINUTE_GRAIN_S))
+    since = _state(con, COMPACTED_STATE)
+    if since is not None and cutoff <= since:
+        return
+    for table, keys in ROLLUP_TABLES.items():
+        window = "minute < ?" if since is None else "minute >= ? AND minute < ?"
+        bounds = [cutoff] if since is None else [since, cutoff]
+        rows = query(con, f"SELECT * FROM {table} WHERE {window}", bounds)
+        con.execute(f"DELETE FROM {table} WHERE {window}", bounds)
+        if rows.height:
+            _insert(con, table, to_hours(rows, keys))
+    _set_state(con, COMPACTED_STATE, cutoff)
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def compute_metrics(
+    con: duckdb.DuckDBPyConnection, *, as_of: datetime | None = None
+) -> dict[str, pl.DataFrame]:
+    """Every analytics table (`METRIC_TABLES`, in order), from the history, the orders, the
+    rollups and the quarantine; the scorecard's windows end at `as_of` (default: now)."""
     history = query(con, f"SELECT * FROM {HISTORY_TABLE}")
     orders = query(con, "SELECT * FROM orders")
-    observations = query(con, f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations")
+    polls = query(con, "SELECT * FROM poll_rollups")
+    latency = query(con, "SELECT * FROM latency_rollups")
     quarantine = query(con, "SELECT provider, quarantined_at FROM quarantine")
+    scorecard = provider_scorecard(
+        polls, latency, quarantine, history, orders, as_of=as_of or datetime.now(UTC)
+    )
     tables = {
         "time_to_code": time_to_code(history, orders),
         "time_to_completion": time_to_completion(history, orders),
         "incidence_curves": incidence_curves(history, orders),
         "expiry_rates": expiry_rates(history, orders),
         "expiry_rates_over_time": expiry_rates_over_time(history, orders),
-        "provider_reliability": provider_reliability(observations, history, orders, quarantine),
-        "error_mix": error_mix(observations),
+        "provider_scorecard": scorecard,
+        "provider_reliability": provider_reliability(scorecard),
+        "error_mix": error_mix(polls),
     }
     if list(tables) != list(METRIC_TABLES):
         raise RuntimeError(f"compute_metrics wrote {list(tables)}, expected {list(METRIC_TABLES)}")
     return tables
 
 
-def refresh_derived(warehouse: Warehouse) -> dict[str, int]:
-    """Update the status history and rewrite every analytics table; rows per table."""
+def refresh_derived(warehouse: Warehouse, *, as_of: datetime | None = None) -> dict[str, int]:
+    """Update the status history and the rollups and rewrite every analytics table; rows per
+    table."""
     with warehouse.transaction() as con:
         update = refresh_status_history(con)
-        counts = {HISTORY_TABLE: update.rows_written}
-        for table, frame in compute_metrics(con).items():
+        rollups = refresh_rollups(con)
+        counts = {HISTORY_TABLE: update.rows_written, **rollups.rows}
+        for table, frame in compute_metrics(con, as_of=as_of).items():
             counts[table] = replace_table(con, table, frame)
     return counts
 
@@ -161,9 +303,17 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _watermark(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    row = first_row(con, "SELECT value FROM derived_state WHERE name = ?", [HISTORY_TABLE])
-    return row[0] if row else None
+    return _state(con, HISTORY_TABLE)
 
 
 def _set_watermark(con: duckdb.DuckDBPyConnection, value: datetime | None) -> None:
-    con.execute("INSERT OR REPLACE INTO derived_state VALUES (?, ?, now())", [HISTORY_TABLE, value])
+    _set_state(con, HISTORY_TABLE, value)
+
+
+def _state(con: duckdb.DuckDBPyConnection, name: str) -> datetime | None:
+    row = first_row(con, "SELECT value FROM derived_state WHERE name = ?", [name])
+    return row[0] if row else None
+
+
+def _set_state(con: duckdb.DuckDBPyConnection, name: str, value: datetime | None) -> None:
+    con.execute("INSERT OR REPLACE INTO derived_state VALUES (?, ?, now())", [name, value])

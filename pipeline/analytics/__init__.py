@@ -8,8 +8,9 @@ table name given in its docstring.
 - `survival`: Kaplan–Meier, Aalen–Johansen, intervals and quantiles, vectorised over groups.
 - `npmle`: the nonparametric MLE of cumulative incidence for interval-censored competing risks
   (events seen only between two polls), with its intervals and quantiles.
-- `metrics`: `time_to_code`, `time_to_completion`, `expiry_rates`, `expiry_rates_over_time`,
-  `provider_reliability`, `error_mix`.
+- `metrics`: `time_to_code`, `time_to_completion`, `expiry_rates`, `expiry_rates_over_time`.
+- `rollups`: mergeable per-minute poll and latency rollups of the log, and `error_mix`.
+- `scorecard`: `provider_scorecard` (rolling windows) and `provider_reliability` (all time).
 - `curves`: `incidence_curves`, the cumulative-incidence curves behind the time-to-event medians.
 """
 
@@ -23,13 +24,13 @@ from pipeline.analytics.history import (
     update_status_history,
 )
 from pipeline.analytics.metrics import (
-    error_mix,
     expiry_rates,
     expiry_rates_over_time,
-    provider_reliability,
     time_to_code,
     time_to_completion,
 )
+from pipeline.analytics.rollups import error_mix, latency_rollups, poll_rollups
+from pipeline.analytics.scorecard import provider_reliability, provider_scorecard
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -39,7 +40,10 @@ __all__ = [
     "expiry_rates_over_time",
     "incidence_curves",
     "late_observations",
+    "latency_rollups",
+    "poll_rollups",
     "provider_reliability",
+    "provider_scorecard",
     "status_history_delta",
     "time_to_code",
     "time_to_completion",

@@ -1,4 +1,4 @@
-"""The published analytics tables: time to code, time to completion, expiry rates, reliability.
+"""The published analytics tables: time to code, time to completion, expiry rates.
 
 Every function takes frames shaped like the warehouse tables and returns one polars frame, ready
 to be stored under the table name in its docstring. Time-to-event figures are computed with
@@ -33,13 +33,7 @@ from pipeline.analytics import npmle
 from pipeline.analytics.events import time_to_event_records
 from pipeline.analytics.inputs import (
     FAILURE_STATE_VALUES,
-    QUARANTINE_INPUT,
-    QUARANTINE_REQUIRED,
     SUCCESS_STATE_VALUES,
-    UNKNOWN_STATE,
-    conform,
-    conform_observations,
-    is_valid_answer,
 )
 from pipeline.analytics.survival import (
     COMPETING,
@@ -49,7 +43,7 @@ from pipeline.analytics.survival import (
     values_at,
     wilson_interval,
 )
-from pipeline.model import ErrorClass, OrderState
+from pipeline.model import OrderState
 from pipeline.providers.registry import REGISTRY
 from pipeline.providers.spec import EXPIRY_GRACE_S
 
@@ -87,23 +81,6 @@ EXPIRY_WINDOW_SCHEMA = {
     "horizon_s": pl.Float64,
     "window_documented": pl.Boolean,
 }
-MIN_RANK_POLLS = 200
-"""Polls a provider needs before it is ranked (availability ± ~3 points at 95 %)."""
-MIN_RANK_ORDERS = 30
-"""Orders with a status history a provider needs before it is ranked."""
-
-LATENCY_BUDGET_MS = 2000.0
-"""p95 latency at which the latency component of the reliability score reaches 0."""
-
-SCORE_WEIGHTS: dict[str, float] = {
-    "availability": 0.30,
-    "success_rate": 0.30,
-    "latency": 0.15,
-    "clean_data": 0.15,
-    "recognised_status": 0.10,
-}
-"""Weights of the reliability score components (they sum to 1)."""
-
 _EXPIRED = OrderState.EXPIRED.value
 
 
@@ -374,205 +351,3 @@ def expiry_rates_over_time(
         pl.col("origin_at").dt.truncate(every).alias("bucket_start")
     )
     return _expiry_summary(records, ["provider", "order_kind", "bucket_start"])
-
-
-def error_mix(observations: pl.DataFrame) -> pl.DataFrame:
-    """Table `provider_error_mix`: polls per provider and error class (null class = valid).
-
-    Returns:
-        provider, error_class, polls, share (of the provider's polls) with a Wilson 95 %
-        interval (`share_ci_low`, `share_ci_high`).
-    """
-    obs = conform_observations(observations)
-    low, high = wilson_interval(pl.col("polls"), pl.col("_total"))
-    return (
-        obs.group_by("provider", "error_class")
-        .agg(pl.len().cast(pl.Int64).alias("polls"))
-        .with_columns(pl.col("polls").sum().over("provider").alias("_total"))
-        .with_columns(
-            (pl.col("polls") / pl.col("_total")).alias("share"),
-            low.alias("share_ci_low"),
-            high.alias("share_ci_high"),
-        )
-        .drop("_total")
-        .sort(["provider", "error_class"], nulls_last=False)
-    )
-
-
-def _transport(observations: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataFrame:
-    """Per provider: polls, availability, rate limiting, latency, data quality."""
-    obs = conform_observations(observations)
-    valid = is_valid_answer()
-    unrecognised = valid & ((pl.col("state") == UNKNOWN_STATE) | pl.col("status_unrecognized"))
-    transport = obs.group_by("provider").agg(
-        pl.len().cast(pl.Int64).alias("polls"),
-        valid.sum().cast(pl.Int64).alias("valid_answers"),
-        (
-            (pl.col("error_class") == ErrorClass.RATE_LIMITED.value).fill_null(False)
-            | (pl.col("http_status") == 429).fill_null(False)
-        )
-        .sum()
-        .cast(pl.Int64)
-        .alias("rate_limited_polls"),
-        pl.col("latency_ms").quantile(0.5, "linear").alias("latency_p50_ms"),
-        pl.col("latency_ms").quantile(0.95, "linear").alias("latency_p95_ms"),
-        unrecognised.sum().cast(pl.Int64).alias("unknown_status_answers"),
-    )
-    quarantined = (
-        conform(quarantine, QUARANTINE_INPUT, QUARANTINE_REQUIRED, name="quarantine")
-        .group_by("provider")
-        .agg(pl.len().cast(pl.Int64).alias("quarantined_rows"))
-    )
-    transport = transport.join(quarantined, on="provider", how="full", coalesce=True).with_columns(
-        pl.col("polls", "valid_answers", "rate_limited_polls", "unknown_status_answers")
-        .fill_null(0)
-        .cast(pl.Int64),
-        pl.col("quarantined_rows").fill_null(0).cast(pl.Int64),
-    )
-    avail_low, avail_high = wilson_interval(pl.col("valid_answers"), pl.col("polls"))
-    received = pl.col("polls") + pl.col("quarantined_rows")
-    quar_low, quar_high = wilson_interval(pl.col("quarantined_rows"), received)
-    unk_low, unk_high = wilson_interval(pl.col("unknown_status_answers"), pl.col("valid_answers"))
-
-    def rate(num: str, den: pl.Expr) -> pl.Expr:
-        return pl.when(den > 0).then(pl.col(num) / den)
-
-    return transport.with_columns(
-        rate("valid_answers", pl.col("polls")).alias("availability"),
-        avail_low.alias("availability_ci_low"),
-        avail_high.alias("availability_ci_high"),
-        rate("rate_limited_polls", pl.col("polls")).alias("rate_limited_rate"),
-        rate("quarantined_rows", received).alias("quarantine_rate"),
-        quar_low.alias("quarantine_ci_low"),
-        quar_high.alias("quarantine_ci_high"),
-        rate("unknown_status_answers", pl.col("valid_answers")).alias("unknown_status_rate"),
-        unk_low.alias("unknown_status_ci_low"),
-        unk_high.alias("unknown_status_ci_high"),
-    )
-
-
-def _outcomes(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
-    """Per provider: eventual success probability and median time to completion."""
-    records = completion_records(history, orders)
-    keys = ["provider"]
-    table = event_table(records, keys)
-    final = table.group_by(keys).agg(
-        pl.col("cif").last().alias("success_rate"),
-        pl.col("cif_low").last().alias("success_rate_ci_low"),
-        pl.col("cif_high").last().alias("success_rate_ci_high"),
-    )
-    medians = npmle.quantiles(npmle.fit_records(records, keys), 0.5).select(
-        *keys, pl.col("quantile_s").alias("median_time_to_completion_s")
-    )
-    counts = records.group_by(keys).agg(pl.len().cast(pl.Int64).alias("n_orders"))
-    return counts.join(final, on=keys, how="left").join(medians, on=keys, how="left")
-
-
-def _score() -> pl.Expr:
-    latency = (1.0 - pl.col("latency_p95_ms") / LATENCY_BUDGET_MS).clip(0.0, 1.0)
-    parts = {
-        "availability": pl.col("availability"),
-        "success_rate": pl.col("success_rate"),
-        "latency": latency,
-        "clean_data": 1.0 - pl.col("quarantine_rate"),
-        "recognised_status": 1.0 - pl.col("unknown_status_rate"),
-    }
-    return 100.0 * pl.sum_horizontal(
-        *[SCORE_WEIGHTS[name] * expr for name, expr in parts.items()], ignore_nulls=False
-    )
-
-
-def provider_reliability(
-    observations: pl.DataFrame,
-    history: pl.DataFrame,
-    orders: pl.DataFrame,
-    quarantine: pl.DataFrame,
-    *,
-    min_polls: int = MIN_RANK_POLLS,
-    min_orders: int = MIN_RANK_ORDERS,
-) -> pl.DataFrame:
-    """Table `provider_reliability`: transport, outcome and data quality per provider.
-
-    Transport: `polls`, `availability` = valid answers / polls (valid: `error_class` is null),
-    `rate_limited_rate` (429 or `rate_limited`), `latency_p50_ms`, `latency_p95_ms` over every
-    attempt with a latency. The mix of error classes is in `error_mix`.
-    Outcome: `success_rate` = Aalen–Johansen probability of ending in a success state by the
-    end of follow-up (failures compete, open orders are censored; events at the midpoint of
-    their polling interval, whose placement barely matters at the end of follow-up),
-    `expiry_rate` from `expiry_rates`, `median_time_to_completion_s` as in
-    `time_to_completion` (NPMLE).
-    Data quality: `quarantine_rate` = quarantined rows / (polls + quarantined rows),
-    `unknown_status_rate` = valid answers with state `unknown` or an unrecognised status / valid
-    answers. Proportions carry Wilson 95 % intervals, the success rate its log(−log) interval.
-
-    Score (0–100, higher is better), only from point estimates:
-
-        score = 100 × (0.30·availability + 0.30·success_rate
-                       + 0.15·clip(1 − latency_p95_ms / 2000, 0, 1)
-                       + 0.15·(1 − quarantine_rate) + 0.10·(1 − unknown_status_rate))
-
-    A provider is ranked (`is_ranked`, `rank` 1 = best) only with at least `min_polls` polls,
-    `min_orders` orders with a history and every score component defined; the sample-size floor
-    keeps a handful of lucky polls from topping the list.
-
-    Args:
-        observations: the observations table.
-        history: the status history.
-        orders: the orders table.
-        quarantine: the quarantine table (at least a `provider` column).
-        min_polls: polls needed to be ranked.
-        min_orders: orders needed to be ranked.
-
-    Returns:
-        One row per provider seen in observations or quarantine.
-    """
-    expiry = expiry_rates(history, orders).group_by("provider").agg(pl.col("expiry_rate").first())
-    frame = (
-        _transport(observations, quarantine)
-        .join(_outcomes(history, orders), on="provider", how="left")
-        .join(expiry, on="provider", how="left")
-        .with_columns(pl.col("n_orders").fill_null(0))
-        .with_columns(_score().alias("score"))
-        .with_columns(
-            (
-                (pl.col("polls") >= min_polls)
-                & (pl.col("n_orders") >= min_orders)
-                & pl.col("score").is_not_null()
-            ).alias("is_ranked")
-        )
-    )
-    rank = pl.when(pl.col("is_ranked")).then(pl.col("score")).rank("min", descending=True)
-    return (
-        frame.with_columns(pl.when(pl.col("is_ranked")).then(rank).cast(pl.Int32).alias("rank"))
-        .select(
-            "provider",
-            "polls",
-            "valid_answers",
-            "availability",
-            "availability_ci_low",
-            "availability_ci_high",
-            (pl.col("polls") - pl.col("valid_answers")).alias("n_errors"),
-            "rate_limited_polls",
-            "rate_limited_rate",
-            "latency_p50_ms",
-            "latency_p95_ms",
-            "n_orders",
-            "success_rate",
-            "success_rate_ci_low",
-            "success_rate_ci_high",
-            "expiry_rate",
-            "median_time_to_completion_s",
-            "quarantined_rows",
-            "quarantine_rate",
-            "quarantine_ci_low",
-            "quarantine_ci_high",
-            "unknown_status_answers",
-            "unknown_status_rate",
-            "unknown_status_ci_low",
-            "unknown_status_ci_high",
-            "is_ranked",
-            "score",
-            "rank",
-        )
-        .sort("provider")
-    )

@@ -15,8 +15,10 @@ from pipeline.assets.resources import ProvidersResource, WarehouseResource
 from pipeline.derived import (
     HISTORY_TABLE,
     METRIC_TABLES,
+    ROLLUPS_STATE,
     compute_metrics,
     publish,
+    refresh_rollups,
     refresh_status_history,
 )
 from pipeline.providers.registry import PROVIDERS
@@ -52,13 +54,38 @@ def status_history(warehouse: WarehouseResource) -> dg.MaterializeResult:  # typ
     )
 
 
+@dg.asset(
+    name=ROLLUPS_STATE,
+    group_name="history",
+    deps=[observations_key(slug) for slug in PROVIDERS],
+    pool=WRITER_POOL,
+    automation_condition=derived_condition(),
+    kinds={"duckdb", "polars"},
+    description=(
+        "Per provider and minute (hour after two days): polls by error class, rate limiting, "
+        "unrecognised statuses and latency buckets (tables poll_rollups, latency_rollups)."
+    ),
+)
+def poll_rollups(warehouse: WarehouseResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """Fold the observations since the last refresh into the rollups."""
+    with warehouse.warehouse().transaction() as con:
+        update = refresh_rollups(con)
+    return dg.MaterializeResult(
+        metadata={
+            "mode": dg.MetadataValue.text(update.mode),
+            "observations_read": dg.MetadataValue.int(update.observations_read),
+            **{f"{table}_rows": dg.MetadataValue.int(n) for table, n in update.rows.items()},
+        }
+    )
+
+
 @dg.multi_asset(
     name="analytics",
     specs=[
         dg.AssetSpec(
             table,
             group_name="analytics",
-            deps=[HISTORY_TABLE],
+            deps=[HISTORY_TABLE, ROLLUPS_STATE],
             automation_condition=derived_condition(),
             kinds={"duckdb", "polars"},
             description=description,
@@ -68,7 +95,7 @@ def status_history(warehouse: WarehouseResource) -> dg.MaterializeResult:  # typ
     pool=WRITER_POOL,
 )
 def analytics(warehouse: WarehouseResource):  # type: ignore[no-untyped-def]
-    """Recompute every analytics table from the history and the log."""
+    """Recompute every analytics table from the history, the orders and the rollups."""
     with warehouse.warehouse().transaction() as con:
         tables = compute_metrics(con)
         for table, frame in tables.items():
@@ -104,6 +131,10 @@ def headline_metadata(table: str, frame: pl.DataFrame) -> dict[str, dg.MetadataV
     metadata: dict[str, dg.MetadataValue] = {
         "dagster/row_count": dg.MetadataValue.int(frame.height)
     }
+    if table == "provider_scorecard" and not frame.is_empty():
+        columns = ("window", "provider", "polls", "availability", "latency_p95_ms", "score")
+        metadata["preview"] = dg.MetadataValue.md(markdown_table(frame.select(columns)))
+        return metadata
     headline = {
         "time_to_code": "median_s",
         "time_to_completion": "median_s",

@@ -106,6 +106,8 @@ class ReportData:
     expiry_rates: pl.DataFrame
     expiry_rates_over_time: pl.DataFrame
     reliability: pl.DataFrame
+    scorecard: pl.DataFrame
+    """`provider_scorecard`: the reliability figures per rolling window."""
     error_mix: pl.DataFrame
     quarantine_by_provider: pl.DataFrame
     """provider, quarantined_rows."""
@@ -290,6 +292,7 @@ def load(published_path: Path, truth_path: Path | None = None) -> ReportData:
         expiry_rates=frames["expiry_rates"],
         expiry_rates_over_time=frames["expiry_rates_over_time"],
         reliability=frames["provider_reliability"],
+        scorecard=frames["provider_scorecard"],
         error_mix=frames["error_mix"],
         quarantine_by_provider=quarantine_by_provider,
         quarantine_reasons=quarantine_reasons,

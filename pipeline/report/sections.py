@@ -20,12 +20,8 @@ from markupsafe import Markup
 from pipeline.alerts.config import DEFAULT_BURN_LEVELS, DEFAULT_SLOS
 from pipeline.alerts.incidents import FIRING
 from pipeline.alerts.verdicts import window_words
-from pipeline.analytics.metrics import (
-    EXPIRY_GRACE_S,
-    MIN_GROUP_ORDERS,
-    MIN_RANK_ORDERS,
-    MIN_RANK_POLLS,
-)
+from pipeline.analytics.metrics import EXPIRY_GRACE_S, MIN_GROUP_ORDERS
+from pipeline.analytics.scorecard import MIN_RANK_ORDERS, MIN_RANK_POLLS, WINDOWS
 from pipeline.report import charts
 from pipeline.report.data import ReportData
 from pipeline.report.markup import duration, number, percent
@@ -294,8 +290,25 @@ def scorecard_frame(reliability: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+WINDOW_COLUMNS = ("window", "provider", "polls", "availability", "latency_p95_ms",
+                  "success_rate", "n_orders", "score", "rank")  # fmt: skip
+
+
+def window_rows(scorecard: pl.DataFrame) -> list[dict[str, Any]]:
+    """The scorecard's rolling windows, per provider (in provider order), shortest first."""
+    if not _ok(scorecard, *WINDOW_COLUMNS):
+        return []
+    order = {window: i for i, window in enumerate(WINDOWS)}
+    frame = scorecard.select(WINDOW_COLUMNS).with_columns(
+        pl.col("window")
+        .replace_strict(order, default=len(order), return_dtype=pl.Int32)
+        .alias("_order")
+    )
+    return in_provider_order(frame.sort("provider", "_order")).drop("_order").to_dicts()
+
+
 def reliability(data: ReportData) -> Section:
-    """The reliability scorecard."""
+    """The reliability scorecard, all time and over rolling windows."""
     frame = scorecard_frame(data.reliability)
     ranked = frame.filter(pl.col("is_ranked")) if not frame.is_empty() else frame
     return _section(
@@ -308,6 +321,7 @@ def reliability(data: ReportData) -> Section:
         unranked=frame.filter(~pl.col("is_ranked")).to_dicts() if not frame.is_empty() else [],
         min_rank_polls=MIN_RANK_POLLS,
         min_rank_orders=MIN_RANK_ORDERS,
+        windows=window_rows(data.scorecard),
     )
 
 

@@ -85,6 +85,24 @@ QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
     "row_json": pl.String(),
 }
 
+POLL_ROLLUP_COLUMNS: dict[str, pl.DataType] = {
+    "provider": pl.String(),
+    "minute": UTC_TIME,
+    "error_class": pl.String(),
+    "polls": pl.Int64(),
+    "rate_limited_polls": pl.Int64(),
+    "unknown_status_answers": pl.Int64(),
+}
+"""`poll_rollups`: per provider, minute (hour when older) and error class (`pipeline.analytics.
+rollups`). No key: rows with equal keys add up."""
+LATENCY_ROLLUP_COLUMNS: dict[str, pl.DataType] = {
+    "provider": pl.String(),
+    "minute": UTC_TIME,
+    "latency_bucket": pl.Int32(),
+    "polls": pl.Int64(),
+}
+"""`latency_rollups`: per provider, minute (hour when older) and latency bucket."""
+
 _DUCKDB_TYPES: dict[type[pl.DataType], str] = {
     pl.String: "VARCHAR",
     pl.Datetime: "TIMESTAMPTZ",
@@ -228,6 +246,18 @@ CREATE TABLE slo_status (
     burn_rate DOUBLE,
     evaluated_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (provider, slo, window_name)
+);
+""",
+    ),
+    Migration(
+        6,
+        "poll and latency rollups",
+        f"""
+CREATE TABLE poll_rollups (
+    {_columns_sql(POLL_ROLLUP_COLUMNS, {"provider", "minute", "polls"})}
+);
+CREATE TABLE latency_rollups (
+    {_columns_sql(LATENCY_ROLLUP_COLUMNS, set(LATENCY_ROLLUP_COLUMNS))}
 );
 """,
     ),

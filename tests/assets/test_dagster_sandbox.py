@@ -11,7 +11,13 @@ import dagster as dg
 import pytest
 from live_sandbox import default_config, live_sandbox, track
 
-from pipeline.assets.analytics import analytics, published_warehouse, report, status_history
+from pipeline.assets.analytics import (
+    analytics,
+    poll_rollups,
+    published_warehouse,
+    report,
+    status_history,
+)
 from pipeline.assets.checks import CHECK_NAMES
 from pipeline.assets.ingestion import (
     ANSWERING_CHECK,
@@ -176,7 +182,7 @@ def test_derived_assets_and_report_follow_ingestion(tmp_path: Path) -> None:
             instance=instance,
         )
         result = dg.materialize(
-            [status_history, analytics, published_warehouse, report],
+            [status_history, poll_rollups, analytics, published_warehouse, report],
             resources=resources,
             instance=instance,
         )

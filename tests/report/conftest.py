@@ -9,7 +9,7 @@ smsonline order), refreshed and published by the real `pipeline.derived` functio
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,8 @@ from pipeline.warehouse.frames import observation_id
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
 SEED = 20260105
+GENERATED_AT = datetime(2026, 1, 6, 8, 30, tzinfo=UTC)
+"""When the report is generated (and the scorecard's windows end)."""
 HOURS = 3
 # (provider, order kind, orders): altinn gets too few orders to be ranked, on purpose.
 WORKLOAD: tuple[tuple[str, str, int], ...] = (
@@ -132,7 +134,7 @@ def build_published(data_dir: Path) -> Path:
         append(con, "orders", orders)
         append(con, "observations", observations)
         append(con, "quarantine", quarantine)
-    refresh_derived(warehouse)
+    refresh_derived(warehouse, as_of=GENERATED_AT)
     return publish(warehouse, settings.published_path)
 
 

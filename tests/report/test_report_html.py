@@ -13,9 +13,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import HOSTILE_SERVICE, HOSTILE_SERVICE_PROVIDER
+from conftest import GENERATED_AT, HOSTILE_SERVICE, HOSTILE_SERVICE_PROVIDER
 from markupsafe import escape
 
+from pipeline.analytics.scorecard import WINDOWS
 from pipeline.report import ReportSummary, build_report, default_report_path, sections
 from pipeline.report.charts import expiry_over_time_chart
 from pipeline.report.data import load
@@ -39,7 +40,6 @@ SECTIONS = [
 ]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EMBEDDED_PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
-GENERATED_AT = datetime(2026, 1, 6, 8, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,15 @@ def test_headline_figures_and_content(report: tuple[ReportSummary, str]) -> None
     assert "ON_HOLD_REVIEW" in html  # unknown statuses
     assert "latency_ms: greater_than_or_equal_to(0)" in html  # a quarantine reason
     assert NOT_ENOUGH_DATA not in html
+
+
+def test_scorecard_shows_every_rolling_window(report: tuple[ReportSummary, str]) -> None:
+    _, html = report
+    section = html[html.index("Rolling windows") :]
+    rows = section[: section.index("</table>")].split("<tr>")[2:]  # after the header row
+    windows = [row.split("<td>")[1].split("</td>")[0] for row in rows]
+    assert windows[:5] == list(WINDOWS)  # the first provider's five windows, shortest first
+    assert set(windows) <= set(WINDOWS)  # a provider without polls in a window has no row
 
 
 def test_written_atomically_to_the_configured_place(published: Path, tmp_path: Path) -> None:

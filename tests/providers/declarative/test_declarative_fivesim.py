@@ -297,7 +297,13 @@ def scaled(slug: str, factor: float) -> DeclarativeAdapter:
 def test_fivesim_end_to_end(tmp_path: Path) -> None:
     from live_sandbox import default_config, live_sandbox, track
 
-    from pipeline.assets.analytics import analytics, published_warehouse, report, status_history
+    from pipeline.assets.analytics import (
+        analytics,
+        poll_rollups,
+        published_warehouse,
+        report,
+        status_history,
+    )
     from pipeline.assets.ingestion import observations_key, orders, provider_observations
     from pipeline.assets.resources import ProvidersResource, WarehouseResource
     from pipeline.polling.client import Poller
@@ -330,7 +336,7 @@ def test_fivesim_end_to_end(tmp_path: Path) -> None:
             instance=instance,
         )
         derived = dg.materialize(
-            [status_history, analytics, published_warehouse, report],
+            [status_history, poll_rollups, analytics, published_warehouse, report],
             resources=resources,
             instance=instance,
         )
