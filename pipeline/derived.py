@@ -100,12 +100,7 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     """
     watermark = _watermark(con)
     if watermark is None or not _table_exists(con, HISTORY_TABLE):
-        observations = query(con, f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations")
-        history = build_status_history(observations)
-        replace_table(con, HISTORY_TABLE, history)
-        newest = observations["polled_at"].max() if observations.height else None
-        _set_watermark(con, newest)  # type: ignore[arg-type]
-        return HistoryUpdate("full", observations.height, history.height, newest)  # type: ignore[arg-type]
+        return _build_status_history(con)
     new = query(
         con,
         f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations WHERE polled_at > ?",
@@ -132,6 +127,39 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     newest = new["polled_at"].max()
     _set_watermark(con, newest)  # type: ignore[arg-type]
     return HistoryUpdate("incremental", new.height, delta.height, newest)  # type: ignore[arg-type]
+
+
+def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
+    """`status_history` from the whole log, a share of the orders at a time.
+
+    An order's history depends on its own observations only, so the log is split by a hash of
+    the order into parts of about `FULL_BUILD_ROWS` observations: memory follows the part, not
+    the log.
+    """
+    total = int(first_row(con, "SELECT count(*) FROM observations")[0])
+    parts = max(1, -(-total // FULL_BUILD_ROWS))
+    read = written = 0
+    newest: datetime | None = None
+    for part in range(parts):
+        observations = query(
+            con,
+            f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations "
+            "WHERE hash(provider, order_id) % ? = ?",
+            [parts, part],
+        )
+        history = build_status_history(observations)
+        if part == 0:
+            replace_table(con, HISTORY_TABLE, history)
+        elif history.height:
+            with registered(con, _DELTA_VIEW, history):
+                con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {_DELTA_VIEW}")
+        read += observations.height
+        written += history.height
+        if observations.height:
+            latest = observations["polled_at"].max()
+            newest = latest if newest is None else max(newest, latest)  # type: ignore[type-var,assignment]
+    _set_watermark(con, newest)
+    return HistoryUpdate("full", read, written, newest)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ import pytest
 from analytics.synthetic import SmsReceiveLifecycle, observation_log
 from polars.testing import assert_frame_equal
 
+from pipeline import derived
 from pipeline.analytics import build_status_history
 from pipeline.derived import METRIC_TABLES, publish, refresh_derived
 from pipeline.warehouse import Warehouse, append
@@ -72,6 +73,30 @@ def test_incremental_history_equals_a_full_rebuild(warehouse: Warehouse) -> None
     assert_frame_equal(
         stored.with_columns(pl.col("state", "previous_state").cast(pl.String)),
         expected.with_columns(pl.col("state", "previous_state").cast(pl.String)),
+        check_dtypes=False,
+    )
+
+
+def test_a_full_build_in_parts_equals_one_built_at_once(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With parts of 500 observations, the orders are split over many parts: the history is
+    the same as one built from the whole log."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    _append(warehouse, "observations", observations)
+    monkeypatch.setattr(derived, "FULL_BUILD_ROWS", 500)
+    with warehouse.transaction() as con:
+        update = derived.refresh_status_history(con)
+    assert (update.mode, update.new_observations) == ("full", observations.height)
+    stored = warehouse.read(
+        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
+    )
+    assert_frame_equal(
+        stored.with_columns(pl.col("state", "previous_state").cast(pl.String)),
+        build_status_history(observations).with_columns(
+            pl.col("state", "previous_state").cast(pl.String)
+        ),
         check_dtypes=False,
     )
 
