@@ -1,14 +1,15 @@
-"""Benchmark: full analytics over 1 M and 10 M observations, and the incremental cost of a tick.
+"""Benchmark: the warehouse and its refresh at 1 M and 10 M observations (and more on request).
 
-Each size runs in its own process so its peak memory (max RSS) is its own. For each size:
-1. generate an observation log (vectorised polars: orders polled every 5 s until they resolve),
-2. load it into a fresh DuckDB warehouse through Arrow,
-3. full refresh: build `status_history` from the whole log, then every analytics table,
-4. the log's last minute arrives as one tick, then the incremental refresh.
+Each step runs in its own process so its peak memory (max RSS) is its own:
+1. `load`: generate an observation log (vectorised polars: orders polled every 5 s until they
+   resolve) and bulk-load all but its last minute into a fresh DuckDB warehouse through Arrow;
+2. `full`: the first refresh: status history, rollups and every analytics table;
+3. `tick`: the last minute arrives as one write, then the incremental refresh;
+4. `report`: publish the read-only copy and render the HTML report.
 
 Usage:
-    .venv/bin/python bench/analytics_scale.py                 # both sizes, writes the results
-    .venv/bin/python bench/analytics_scale.py --size 1000000  # one size, prints JSON
+    .venv/bin/python bench/analytics_scale.py                        # 1 M and 10 M
+    .venv/bin/python bench/analytics_scale.py --sizes 20000000 --out /tmp/scale.json
 """
 
 from __future__ import annotations
@@ -21,13 +22,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from pipeline.derived import compute_metrics, refresh_status_history
+from pipeline.derived import (
+    compute_metrics,
+    publish,
+    refresh_derived,
+    refresh_rollups,
+    refresh_status_history,
+)
 from pipeline.providers.registry import PROVIDERS, default_kind
+from pipeline.report import build_report
 from pipeline.warehouse import Warehouse, append, replace_table
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
@@ -36,6 +44,8 @@ SIZES = (1_000_000, 10_000_000)
 POLL_EVERY_S = 5
 POLLS_PER_ORDER = 40  # mean; sets orders = size / POLLS_PER_ORDER
 START = datetime(2026, 1, 1, tzinfo=UTC)
+AS_OF = START + timedelta(days=1, hours=1)
+"""Where the scorecard's windows end: just after the generated day."""
 
 
 def generate(size: int, seed: int = 1) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -100,70 +110,128 @@ def generate(size: int, seed: int = 1) -> tuple[pl.DataFrame, pl.DataFrame]:
     return orders_frame, observations
 
 
-def run_size(size: int) -> dict[str, float]:
-    """Time every phase for one size; returns seconds and peak memory."""
-    timings: dict[str, float] = {}
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def step_load(size: int, workdir: Path) -> dict[str, float]:
+    """Generate the log and bulk-load all of it but its last minute (kept for the tick step)."""
     started = time.perf_counter()
     orders, observations = generate(size)
-    timings["generate_s"] = time.perf_counter() - started
-    with tempfile.TemporaryDirectory() as tmp:
-        warehouse = Warehouse(Path(tmp) / "warehouse.duckdb")
-        # The last minute of the log arrives later, as one tick.
-        cut = observations["polled_at"].max() - pl.duration(minutes=1)  # type: ignore[operator]
-        tick = observations.filter(pl.col("polled_at") > cut)
+    generated = time.perf_counter() - started
+    cut = observations["polled_at"].max() - pl.duration(minutes=1)  # type: ignore[operator]
+    observations.filter(pl.col("polled_at") > cut).write_parquet(workdir / "tick.parquet")
+    loaded = observations.filter(pl.col("polled_at") <= cut)
+    warehouse = Warehouse(workdir / "warehouse.duckdb")
+    started = time.perf_counter()
+    with warehouse.transaction() as con:
+        append(con, "orders", orders)
+        append(con, "observations", loaded)
+    seconds = time.perf_counter() - started
+    return {
+        "generate_s": generated,
+        "load_s": seconds,
+        "load_rows_per_s": loaded.height / seconds,
+        "observations": float(observations.height),
+        "orders": float(orders.height),
+        "bytes_per_observation": (workdir / "warehouse.duckdb").stat().st_size / loaded.height,
+        "peak_rss_mb": _peak_mb(),
+    }
+
+
+def step_full(workdir: Path) -> dict[str, float]:
+    """The first refresh: history, rollups and every analytics table from the whole log."""
+    started = time.perf_counter()
+    refresh_derived(Warehouse(workdir / "warehouse.duckdb"), as_of=AS_OF)
+    return {"seconds": time.perf_counter() - started, "peak_rss_mb": _peak_mb()}
+
+
+def step_tick(workdir: Path) -> dict[str, float]:
+    """The log's last minute arrives as one tick's write, then a refresh."""
+    tick = pl.read_parquet(workdir / "tick.parquet")
+    warehouse = Warehouse(workdir / "warehouse.duckdb")
+    started = time.perf_counter()
+    with warehouse.transaction() as con:
+        append(con, "observations", tick)
+    written = time.perf_counter() - started
+    started = time.perf_counter()
+    with warehouse.transaction() as con:
+        history = refresh_status_history(con)
+        rollups = refresh_rollups(con)
+        history_s = time.perf_counter() - started
         started = time.perf_counter()
-        with warehouse.transaction() as con:
-            append(con, "orders", orders)
-            append(con, "observations", observations.filter(pl.col("polled_at") <= cut))
-        timings["load_s"] = time.perf_counter() - started
+        for table, frame in compute_metrics(con, as_of=AS_OF).items():
+            replace_table(con, table, frame)
+        metrics_s = time.perf_counter() - started
+    return {
+        "tick_observations": float(tick.height),
+        "write_s": written,
+        "history_and_rollups_s": history_s,
+        "metrics_s": metrics_s,
+        "refresh_s": history_s + metrics_s,
+        "history_rows_read": float(history.new_observations),
+        "rollup_rows_read": float(rollups.observations_read),
+        "peak_rss_mb": _peak_mb(),
+    }
 
-        with warehouse.transaction() as con:
-            started = time.perf_counter()
-            refresh_status_history(con)
-            timings["full_history_s"] = time.perf_counter() - started
-            started = time.perf_counter()
-            for table, frame in compute_metrics(con).items():
-                replace_table(con, table, frame)
-            timings["full_metrics_s"] = time.perf_counter() - started
 
-        with warehouse.transaction() as con:
-            append(con, "observations", tick)
-            started = time.perf_counter()
-            update = refresh_status_history(con)
-            timings["tick_history_s"] = time.perf_counter() - started
-            started = time.perf_counter()
-            for table, frame in compute_metrics(con).items():
-                replace_table(con, table, frame)
-            timings["tick_metrics_s"] = time.perf_counter() - started
-        timings["tick_observations"] = float(update.new_observations)
-    timings["observations"] = float(observations.height)
-    timings["orders"] = float(orders.height)
-    timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return timings
+def step_report(workdir: Path) -> dict[str, float]:
+    """Publish the read-only copy and render the HTML report from it."""
+    started = time.perf_counter()
+    published = publish(Warehouse(workdir / "warehouse.duckdb"), workdir / "published.duckdb")
+    publish_s = time.perf_counter() - started
+    started = time.perf_counter()
+    build_report(published, workdir / "report.html", generated_at=AS_OF)
+    return {
+        "publish_s": publish_s,
+        "report_s": time.perf_counter() - started,
+        "peak_rss_mb": _peak_mb(),
+    }
+
+
+STEPS = ("load", "full", "tick", "report")
+
+
+def run_size(size: int) -> dict[str, dict[str, float]]:
+    """Every step for one size, each in its own process so its peak memory is its own."""
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for step in STEPS:
+            out = subprocess.run(
+                [sys.executable, __file__, "--size", str(size), "--step", step, "--dir", tmp],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            results[step] = json.loads(out.strip().splitlines()[-1])
+            print(size, step, results[step], flush=True)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, help="run one size in this process, print JSON")
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    parser.add_argument("--size", type=int, help="with --step: the size being run")
+    parser.add_argument("--step", choices=STEPS, help="run one step in this process")
+    parser.add_argument("--dir", type=Path, help="with --step: the working directory")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if args.size:
-        print(json.dumps(run_size(args.size)))
+    if args.step:
+        if args.step == "load":
+            result = step_load(args.size, args.dir)
+        else:
+            result = {"full": step_full, "tick": step_tick, "report": step_report}[args.step](
+                args.dir
+            )
+        print(json.dumps(result))
         return
-    results = {}
-    for size in SIZES:
-        out = subprocess.run(
-            [sys.executable, __file__, "--size", str(size)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        results[str(size)] = json.loads(out.strip().splitlines()[-1])
-        print(size, results[str(size)])
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
+    results = {str(size): run_size(size) for size in args.sizes}
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {
-                "command": ".venv/bin/python bench/analytics_scale.py",
+                "command": "python bench/analytics_scale.py --sizes "
+                + " ".join(map(str, args.sizes)),
                 "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
                 "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "results": results,

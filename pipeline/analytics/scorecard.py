@@ -189,19 +189,16 @@ def _window_row(
     polls: pl.DataFrame,
     latency: pl.DataFrame,
     quarantine: pl.DataFrame,
-    history: pl.DataFrame,
-    orders: pl.DataFrame,
+    outcomes: pl.DataFrame,
     since: datetime | None,
     *,
     min_polls: int,
     min_orders: int,
 ) -> pl.DataFrame:
-    """The reliability rows of one window (orders: those registered in it)."""
-    mine = orders.filter(_in_window("registered_at", since))
-    their_history = history.join(mine.select(ORDER_KEY), on=ORDER_KEY, how="semi")
+    """The reliability rows of one window, given the outcomes of the orders registered in it."""
     frame = (
         _transport(polls, latency, quarantine, since)
-        .join(_outcomes(their_history, mine), on="provider", how="left")
+        .join(outcomes, on="provider", how="left")
         .with_columns(pl.col("n_orders").fill_null(0))
         .with_columns(_score().alias("score"))
         .with_columns(
@@ -254,10 +251,17 @@ def provider_scorecard(
         all time), `window_end`, then the `provider_reliability` columns.
     """
     parts = []
+    outcomes_by_size: dict[int, pl.DataFrame] = {}
     for window in WINDOWS:
         since = _since(as_of, window)
+        mine = orders.filter(_in_window("registered_at", since))
+        # Windows are nested: two with as many orders hold the same ones (often 30 days and
+        # all time), and their outcomes are computed once.
+        if mine.height not in outcomes_by_size:
+            their_history = history.join(mine.select(ORDER_KEY), on=ORDER_KEY, how="semi")
+            outcomes_by_size[mine.height] = _outcomes(their_history, mine)
         rows = _window_row(
-            polls, latency, quarantine, history, orders, since,
+            polls, latency, quarantine, outcomes_by_size[mine.height], since,
             min_polls=min_polls, min_orders=min_orders,
         )  # fmt: skip
         parts.append(
