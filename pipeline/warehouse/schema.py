@@ -261,6 +261,22 @@ CREATE TABLE latency_rollups (
 );
 """,
     ),
+    Migration(
+        7,
+        "observations without a global key index",
+        # A primary key is an in-memory index over every row ever stored, checked on every
+        # write. The id already holds `polled_at`, so an append only needs checking against
+        # stored rows of the same instants (`pipeline.warehouse.store.append`). Rows are copied
+        # in `polled_at` order, so the min/max statistics of each row group skip the rest.
+        f"""
+CREATE TABLE observations_unkeyed (
+    {_columns_sql(OBSERVATION_COLUMNS, OBSERVATION_REQUIRED)}
+);
+INSERT INTO observations_unkeyed SELECT * FROM observations ORDER BY polled_at;
+DROP TABLE observations;
+ALTER TABLE observations_unkeyed RENAME TO observations;
+""",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,7 +1,10 @@
 """Reading and writing the warehouse: bulk appends from polars through Arrow, reads into polars.
 
 Writes never go row by row: a polars frame is registered as an Arrow view and inserted with one
-statement. Keys are deterministic, so appending the same rows twice stores them once.
+statement. Keys are deterministic, so appending the same rows twice stores them once: through
+the table's primary key, or, for `observations` (which has none, so that a write costs the same
+whatever the log's size), by checking only the stored rows polled in the batch's time span: an
+observation's id is derived from its `polled_at`, so a stored copy can only be there.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ from pipeline.warehouse.schema import migrate
 _BATCH_VIEW = "_incoming_batch"
 _MIGRATING = threading.Lock()
 
-# table -> primary key columns, for idempotent appends
+# table -> key columns, for idempotent appends
 KEYS: dict[str, tuple[str, ...]] = {
     "orders": ("provider", "order_id"),
     "observations": ("observation_id",),
     "payloads": ("payload_sha256",),
     "quarantine": ("quarantine_id",),
 }
+# table -> the column its key is derived from, for tables checked without a key index
+SCOPED_BY: dict[str, str] = {"observations": "polled_at"}
 
 
 class Warehouse:
@@ -107,11 +112,20 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> i
         return 0
     key = list(KEYS[table])
     frame = frame.unique(subset=key, keep="first", maintain_order=True)
+    scope = SCOPED_BY.get(table)
     with registered(con, _BATCH_VIEW, frame):
-        inserted = first_row(
-            con, f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM {_BATCH_VIEW}"
+        if scope is None:
+            sql = f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM {_BATCH_VIEW}"
+            return int(first_row(con, sql)[0])
+        stored = (
+            f"SELECT {', '.join(key)} FROM {table} WHERE {scope} BETWEEN "
+            f"(SELECT min({scope}) FROM {_BATCH_VIEW}) AND (SELECT max({scope}) FROM {_BATCH_VIEW})"
         )
-    return int(inserted[0])
+        sql = (
+            f"INSERT INTO {table} BY NAME SELECT * FROM {_BATCH_VIEW} "
+            f"WHERE ({', '.join(key)}) NOT IN ({stored})"
+        )
+        return int(first_row(con, sql)[0])
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
