@@ -18,18 +18,24 @@ import polars as pl
 from pipeline.analytics import (
     build_status_history,
     error_mix,
-    expiry_rates,
-    expiry_rates_over_time,
-    incidence_curves,
     latency_rollups,
     poll_rollups,
     provider_reliability,
     provider_scorecard,
     status_history_delta,
-    time_to_code,
-    time_to_completion,
 )
+from pipeline.analytics.curves import curves_from
 from pipeline.analytics.inputs import OBSERVATION_FIELDS
+from pipeline.analytics.metrics import (
+    EXPIRY_KEYS,
+    code_records,
+    code_summary,
+    completion_records,
+    completion_summary,
+    expiry_over_time,
+    expiry_records,
+    expiry_summary,
+)
 from pipeline.analytics.rollups import (
     LATENCY_KEYS,
     POLL_KEYS,
@@ -273,15 +279,20 @@ def compute_metrics(
     polls = query(con, "SELECT * FROM poll_rollups")
     latency = query(con, "SELECT * FROM latency_rollups")
     quarantine = query(con, "SELECT provider, quarantined_at FROM quarantine")
+    # One record per order and measure, shared by every table that reads it.
+    code = code_records(history, orders)
+    completion = completion_records(history, orders)
+    expiry = expiry_records(history, orders)
+    del history
     scorecard = provider_scorecard(
-        polls, latency, quarantine, history, orders, as_of=as_of or datetime.now(UTC)
+        polls, latency, quarantine, completion, expiry, orders, as_of=as_of or datetime.now(UTC)
     )
     tables = {
-        "time_to_code": time_to_code(history, orders),
-        "time_to_completion": time_to_completion(history, orders),
-        "incidence_curves": incidence_curves(history, orders),
-        "expiry_rates": expiry_rates(history, orders),
-        "expiry_rates_over_time": expiry_rates_over_time(history, orders),
+        "time_to_code": code_summary(code),
+        "time_to_completion": completion_summary(completion),
+        "incidence_curves": curves_from(code, completion),
+        "expiry_rates": expiry_summary(expiry, EXPIRY_KEYS),
+        "expiry_rates_over_time": expiry_over_time(expiry),
         "provider_scorecard": scorecard,
         "provider_reliability": provider_reliability(scorecard),
         "error_mix": error_mix(polls),

@@ -11,9 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.analytics import npmle
-from pipeline.analytics.events import time_to_event_records
-from pipeline.analytics.metrics import CODE_ORDER_KINDS, completion_records
-from pipeline.model import OrderState
+from pipeline.analytics.metrics import code_records, completion_records
 
 MEASURE_CODE = "time_to_code"
 """`measure` of the curves of the SMS code (as table `time_to_code`)."""
@@ -38,19 +36,6 @@ INCIDENCE_CURVE_COLUMNS: dict[str, pl.DataType] = {
     **{name: dtype for name, dtype in CURVE_COLUMNS.items() if name != "provider"},
 }
 """Columns of table `incidence_curves`."""
-
-
-def code_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
-    """Time-to-code records of the orders whose deliverable is a code, as `time_to_code` builds
-    them (empty without a status history)."""
-    if history.is_empty() or orders.is_empty():
-        return pl.DataFrame()
-    return time_to_event_records(
-        history,
-        orders,
-        event_states=[OrderState.CODE_RECEIVED.value],
-        order_kinds=CODE_ORDER_KINDS,
-    )
 
 
 def provider_curves(records: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -86,12 +71,15 @@ def incidence_curves(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFram
         and 95 % band `cif_low` / `cif_high`, `known_until_s`), in curve order.
     """
     has_history = not history.is_empty() and not orders.is_empty()
-    records = {
-        MEASURE_CODE: code_records(history, orders),
-        MEASURE_COMPLETION: (
-            completion_records(history, orders) if has_history else pl.DataFrame()
-        ),
-    }
+    return curves_from(
+        code_records(history, orders),
+        completion_records(history, orders) if has_history else pl.DataFrame(),
+    )
+
+
+def curves_from(code: pl.DataFrame, completion: pl.DataFrame) -> pl.DataFrame:
+    """`incidence_curves` from the code and completion records."""
+    records = {MEASURE_CODE: code, MEASURE_COMPLETION: completion}
     parts = [pl.DataFrame(schema=INCIDENCE_CURVE_COLUMNS)]
     for measure, measure_records in records.items():
         curves, counts = provider_curves(measure_records)

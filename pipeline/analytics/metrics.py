@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from pipeline.analytics import npmle
-from pipeline.analytics.events import time_to_event_records
+from pipeline.analytics.events import RECORD_COLUMNS, time_to_event_records
 from pipeline.analytics.inputs import (
     FAILURE_STATE_VALUES,
     SUCCESS_STATE_VALUES,
@@ -82,6 +82,7 @@ EXPIRY_WINDOW_SCHEMA = {
     "window_documented": pl.Boolean,
 }
 _EXPIRED = OrderState.EXPIRED.value
+EXPIRY_KEYS = ("provider", "order_kind")
 
 
 def _grouped(records: pl.DataFrame, levels: Sequence[str]) -> pl.DataFrame:
@@ -203,6 +204,19 @@ def time_to_event_summary(
     )
 
 
+def code_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+    """Per-order records of the orders whose deliverable is a code, with `code_received` as the
+    event and every other terminal state competing (empty without a status history)."""
+    if history.is_empty() or orders.is_empty():
+        return pl.DataFrame(schema=RECORD_COLUMNS)
+    return time_to_event_records(
+        history,
+        orders,
+        event_states=[OrderState.CODE_RECEIVED.value],
+        order_kinds=CODE_ORDER_KINDS,
+    )
+
+
 def time_to_code(
     history: pl.DataFrame,
     orders: pl.DataFrame,
@@ -215,12 +229,13 @@ def time_to_code(
     refunded). See the module docstring for what the median means, and
     `time_to_event_summary` for the columns.
     """
-    records = time_to_event_records(
-        history,
-        orders,
-        event_states=[OrderState.CODE_RECEIVED.value],
-        order_kinds=CODE_ORDER_KINDS,
-    )
+    return code_summary(code_records(history, orders), min_group_orders=min_group_orders)
+
+
+def code_summary(
+    records: pl.DataFrame, *, min_group_orders: int = MIN_GROUP_ORDERS
+) -> pl.DataFrame:
+    """`time_to_code` from its records (`code_records`)."""
     return time_to_event_summary(records, levels=CODE_LEVELS, min_group_orders=min_group_orders)
 
 
@@ -246,14 +261,21 @@ def time_to_completion(
     Columns as in `time_to_event_summary`; levels provider, order_kind, service, country and
     service/country.
     """
-    return time_to_event_summary(
-        completion_records(history, orders),
-        levels=COMPLETION_LEVELS,
-        min_group_orders=min_group_orders,
+    return completion_summary(
+        completion_records(history, orders), min_group_orders=min_group_orders
     )
 
 
-def _expiry_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+def completion_summary(
+    records: pl.DataFrame, *, min_group_orders: int = MIN_GROUP_ORDERS
+) -> pl.DataFrame:
+    """`time_to_completion` from its records (`completion_records`)."""
+    return time_to_event_summary(
+        records, levels=COMPLETION_LEVELS, min_group_orders=min_group_orders
+    )
+
+
+def expiry_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
     """Records with `expired` as the event, for the orders an expiry window applies to."""
     windows = pl.DataFrame(
         [
@@ -273,8 +295,10 @@ def _expiry_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame
     return records.join(windows, on=["provider", "order_kind"], how="inner")
 
 
-def _expiry_summary(records: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Cumulative incidence of expiry at each group's horizon, and the share among resolved."""
+def expiry_summary(records: pl.DataFrame, group_by: Sequence[str]) -> pl.DataFrame:
+    """Cumulative incidence of expiry at each group's horizon, and the share among resolved,
+    from the expiry records (`expiry_records`)."""
+    keys = list(group_by)
     counts = records.group_by(keys).agg(
         pl.len().cast(pl.Int64).alias("n_orders"),
         (pl.col("event_code") == EVENT).sum().cast(pl.Int64).alias("n_expired"),
@@ -330,7 +354,7 @@ def expiry_rates(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
     Returns:
         One row per (provider, order_kind) with an expiry window.
     """
-    return _expiry_summary(_expiry_records(history, orders), ["provider", "order_kind"])
+    return expiry_summary(expiry_records(history, orders), EXPIRY_KEYS)
 
 
 def expiry_rates_over_time(
@@ -347,7 +371,10 @@ def expiry_rates_over_time(
         The `expiry_rates` columns plus `bucket_start` (UTC), one row per provider, order kind
         and bucket that has orders.
     """
-    records = _expiry_records(history, orders).with_columns(
-        pl.col("origin_at").dt.truncate(every).alias("bucket_start")
-    )
-    return _expiry_summary(records, ["provider", "order_kind", "bucket_start"])
+    return expiry_over_time(expiry_records(history, orders), every=every)
+
+
+def expiry_over_time(records: pl.DataFrame, *, every: str = "1h") -> pl.DataFrame:
+    """`expiry_rates_over_time` from the expiry records (`expiry_records`)."""
+    bucketed = records.with_columns(pl.col("origin_at").dt.truncate(every).alias("bucket_start"))
+    return expiry_summary(bucketed, [*EXPIRY_KEYS, "bucket_start"])

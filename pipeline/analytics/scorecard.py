@@ -13,7 +13,7 @@ import polars as pl
 
 from pipeline.analytics import npmle
 from pipeline.analytics.inputs import ORDER_KEY, QUARANTINE_REQUIRED, UTC_TIME, conform
-from pipeline.analytics.metrics import completion_records, expiry_rates
+from pipeline.analytics.metrics import EXPIRY_KEYS, expiry_summary
 from pipeline.analytics.rollups import latency_quantiles
 from pipeline.analytics.survival import event_table, wilson_interval
 
@@ -149,25 +149,25 @@ def _transport(
     )
 
 
-def _outcomes(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
-    """Per provider: eventual success probability, median time to completion, expiry rate."""
-    records = completion_records(history, orders)
+def _outcomes(completion: pl.DataFrame, expiry: pl.DataFrame) -> pl.DataFrame:
+    """Per provider: eventual success probability, median time to completion, expiry rate,
+    from the completion and expiry records of the window's orders."""
     keys = ["provider"]
-    table = event_table(records, keys)
+    table = event_table(completion, keys)
     final = table.group_by(keys).agg(
         pl.col("cif").last().alias("success_rate"),
         pl.col("cif_low").last().alias("success_rate_ci_low"),
         pl.col("cif_high").last().alias("success_rate_ci_high"),
     )
-    medians = npmle.quantiles(npmle.fit_records(records, keys), 0.5).select(
+    medians = npmle.quantiles(npmle.fit_records(completion, keys), 0.5).select(
         *keys, pl.col("quantile_s").alias("median_time_to_completion_s")
     )
-    counts = records.group_by(keys).agg(pl.len().cast(pl.Int64).alias("n_orders"))
-    expiry = expiry_rates(history, orders).group_by(keys).agg(pl.col("expiry_rate").first())
+    counts = completion.group_by(keys).agg(pl.len().cast(pl.Int64).alias("n_orders"))
+    rates = expiry_summary(expiry, EXPIRY_KEYS).group_by(keys).agg(pl.col("expiry_rate").first())
     return (
         counts.join(final, on=keys, how="left")
         .join(medians, on=keys, how="left")
-        .join(expiry, on=keys, how="left")
+        .join(rates, on=keys, how="left")
     )
 
 
@@ -224,7 +224,8 @@ def provider_scorecard(
     polls: pl.DataFrame,
     latency: pl.DataFrame,
     quarantine: pl.DataFrame,
-    history: pl.DataFrame,
+    completion: pl.DataFrame,
+    expiry: pl.DataFrame,
     orders: pl.DataFrame,
     *,
     as_of: datetime,
@@ -240,8 +241,9 @@ def provider_scorecard(
         polls: `poll_rollups` rows.
         latency: `latency_rollups` rows.
         quarantine: `provider` and `quarantined_at` of the quarantine table.
-        history: the status history.
-        orders: the orders table.
+        completion: per-order completion records (`metrics.completion_records`).
+        expiry: per-order expiry records (`metrics.expiry_records`).
+        orders: the orders table (who was registered when).
         as_of: where the windows end (the refresh).
         min_polls: polls needed to be ranked in a window.
         min_orders: orders needed to be ranked in a window.
@@ -258,8 +260,11 @@ def provider_scorecard(
         # Windows are nested: two with as many orders hold the same ones (often 30 days and
         # all time), and their outcomes are computed once.
         if mine.height not in outcomes_by_size:
-            their_history = history.join(mine.select(ORDER_KEY), on=ORDER_KEY, how="semi")
-            outcomes_by_size[mine.height] = _outcomes(their_history, mine)
+            keys = mine.select(ORDER_KEY)
+            outcomes_by_size[mine.height] = _outcomes(
+                completion.join(keys, on=ORDER_KEY, how="semi"),
+                expiry.join(keys, on=ORDER_KEY, how="semi"),
+            )
         rows = _window_row(
             polls, latency, quarantine, outcomes_by_size[mine.height], since,
             min_polls=min_polls, min_orders=min_orders,

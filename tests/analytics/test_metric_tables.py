@@ -20,8 +20,10 @@ from polars.testing import assert_frame_equal
 from pipeline.analytics.history import build_status_history
 from pipeline.analytics.metrics import (
     EXPIRY_GRACE_S,
+    completion_records,
     expiry_rates,
     expiry_rates_over_time,
+    expiry_records,
     time_to_code,
     time_to_completion,
     time_to_event_summary,
@@ -264,7 +266,8 @@ def test_reliability_rates_score_and_ranking() -> None:
     observations, orders, quarantine = _reliability_inputs()
     history = build_status_history(observations)
     scorecard = provider_scorecard(
-        poll_rollups(observations), latency_rollups(observations), quarantine, history, orders,
+        poll_rollups(observations), latency_rollups(observations), quarantine,
+        completion_records(history, orders), expiry_records(history, orders), orders,
         as_of=T0 + timedelta(days=1),
     )  # fmt: skip
     out = provider_reliability(scorecard)
@@ -327,8 +330,10 @@ def test_scorecard_windows_count_only_their_polls_and_orders() -> None:
     )
     log = pl.concat([observations, old])
     everything = pl.concat([orders, old_orders])
+    history = build_status_history(log)
     scorecard = provider_scorecard(
-        poll_rollups(log), latency_rollups(log), quarantine, build_status_history(log),
+        poll_rollups(log), latency_rollups(log), quarantine,
+        completion_records(history, everything), expiry_records(history, everything),
         everything, as_of=T0 + timedelta(minutes=30),
     )  # fmt: skip
     baanx = {

@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from polars.testing import assert_frame_equal
 
-from pipeline.analytics.curves import code_records, provider_curves
+from pipeline.analytics.curves import provider_curves
+from pipeline.analytics.metrics import code_records
 from pipeline.analytics.survival import QUANTILE_TOLERANCE
 from pipeline.report import charts
 from pipeline.report.data import ReportData, load
