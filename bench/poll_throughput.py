@@ -5,14 +5,17 @@ OrdinalsBot's status and create limits raised out of the way; our client-side li
 (`Poller(limits=False)`). The benchmark creates orders through the create endpoints, registers
 them in a temporary warehouse, then alternates, round by round:
 
-- bare: one `httpx.AsyncClient` with the poller's transport and timeouts GETs every order's
-  status request (built beforehand by the real adapter), with the poller's concurrency bounds
-  (per provider, and no more in flight than pooled connections), and reads the body;
+- bare: one client of the poller's kind (`PollingClient` over the poller's transport, its
+  timeouts) sends every order's status request (built beforehand by the real adapter, as the
+  poller builds it), with the poller's concurrency bounds (per provider, and no more in flight
+  than pooled connections), and reads the body;
 - end-to-end: `run_tick` with every order due (HTTP -> parse -> validate -> write to DuckDB).
+
+Both run on the polling runs' event loop (`pipeline.polling.event_loop`).
 
 Each reports requests (polls) per wall second and CPU milliseconds per request of this process
 (`time.process_time`, all threads; the sandbox's own CPU is reported separately), and the
-end-to-end ones the time spent in `write_batch`. Headline numbers are medians over the rounds; one
+end-to-end ones the time spent in `write_batches`. Headline numbers are medians over the rounds; one
 warm-up round of each comes first. Then one more end-to-end tick of each concurrency runs under
 cProfile (the write thread included), summarised by area and by function.
 
@@ -46,8 +49,10 @@ import httpx
 from pipeline.commands import processes
 from pipeline.intake import make_order, register
 from pipeline.model import TrackedOrder
+from pipeline.polling import event_loop
 from pipeline.polling import writer as writer_module
 from pipeline.polling.client import MAX_CONNECTIONS, TIMEOUT, Poller
+from pipeline.polling.http import PollingClient, status_request
 from pipeline.polling.tick import TickResult, run_tick
 from pipeline.polling.transport import PoolTransport
 from pipeline.providers.base import RequestSpec
@@ -208,9 +213,7 @@ async def bare_round(
 
     async def one(slug: str, spec: RequestSpec) -> int:
         async with gates[slug], in_flight:
-            response = await client.request(
-                spec.method, spec.url, params=dict(spec.params), headers=dict(spec.headers)
-            )
+            response = await client.send(status_request(client, spec, TIMEOUT))
             _ = response.content
             return response.status_code
 
@@ -288,7 +291,7 @@ async def profiled_tick(warehouse: Warehouse, poller: Poller) -> dict[str, Any]:
 
 
 class WriteTimer:
-    """Wraps the tick's `write_batch` to time the write phase (wall and its thread's CPU)."""
+    """Wraps the tick's `write_batches` to time the write phase (wall and its thread's CPU)."""
 
     def __init__(self) -> None:
         self.wall_s = 0.0
@@ -332,7 +335,7 @@ async def benchmark(url: str, server_pid: int, per_provider: int, rounds: int) -
         writes: dict[str, list[tuple[float, float]]] = {"end_to_end": []}
         outcomes: dict[str, dict[str, Any]] = {name: {"stored": 0, "errors": {}} for name in writes}
         async with (
-            httpx.AsyncClient(
+            PollingClient(
                 timeout=TIMEOUT,
                 transport=PoolTransport(max_connections=MAX_CONNECTIONS),
                 follow_redirects=False,
@@ -492,7 +495,7 @@ def main() -> None:
             processes.wait_for_http(
                 url + "/_sandbox/health", timeout_s=SANDBOX_START_TIMEOUT_S, process=sandbox
             )
-            results = asyncio.run(benchmark(url, sandbox.pid, args.orders, args.rounds))
+            results = event_loop.run(benchmark(url, sandbox.pid, args.orders, args.rounds))
     print_table(results)
     if args.no_save:
         return
@@ -509,12 +512,14 @@ def main() -> None:
                     "127.0.0.1 TCP, separate process; " + ", ".join(SANDBOX_OPTIONS),
                     "orders_per_provider": args.orders,
                     "rounds": args.rounds,
-                    "client": f"the poller's transport, pool {MAX_CONNECTIONS} connections, "
+                    "client": f"the poller's client and transport, pool {MAX_CONNECTIONS} "
+                    "connections, "
                     f"{UNLIMITED_LANE_CONCURRENCY} in flight per provider, "
                     f"{MAX_CONNECTIONS} in all",
                     "end_to_end": "run_tick (due selection, HTTP, parse, pandera, DuckDB write) "
                     "with Poller(limits=False) and every open order due",
                     "cpu": "time.process_time of the benchmark process (all threads)",
+                    "event_loop": event_loop.loop_factory().__module__,
                 },
                 "results": results,
             },

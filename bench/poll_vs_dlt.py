@@ -12,10 +12,15 @@ loopback, then with the sandbox's `latency` scenario (every status answer 50–1
 - dlt transformer, parallelized / sequential: a `@dlt.transformer` GETting each order's status
   request (built by the product's adapters) with dlt's `requests` helper, loaded into DuckDB.
 
-Per variant: polls per wall second, this process's CPU ms per poll (`time.process_time`, all
-threads), the sandbox's CPU apart, and the peak resident memory seen after its rounds. Under
-latency the dlt variants ask a tenth of the orders (sequential dlt does about 9 polls/s there);
-the per-poll figures are comparable, totals are not. Then one product tick runs under cProfile.
+Each variant runs in a process of its own, started once and kept for all its rounds, so no
+variant pays for another's objects (dlt's pipelines, the product's warehouse and pools: a
+garbage collection walks every object of its process) and each peak memory is its own; the
+rounds still alternate, one variant at a time, so all see the same machine. Per variant: polls
+per wall second, its process's CPU ms per poll (`time.process_time`, all threads), the
+sandbox's CPU apart, and its process's peak resident memory. Under latency the dlt variants ask
+a tenth of the orders (sequential dlt does about 9 polls/s there); the per-poll figures are
+comparable, totals are not. Then one product tick runs under cProfile in the product's process.
+dlt is imported only inside the functions that use it, so the product's process never loads it.
 
 Usage:
     .venv/bin/python bench/poll_vs_dlt.py                              # full run, saves results
@@ -26,25 +31,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
-import logging
+import multiprocessing
 import os
 import platform
 import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import dlt
 import httpx
-from dlt.sources.helpers import requests as dlt_requests
-from dlt.sources.rest_api import rest_api_source
 from poll_throughput import (
     DUE_SHIFT,
     SANDBOX_OPTIONS,
@@ -83,30 +86,6 @@ TARGET_LATENCY_PER_S = 1000.0
 VARIANTS = ("product", "dlt_rest_api", "dlt_transformer_parallel", "dlt_transformer_sequential")
 
 
-def rss_mb() -> float:
-    """This process's resident memory now, in MB (Linux; 0 elsewhere)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def measure(work: Callable[[], int], server_pid: int) -> Round:
-    """Run `work` (which returns how many polls it made) and time it."""
-    server_before = process_cpu_s(server_pid)
-    cpu_before, started = time.process_time(), time.perf_counter()
-    polls = work()
-    wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_before
-    server_after = process_cpu_s(server_pid)
-    server_cpu = (
-        None if server_before is None or server_after is None else server_after - server_before
-    )
-    return Round(polls, wall_s, cpu_s, server_cpu)
-
-
 def status_requests(orders: Sequence[TrackedOrder], settings: Settings) -> list[dict[str, Any]]:
     """Each order's status request as the product's adapter builds it (URL, query, headers)."""
     rows = []
@@ -127,6 +106,8 @@ def status_requests(orders: Sequence[TrackedOrder], settings: Settings) -> list[
 def rest_api_config(url: str, requests: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """A `rest_api` source: per provider, a parent resource of order ids and a dependent status
     resource whose path or query takes each id, with the provider's credentials as headers."""
+    import dlt
+
     resources: list[Any] = []
     by_provider: dict[str, list[dict[str, Any]]] = {}
     for row in requests:
@@ -159,6 +140,8 @@ def rest_api_config(url: str, requests: Sequence[dict[str, Any]]) -> dict[str, A
 
 def dlt_transformer(requests: Sequence[dict[str, Any]], *, parallelized: bool) -> Any:
     """A `@dlt.transformer` GETting every status request and yielding its JSON."""
+    import dlt
+    from dlt.sources.helpers import requests as dlt_requests
 
     @dlt.resource(name="status_requests", selected=False)
     def pending() -> Iterator[dict[str, Any]]:
@@ -181,6 +164,9 @@ class DltRunner:
 
     def run(self, variant: str, requests: Sequence[dict[str, Any]]) -> int:
         """One pass of `variant` over `requests`; returns the polls made."""
+        import dlt
+        from dlt.sources.rest_api import rest_api_source
+
         if variant == "dlt_rest_api":
             source: Any = rest_api_source(rest_api_config(self.url, requests))  # type: ignore[arg-type]
         else:
@@ -196,7 +182,7 @@ class DltRunner:
         return len(requests)
 
 
-def summarise(rounds: Sequence[Round], rss: Sequence[float]) -> dict[str, Any]:
+def summarise(rounds: Sequence[Round], rss_mb: float) -> dict[str, Any]:
     """Medians and per-round figures of one variant in one setting."""
     server = [r.server_cpu_ms for r in rounds if r.server_cpu_ms is not None]
     return {
@@ -205,10 +191,115 @@ def summarise(rounds: Sequence[Round], rss: Sequence[float]) -> dict[str, Any]:
         "cpu_ms_median": round(statistics.median(r.cpu_ms for r in rounds), 3),
         "cpu_share_of_a_core": round(statistics.median(r.cpu_s / r.wall_s for r in rounds), 2),
         "server_cpu_ms_median": round(statistics.median(server), 3) if server else None,
-        "peak_rss_mb": round(max(rss), 1),
+        "peak_rss_mb": round(rss_mb, 1),
         "per_s": [round(r.per_s, 1) for r in rounds],
         "cpu_ms": [round(r.cpu_ms, 3) for r in rounds],
     }
+
+
+# --- one process per variant ------------------------------------------------------------------
+# Each variant's process runs `_start` once, then `_round` per round; these functions run there.
+
+_worker: dict[str, Any] = {}
+"""The variant's state inside its own process."""
+
+
+def _start(variant: str, url: str, directory: str, orders: list[TrackedOrder]) -> None:
+    """Set up `variant` in this process: the product's warehouse, poller and event loop, or
+    the dlt variant's requests and destination."""
+    # dlt's own setting (its logger is reconfigured on every run): no schema-inference notes.
+    os.environ["RUNTIME__LOG_LEVEL"] = "ERROR"
+    settings = Settings.from_env({"PIPELINE_SANDBOX_URL": url, "PIPELINE_DATA_DIR": directory})
+    _worker.update(variant=variant, outcomes={"stored": 0, "errors": {}})
+    if variant != "product":
+        _worker.update(
+            requests=status_requests(orders, settings), dlt=DltRunner(Path(directory), url)
+        )
+        return
+    warehouse = Warehouse(settings.warehouse_path)
+    register(warehouse, orders, source="bench")
+    runner = asyncio.Runner(loop_factory=event_loop.loop_factory())
+    poller = Poller(settings, ADAPTERS, limits=False, seed=SEED)
+    runner.run(poller.__aenter__())
+    _worker.update(warehouse=warehouse, runner=runner, poller=poller)
+
+
+def _product_pass() -> int:
+    """One `run_tick` over every open order; returns the attempts made."""
+    tick = _worker["runner"].run(
+        run_tick(_worker["warehouse"], _worker["poller"], now=datetime.now(UTC) + DUE_SHIFT)
+    )
+    attempts, written, errors = tick_polls(tick)
+    outcomes = _worker["outcomes"]
+    outcomes["stored"] += written
+    for name, count in errors.items():
+        outcomes["errors"][name] = outcomes["errors"].get(name, 0) + count
+    return attempts
+
+
+def _round(share: int) -> tuple[int, float, float]:
+    """One timed pass (the dlt variants ask one order in `share`): polls, wall and CPU seconds
+    of this process, all its threads."""
+    cpu_before, started = time.process_time(), time.perf_counter()
+    if _worker["variant"] == "product":
+        polls = _product_pass()
+    else:
+        polls = _worker["dlt"].run(_worker["variant"], _worker["requests"][::share])
+    return polls, time.perf_counter() - started, time.process_time() - cpu_before
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory, in MB (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _pools(reset: bool) -> dict[str, Any]:
+    """Per provider: its pool's bound and the most requests it was handed at once (within the
+    bound, no request queued for a connection; the bound itself is aiohttp's, tested in
+    tests/polling/test_transport.py against a server counting connections). `reset` starts
+    counting anew."""
+    report = {}
+    for slug, lane in _worker["poller"].lanes.items():
+        transport = lane.client._transport if lane.client is not None else None
+        if isinstance(transport, PoolTransport):
+            report[slug] = {
+                "max_connections": transport.max_connections,
+                "peak_in_flight": transport.peak_in_flight,
+            }
+            if reset:
+                transport.peak_in_flight = 0
+    return report
+
+
+def _finish() -> dict[str, Any]:
+    """The product's outcomes and one more tick under cProfile; then close its pools."""
+    runner, poller = _worker["runner"], _worker["poller"]
+    profile = runner.run(profiled_tick(_worker["warehouse"], poller))
+    runner.run(poller.__aexit__(None, None, None))
+    runner.close()
+    return {"outcomes": _worker["outcomes"], "profile": profile}
+
+
+class Variant:
+    """A variant's own process, kept for all its rounds."""
+
+    def __init__(self, name: str, url: str, directory: Path, orders: list[TrackedOrder]) -> None:
+        directory.mkdir()
+        self.name = name
+        self._pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start,
+            initargs=(name, url, str(directory), orders),
+        )
+
+    def call(self, function: Any, *args: Any) -> Any:
+        """Run `function(*args)` in the variant's process and return its result."""
+        return self._pool.submit(function, *args).result()
+
+    def close(self) -> None:
+        """End the process."""
+        self._pool.shutdown()
 
 
 def benchmark(
@@ -218,83 +309,50 @@ def benchmark(
     orders = asyncio.run(create_orders(url, per_provider))
     print(f"created {len(orders)} orders")
     results: dict[str, Any] = {"orders": len(orders)}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        asyncio.Runner(loop_factory=event_loop.loop_factory()) as runner,
-    ):
-        settings = Settings.from_env({"PIPELINE_SANDBOX_URL": url, "PIPELINE_DATA_DIR": tmp})
-        warehouse = Warehouse(settings.warehouse_path)
-        register(warehouse, orders, source="bench")
-        requests = status_requests(orders, settings)
-        dlt_runner = DltRunner(Path(tmp), url)
-        poller = Poller(settings, ADAPTERS, limits=False, seed=SEED)
-        runner.run(poller.__aenter__())
-        stored = {"stored": 0, "errors": {}}
-
-        def product() -> int:
-            tick = runner.run(run_tick(warehouse, poller, now=datetime.now(UTC) + DUE_SHIFT))
-            attempts, written, errors = tick_polls(tick)
-            stored["stored"] += written
-            for name, count in errors.items():
-                stored["errors"][name] = stored["errors"].get(name, 0) + count
-            return attempts
-
+    with tempfile.TemporaryDirectory() as tmp:
+        variants = {v: Variant(v, url, Path(tmp) / v, orders) for v in VARIANTS}
         try:
+            for variant in variants.values():
+                variant.call(_peak_rss_mb)  # waits until every process is set up
+            product = variants["product"]
             for setting, count in rounds.items():
                 scenario = LATENCY_SCENARIO if setting == "latency" else "none"
                 httpx.put(f"{url}/_sandbox/faults", json={"scenario": scenario}).raise_for_status()
                 share = LATENCY_DLT_SHARE if setting == "latency" else 1
-                dlt_requests_of = requests[::share]
                 measured: dict[str, list[Round]] = {v: [] for v in VARIANTS}
-                rss: dict[str, list[float]] = {v: [] for v in VARIANTS}
-                for lane in poller.lanes.values():
-                    if lane.client is not None and isinstance(
-                        lane.client._transport, PoolTransport
-                    ):
-                        lane.client._transport.peak_in_flight = 0
+                product.call(_pools, True)
                 for index in range(count + 1):  # round 0 warms up every variant
                     line = []
-                    for variant in VARIANTS:
-                        work = (
-                            product
-                            if variant == "product"
-                            else functools.partial(dlt_runner.run, variant, dlt_requests_of)
+                    for name, variant in variants.items():
+                        server_before = process_cpu_s(server_pid)
+                        polls, wall_s, cpu_s = variant.call(_round, share)
+                        server_after = process_cpu_s(server_pid)
+                        server_cpu = (
+                            None
+                            if server_before is None or server_after is None
+                            else server_after - server_before
                         )
-                        result = measure(work, server_pid)
+                        result = Round(polls, wall_s, cpu_s, server_cpu)
                         if index > 0:
-                            measured[variant].append(result)
-                            rss[variant].append(rss_mb())
-                        line.append(f"{variant} {result.per_s:5.0f}/s {result.cpu_ms:5.2f} ms")
+                            measured[name].append(result)
+                        line.append(f"{name} {result.per_s:5.0f}/s {result.cpu_ms:5.2f} ms")
                     label = "warm-up" if index == 0 else f"round {index}"
                     print(f"{setting} {label:>8}: " + " | ".join(line), flush=True)
-                summaries = {v: summarise(measured[v], rss[v]) for v in VARIANTS}
-                summaries["pool"] = pool_report(poller)
+                summaries: dict[str, Any] = {
+                    name: summarise(measured[name], variant.call(_peak_rss_mb))
+                    for name, variant in variants.items()
+                }
+                summaries["pool"] = product.call(_pools, False)
                 results[setting] = summaries
             httpx.put(f"{url}/_sandbox/faults", json={"scenario": "none"}).raise_for_status()
-            results["product_outcomes"] = stored
-            results["profile_one_tick_after"] = runner.run(profiled_tick(warehouse, poller))
+            finished = product.call(_finish)
+            results["product_outcomes"] = finished["outcomes"]
+            results["profile_one_tick_after"] = finished["profile"]
         finally:
-            runner.run(poller.__aexit__(None, None, None))
-    results["peak_rss_mb_process"] = round(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
-    )
+            for variant in variants.values():
+                variant.close()
     results["targets"] = verdicts(results)
     return results
-
-
-def pool_report(poller: Poller) -> dict[str, Any]:
-    """Per provider: its pool's bound and the most requests it was handed at once (within the
-    bound, no request queued for a connection; the bound itself is aiohttp's, tested in
-    tests/polling/test_transport.py against a server counting connections)."""
-    report = {}
-    for slug, lane in poller.lanes.items():
-        transport = lane.client._transport if lane.client is not None else None
-        if isinstance(transport, PoolTransport):
-            report[slug] = {
-                "max_connections": transport.max_connections,
-                "peak_in_flight": transport.peak_in_flight,
-            }
-    return report
 
 
 def verdicts(results: dict[str, Any]) -> dict[str, Any]:
@@ -334,13 +392,29 @@ def print_table(results: dict[str, Any]) -> None:
     print("\ntargets:", json.dumps(results["targets"], indent=2))
 
 
+def previous_run() -> dict[str, Any] | None:
+    """The figures and profile of the results file about to be replaced, kept for comparison."""
+    try:
+        before = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return None
+    results = before.get("results", {})
+    return {
+        "measured_at": before.get("measured_at"),
+        "setup": before.get("setup"),
+        "loopback": results.get("loopback"),
+        "latency": results.get("latency"),
+        "targets": results.get("targets"),
+        "profile_one_tick": results.get("profile_one_tick_after"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=ORDERS_PER_PROVIDER, help="per provider")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per setting")
     parser.add_argument("--no-save", action="store_true", help="print only; keep the results file")
     args = parser.parse_args()
-    logging.getLogger("dlt").setLevel(logging.ERROR)  # schema-inference notes on every load
     rounds = {
         "loopback": args.rounds or LOOPBACK_ROUNDS,
         "latency": args.rounds or LATENCY_ROUNDS,
@@ -366,6 +440,7 @@ def main() -> None:
     print_table(results)
     if args.no_save:
         return
+    previous = previous_run()
     RESULTS.write_text(
         json.dumps(
             {
@@ -381,12 +456,15 @@ def main() -> None:
                     "rounds": rounds,
                     "product": "run_tick, Poller(limits=False): due selection, HTTP, parse, "
                     f"pandera, DuckDB write; pool {MAX_CONNECTIONS} connections per provider",
-                    "dlt": f"dlt {dlt.__version__}, destination duckdb, one file per variant; "
-                    f"under latency one order in {LATENCY_DLT_SHARE}",
-                    "cpu": "time.process_time of the benchmark process (all threads); the "
+                    "dlt": f"dlt {metadata.version('dlt')}, destination duckdb, one file per "
+                    f"variant; under latency one order in {LATENCY_DLT_SHARE}",
+                    "processes": "each variant in a process of its own, kept for all its rounds; "
+                    "rounds alternate one variant at a time",
+                    "cpu": "time.process_time of the variant's process (all threads); the "
                     "sandbox's CPU apart",
                 },
                 "results": results,
+                "previous_run": previous,
             },
             indent=2,
         )

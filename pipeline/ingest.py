@@ -186,8 +186,11 @@ def _prepare(
     kept, unstorable = split_storable(observations)
     refused = refused + unstorable
     validated = split_valid(observations_frame(kept), batch_id=batch_id)
-    valid_ids = set(validated.valid["observation_id"].to_list())
-    payloads = payloads_frame(o for o in kept if _observation_key(o) in valid_ids)
+    if validated.valid.height == len(kept):  # the usual batch: every row passed
+        payloads = payloads_frame(kept)
+    else:
+        valid_ids = set(validated.valid["observation_id"].to_list())
+        payloads = payloads_frame(o for o in kept if _observation_key(o) in valid_ids)
     quarantine = pl.concat(
         [
             validated.quarantine,

@@ -198,7 +198,7 @@ class Observation:
 
     def as_row(self) -> dict[str, Any]:
         """The observation as a plain dict, one key per field."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in OBSERVATION_FIELDS}
 
 
 OBSERVATION_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Observation))

@@ -52,6 +52,8 @@ The repetitions are possessive (`{0,64}+`): what follows each is disjoint from i
 characters back could never help a match, and is not tried."""
 _CREDENTIAL_MARKERS = ("api", "token", "secret", "password", "authorization", "bearer", "order")
 """A word each credential pattern needs (`api` for `api_key`, `order` for `orderId=`)."""
+_CREDENTIAL_MARKER = re.compile("|".join(_CREDENTIAL_MARKERS))
+"""Any of them, in lower-cased text: one scan instead of one per word."""
 _BEARER = re.compile(r"(?i)\bbearer\s{1,16}[\w.~+/=-]+")
 _JWT = re.compile(r"\beyJ[\w-]{5,}(?:\.[\w-]*){0,2}")
 _QUERY_ORDER_ID = re.compile(r"(?i)\border_?id=[^&\s\"']+")
@@ -137,8 +139,7 @@ def _may_hold_credentials(text: str) -> bool:
     """
     if not text.isascii():
         return True
-    lowered = text.lower()
-    return "eyJ" in text or any(marker in lowered for marker in _CREDENTIAL_MARKERS)
+    return "eyJ" in text or _CREDENTIAL_MARKER.search(text.lower()) is not None
 
 
 def _redact_value(match: re.Match[str]) -> str:

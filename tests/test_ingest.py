@@ -46,6 +46,15 @@ def test_rewriting_a_batch_stores_nothing_new(warehouse: Warehouse) -> None:
     assert counts == (2, 1)
 
 
+def test_only_the_bodies_of_stored_rows_are_kept(warehouse: Warehouse) -> None:
+    valid = _obs("o1", 0, payload_sha256="b" * 64, payload_redacted='{"status":"DONE"}')
+    refused = _obs("o2", 0, state="bogus", payload_sha256="c" * 64, payload_redacted="{}")
+    assert write_batch(warehouse, [valid, refused]).payloads_new == 1
+    assert write_batch(warehouse, [_obs("o3", 0), _obs("o4", 0)]).payloads_new == 1
+    stored = warehouse.read("SELECT payload_sha256 FROM payloads ORDER BY 1")["payload_sha256"]
+    assert stored.to_list() == ["a" * 64, "b" * 64]
+
+
 def test_tracking_remembers_last_state_terminal_time_and_errors(warehouse: Warehouse) -> None:
     write_batch(
         warehouse, [_obs("o1", 0), _obs("o1", 5, http_status=500, error_class="server_error")]

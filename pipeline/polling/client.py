@@ -24,6 +24,7 @@ import httpx
 
 from pipeline.model import CONFIG_ERRORS, ErrorClass, Observation, TrackedOrder
 from pipeline.polling import redact
+from pipeline.polling.http import PollingClient, status_request
 from pipeline.polling.limits import CircuitBreaker, TokenBucket
 from pipeline.polling.retry import RetryPolicy
 from pipeline.polling.transport import PoolTransport
@@ -125,7 +126,7 @@ class Poller:
 
     async def __aenter__(self) -> Poller:
         for lane in self.lanes.values():
-            lane.client = httpx.AsyncClient(
+            lane.client = PollingClient(
                 transport=self._transport or PoolTransport(max_connections=lane.concurrency),
                 timeout=self._timeout,
                 follow_redirects=False,
@@ -193,13 +194,8 @@ class Poller:
         polled_at = self._clock()
         started = time.perf_counter()
         try:
-            response = await lane.client.request(
-                spec.method,
-                spec.url,
-                params=dict(spec.params),
-                headers=dict(spec.headers),
-                timeout=request_timeout(self._timeout, deadline),
-            )
+            request = status_request(lane.client, spec, request_timeout(self._timeout, deadline))
+            response = await lane.client.send(request)
             body = response.content
         except httpx.TimeoutException as error:
             return _transport_failure(

@@ -22,13 +22,13 @@ import polars as pl
 
 from pipeline.model import Observation, TrackedOrder
 from pipeline.polling.client import Poller, PollOutcome
-from pipeline.polling.schedule import DUE_QUERY, DUE_SLACK_S, pick_due, schedule
+from pipeline.polling.due_reader import DueReader
+from pipeline.polling.schedule import DUE_SLACK_S, pick_due, schedule
 from pipeline.polling.writer import BatchWriter
 from pipeline.warehouse import Warehouse, WarehouseLockedError
 
 logger = logging.getLogger(__name__)
 
-PROVIDER_DUE_QUERY = DUE_QUERY + "  AND o.provider = ?"
 # A loop never sleeps less (so a crowd of orders due at slightly different times is taken in a
 # few passes, not hundreds) nor more (so freshly registered orders are seen soon).
 MIN_SLEEP_S = 0.2
@@ -156,9 +156,12 @@ class ProviderLoop:
         writer: BatchWriter,
         *,
         refresh_every_s: float,
+        reader: DueReader | None = None,
     ) -> None:
+        """`reader` is shared with the run's other loops (default: one of its own)."""
         self.provider = provider
         self.warehouse = warehouse
+        self.reader = reader or DueReader(warehouse)
         self.poller = poller
         self.writer = writer
         self.refresh_every_s = refresh_every_s
@@ -187,9 +190,7 @@ class ProviderLoop:
     async def refresh(self) -> bool:
         """Re-read this provider's candidates; False (and recorded) if that failed."""
         try:
-            frame = await asyncio.to_thread(
-                self.warehouse.read, PROVIDER_DUE_QUERY, [self.provider]
-            )
+            frame = await self.reader.read(self.provider)
         except Exception as error:  # locked or broken: keep polling from what we know
             message = str(error) if isinstance(error, WarehouseLockedError) else repr(error)[:200]
             self.read_errors.append(f"{self.provider}: due orders not read: {message}")

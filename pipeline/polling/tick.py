@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from pipeline.polling.client import Poller
+from pipeline.polling.collection import fewer_collections
+from pipeline.polling.due_reader import DueReader
 from pipeline.polling.provider_loop import ProviderLoop, ProviderTick
 from pipeline.polling.writer import BatchWriter
 from pipeline.warehouse import Warehouse
@@ -54,9 +56,15 @@ class _Run:
         self, warehouse: Warehouse, poller: Poller, slugs: list[str], refresh_every_s: float
     ) -> None:
         self.writer = BatchWriter(warehouse)
+        self.reader = DueReader(warehouse)
         self.loops = {
             slug: ProviderLoop(
-                slug, warehouse, poller, self.writer, refresh_every_s=refresh_every_s
+                slug,
+                warehouse,
+                poller,
+                self.writer,
+                refresh_every_s=refresh_every_s,
+                reader=self.reader,
             )
             for slug in slugs
         }
@@ -101,8 +109,10 @@ async def run_tick(
             loop.start_due(now, None, slack_s=0.0)
             await loop.wait_in_flight()
 
-    await asyncio.gather(*(one_pass(loop) for loop in run.loops.values()))
-    await run.writer.flush()
+    with fewer_collections():
+        await asyncio.gather(*(one_pass(loop) for loop in run.loops.values()))
+        run.reader.close()
+        await run.writer.flush()
     return run.take_period()
 
 
@@ -151,18 +161,20 @@ async def run_window(
             await asyncio.sleep(tick_s)
             report()
 
-    stop_writing = asyncio.Event()
-    writing = asyncio.create_task(run.writer.run(stop_writing))
-    ticking = asyncio.create_task(ticks())
-    outcomes = await asyncio.gather(
-        *(loop.run(deadline, stop_when_idle=stop_when_idle) for loop in run.loops.values()),
-        return_exceptions=True,
-    )
-    for slug, outcome in zip(run.loops, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            logger.error("%s polling loop ended: %s", slug, type(outcome).__name__)
-    ticking.cancel()
-    stop_writing.set()
-    await asyncio.gather(ticking, writing, return_exceptions=True)
+    with fewer_collections():
+        stop_writing = asyncio.Event()
+        writing = asyncio.create_task(run.writer.run(stop_writing))
+        ticking = asyncio.create_task(ticks())
+        outcomes = await asyncio.gather(
+            *(loop.run(deadline, stop_when_idle=stop_when_idle) for loop in run.loops.values()),
+            return_exceptions=True,
+        )
+        for slug, outcome in zip(run.loops, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                logger.error("%s polling loop ended: %s", slug, type(outcome).__name__)
+        ticking.cancel()
+        run.reader.close()
+        stop_writing.set()
+        await asyncio.gather(ticking, writing, return_exceptions=True)
     report()
     return total

@@ -88,7 +88,7 @@ class PoolTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             answer.status,
             headers=answer.raw_headers,
-            content=content,
+            stream=httpx.ByteStream(content),  # read by the client, as from httpx's own transports
             request=request,
             extensions=extensions,
         )
