@@ -107,7 +107,8 @@ def generate(size: int, seed: int = 1) -> tuple[pl.DataFrame, pl.DataFrame]:
             for c, t in ORDER_COLUMNS.items()
         ]
     )
-    return orders_frame, observations
+    # A log grows in time order: each tick appends the polls just made.
+    return orders_frame, observations.sort("polled_at")
 
 
 def _peak_mb() -> float:

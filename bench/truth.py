@@ -32,7 +32,8 @@ With many orders still open, the unseen outcomes alone move the same orders' med
 Command (see bench/README.md for the time it took):
 
     .venv/bin/python bench/truth.py --jobs 2   # every provider, 4 ratios x 6 seeds, 2 processes
-    .venv/bin/python bench/truth.py --providers smsonline --seeds 3   # a quick look
+    .venv/bin/python bench/truth.py --providers baanx --seeds 4 --jobs 2 --append  # add a run
+    .venv/bin/python bench/truth.py --providers smsonline --seeds 3 --out /tmp/t.json  # a look
 
 Results: `bench/results/truth.json` (every replication, and the summary per provider).
 """
@@ -95,6 +96,12 @@ PILOT_ORDERS = 40_000
 NOMINAL = 0.95
 ERROR_SHARE = 0.05
 EXPIRY_TOLERANCE = 0.05
+TARGETS = {
+    "within_tolerance": ">= 0.95 (max(cadence/4, 5 % of the same orders' median))",
+    "ci_coverage_population": "0.93 - 0.97",
+    "expiry_within_5_points": ">= 0.95",
+    "expiry_ci_coverage": "0.93 - 0.97",
+}
 NO_LIMITS: dict[str, dict[str, Any]] = {
     "ordinalsbot": {"status_limit_per_minute": 10**9, "create_limit": 10**9}
 }
@@ -436,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=ORDERS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--jobs", type=int, default=1, help="replications run at once")
+    parser.add_argument(
+        "--append", action="store_true", help="add to the replications already in --out"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     medians = {slug: population_median(slug) for slug in args.providers}
@@ -454,18 +464,21 @@ def main(argv: list[str] | None = None) -> int:
         for row in pool.map(run_replication, replications):
             rows.append(row)
             print(json.dumps(row), flush=True)
+    command = "python bench/truth.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    seconds = round(time.perf_counter() - started, 1)
+    runs = [{"command": command, "replications": len(rows), "seconds": seconds}]
+    if args.append and args.out.exists():
+        # Another run's replications (other providers or seeds), kept with its command.
+        earlier = json.loads(args.out.read_text())
+        rows = earlier["replications"] + rows
+        runs = earlier["runs"] + runs
+        medians = {**earlier["population_median_s"], **medians}
     result = {
-        "command": "python bench/truth.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "runs": runs,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "population_median_s": medians,
-        "targets": {
-            "within_tolerance": ">= 0.95 (max(cadence/4, 5 % of the same orders' median))",
-            "ci_coverage_population": "0.93 - 0.97",
-            "expiry_within_5_points": ">= 0.95",
-            "expiry_ci_coverage": "0.93 - 0.97",
-        },
+        "targets": TARGETS,
         "summary": summarise(rows),
-        "seconds": round(time.perf_counter() - started, 1),
         "replications": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
