@@ -75,7 +75,6 @@ from pipeline.providers.spec import EXPIRY_GRACE_S
 from pipeline.settings import Settings
 from pipeline.simulator.app import SandboxConfig, build_app, sandbox_of
 from pipeline.simulator.clock import FakeClock
-from pipeline.simulator.lifecycles import draw_order
 from pipeline.simulator.options import ProviderOptions
 from pipeline.simulator.provider import sandbox_provider
 from pipeline.simulator.workload import Workload
@@ -92,7 +91,9 @@ FOLLOW_UPS = (0.5, 1.5, None)
 orders open to most resolved; None: one median past the expiry horizon (expiry is measured)."""
 ARRIVAL_WINDOW_MEDIANS = 2.0
 REFRESH_S = 5.0
-PILOT_ORDERS = 40_000
+PILOT_ORDERS = 20_000
+PILOT_SEED = 1_000_003
+"""The population pilot's sandbox seed (no replication uses it)."""
 NOMINAL = 0.95
 ERROR_SHARE = 0.05
 EXPIRY_TOLERANCE = 0.05
@@ -122,20 +123,40 @@ def _record_at(truth: Any, stop: datetime) -> dict[str, Any]:
     return record
 
 
-def population_median(slug: str, seed: int = 0) -> float:
-    """The provider's population median time to its event (the realistic lifecycle, exact times,
-    other outcomes competing), from `PILOT_ORDERS` drawn timelines."""
-    spec = REGISTRY.spec(slug)
-    kinds = spec.code_kinds or spec.order_kinds
-    rng = random.Random(f"pilot:{slug}:{seed}")
-    records = {}
-    for index in range(PILOT_ORDERS):
-        truth = draw_order(slug, kinds[index % len(kinds)], rng, START, "realistic")
-        records[(slug, f"pilot-{index}")] = _full_record(truth)
+def population_median(slug: str, orders: int = PILOT_ORDERS) -> float:
+    """The provider's population median time to its event (exact times, other outcomes
+    competing) over `orders` orders made as the replications make theirs: by the workload,
+    through the sandbox's create endpoint (what a create asks for, such as a scheduled send,
+    shapes the lifecycle), on a seed no replication uses."""
+    return asyncio.run(_pilot(slug, orders))
+
+
+async def _pilot(slug: str, orders: int) -> float:
+    app = _sandbox_app(slug, PILOT_SEED, FakeClock(START))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        workload = Workload(client)
+        for _ in range(orders):
+            if await workload.create(slug) is None:
+                raise RuntimeError(f"{slug}: the sandbox refused a create")
+    records = {
+        (slug, order.truth.order_id): _full_record(order.truth)
+        for order in sandbox_of(app).list_orders(slug)
+    }
     value = true_medians(records, set(records)).get(slug)
     if value is None:
         raise RuntimeError(f"{slug}: fewer than half the orders reach the event")
     return float(value)
+
+
+def _sandbox_app(slug: str, seed: int, clock: FakeClock) -> Any:
+    """The sandbox app on `clock`, the realistic profile, rate limits lifted for `slug`."""
+    imitation = sandbox_provider(slug)
+    options = dataclasses.replace(imitation.options, **NO_LIMITS.get(slug, {}))
+    return build_app(
+        SandboxConfig(profile="realistic", seed=seed, options=ProviderOptions(**{slug: options})),
+        clock=clock,
+    )
 
 
 def scaled_adapter(slug: str, factor: float) -> ProviderAdapter:
@@ -190,14 +211,7 @@ class Replication:
 async def simulate(rep: Replication, workdir: Path) -> dict[str, Any]:
     """Run one replication; its estimates, truths and counts."""
     clock = FakeClock(START)
-    imitation = sandbox_provider(rep.slug)
-    options = dataclasses.replace(imitation.options, **NO_LIMITS.get(rep.slug, {}))
-    app = build_app(
-        SandboxConfig(
-            profile="realistic", seed=rep.seed, options=ProviderOptions(**{rep.slug: options})
-        ),
-        clock=clock,
-    )
+    app = _sandbox_app(rep.slug, rep.seed, clock)
     transport = httpx.ASGITransport(app=app)
     settings = Settings.from_env(
         {"PIPELINE_SANDBOX_URL": BASE_URL, "PIPELINE_DATA_DIR": str(workdir)}
