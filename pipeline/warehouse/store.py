@@ -117,15 +117,14 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> i
         if scope is None:
             sql = f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM {_BATCH_VIEW}"
             return int(first_row(con, sql)[0])
-        stored = (
-            f"SELECT {', '.join(key)} FROM {table} WHERE {scope} BETWEEN "
-            f"(SELECT min({scope}) FROM {_BATCH_VIEW}) AND (SELECT max({scope}) FROM {_BATCH_VIEW})"
-        )
+        # The bounds go in as values, not subqueries, so the scan skips every row group whose
+        # min/max statistics lie outside them.
+        stored = f"SELECT {', '.join(key)} FROM {table} WHERE {scope} BETWEEN ? AND ?"
         sql = (
             f"INSERT INTO {table} BY NAME SELECT * FROM {_BATCH_VIEW} "
             f"WHERE ({', '.join(key)}) NOT IN ({stored})"
         )
-        return int(first_row(con, sql)[0])
+        return int(first_row(con, sql, [frame[scope].min(), frame[scope].max()])[0])
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
