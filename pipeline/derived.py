@@ -62,7 +62,8 @@ observation written up to this late (a writer held back by a lock) is still coun
 MINUTE_GRAIN_S = 2 * 24 * 3600.0
 """Rollups keep minute grain for this long past the newest poll, then hour grain."""
 FULL_BUILD_ROWS = 4_000_000
-"""Observations read at once when rollups are built from the whole log (bounds memory)."""
+"""Observations read at once when the history or the rollups are built from the whole log
+(bounds memory)."""
 METRIC_TABLES: dict[str, str] = {
     "time_to_code": "Censoring-aware time from order to SMS code, per provider and group.",
     "time_to_completion": "Censoring-aware time from order to success, per provider and group.",
