@@ -9,7 +9,7 @@ Each step runs in its own process so its peak memory (max RSS) is its own:
 
 Usage:
     .venv/bin/python bench/analytics_scale.py                        # 1 M and 10 M
-    .venv/bin/python bench/analytics_scale.py --sizes 20000000 --out /tmp/scale.json
+    .venv/bin/python bench/analytics_scale.py --sizes 20000000 --out scale-20m.json
 """
 
 from __future__ import annotations

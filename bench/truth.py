@@ -33,7 +33,7 @@ Command (see bench/README.md for the time it took):
 
     .venv/bin/python bench/truth.py --jobs 2   # every provider, 4 ratios x 6 seeds, 2 processes
     .venv/bin/python bench/truth.py --providers baanx --seeds 4 --jobs 2 --append  # add a run
-    .venv/bin/python bench/truth.py --providers smsonline --seeds 3 --out /tmp/t.json  # a look
+    .venv/bin/python bench/truth.py --providers smsonline --seeds 3 --out look.json  # a look
 
 Results: `bench/results/truth.json` (every replication, and the summary per provider).
 """

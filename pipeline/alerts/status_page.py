@@ -88,22 +88,7 @@ def _environment() -> jinja2.Environment:
     # (`evaluate_and_notify`) never needs.
     from pipeline.report import markup
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pipeline.alerts", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        finalize=markup.text,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(
-        percent=markup.percent,
-        objective=markup.objective,
-        burn_rate=markup.burn_rate,
-        timestamp=markup.timestamp,
-        duration=markup.duration,
-    )
-    return env
+    return markup.environment(jinja2.PackageLoader("pipeline.alerts", "templates"))
 
 
 def provider_statuses(

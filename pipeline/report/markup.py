@@ -12,6 +12,7 @@ import math
 from datetime import datetime
 from typing import NamedTuple
 
+import jinja2
 from markupsafe import Markup, escape
 
 NOT_ENOUGH_DATA = "Not enough data yet."
@@ -141,3 +142,30 @@ def timestamp(value: datetime | None) -> str:
     if value is None:
         return MISSING
     return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    """A Jinja2 environment for HTML made from data: autoescaping, every printed value through
+    `text` (escaped, URLs defused), undefined names an error, and this module's formatters as
+    filters (`number`, `percent`, `percent_ci`, `objective`, `burn_rate`, `duration`,
+    `duration_ci`, `timestamp`)."""
+    env = jinja2.Environment(
+        loader=loader,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=text,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        number=number,
+        percent=percent,
+        percent_ci=percent_ci,
+        objective=objective,
+        burn_rate=burn_rate,
+        duration=duration,
+        duration_ci=duration_ci,
+        timestamp=timestamp,
+    )
+    return env

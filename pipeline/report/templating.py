@@ -32,24 +32,8 @@ def _base64(data: bytes) -> str:
 
 def environment() -> jinja2.Environment:
     """A fresh environment over the packaged templates."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pipeline.report", TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        finalize=markup.text,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    env = markup.environment(jinja2.PackageLoader("pipeline.report", TEMPLATES))
     env.filters.update(
-        number=markup.number,
-        percent=markup.percent,
-        percent_ci=markup.percent_ci,
-        objective=markup.objective,
-        burn_rate=markup.burn_rate,
-        duration=markup.duration,
-        duration_ci=markup.duration_ci,
-        timestamp=markup.timestamp,
         provider=provider_name,
         colour=provider_colour,
         base64=_base64,
