@@ -34,6 +34,7 @@ from pipeline.analytics.events import RECORD_COLUMNS, time_to_event_records
 from pipeline.analytics.inputs import (
     FAILURE_STATE_VALUES,
     SUCCESS_STATE_VALUES,
+    TERMINAL_STATE_VALUES,
 )
 from pipeline.analytics.survival import (
     COMPETING,
@@ -43,7 +44,7 @@ from pipeline.analytics.survival import (
     values_at,
     wilson_interval,
 )
-from pipeline.model import OrderState
+from pipeline.model import STATE_VALUES, OrderState
 from pipeline.providers.registry import REGISTRY
 from pipeline.providers.spec import EXPIRY_GRACE_S
 
@@ -82,6 +83,9 @@ EXPIRY_WINDOW_SCHEMA = {
     "window_documented": pl.Boolean,
 }
 _EXPIRED = OrderState.EXPIRED.value
+_UNKNOWN = OrderState.UNKNOWN.value
+_OTHER_TERMINAL = tuple(sorted(set(TERMINAL_STATE_VALUES) - {_EXPIRED}))
+_NON_TERMINAL = tuple(sorted(set(STATE_VALUES) - set(TERMINAL_STATE_VALUES)))
 EXPIRY_KEYS = ("provider", "order_kind")
 
 
@@ -291,8 +295,34 @@ def expiry_records(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
         ],
         schema=EXPIRY_WINDOW_SCHEMA,
     )
-    records = time_to_event_records(history, orders, event_states=[_EXPIRED])
+    parts = []
+    for ends_risk, pairs in _expiry_risk_ends().items():
+        mine = pl.DataFrame(pairs, schema=["provider", "order_kind"], orient="row")
+        records = time_to_event_records(
+            history.filter(pl.col("provider").is_in(mine["provider"].unique().to_list())),
+            orders,
+            event_states=[_EXPIRED],
+            competing_states=[*_OTHER_TERMINAL, *ends_risk],
+        )
+        parts.append(records.join(mine, on=["provider", "order_kind"], how="semi"))
+    records = pl.concat(parts) if parts else pl.DataFrame(schema=RECORD_COLUMNS)
     return records.join(windows, on=["provider", "order_kind"], how="inner")
+
+
+def _expiry_risk_ends() -> dict[tuple[str, ...], list[tuple[str, str]]]:
+    """(provider, order kind) of every expiry window, by the non-terminal states that end an
+    order's chance to expire (`ExpiryWindow.expires_from`): seen in one of them, the order is
+    resolved otherwise from then on."""
+    ends: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for spec in REGISTRY.specs():
+        for window in spec.expiry_windows:
+            after = (
+                sorted(set(_NON_TERMINAL) - set(window.expires_from) - {_UNKNOWN})
+                if window.expires_from is not None
+                else []
+            )
+            ends.setdefault(tuple(after), []).append((spec.slug, window.order_kind))
+    return ends
 
 
 def expiry_summary(records: pl.DataFrame, group_by: Sequence[str]) -> pl.DataFrame:

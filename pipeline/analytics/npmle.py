@@ -70,7 +70,15 @@ import numpy.typing as npt
 import polars as pl
 
 from pipeline.analytics.smoothing import bandwidth, smoothed_cif
-from pipeline.analytics.survival import CENSORED, COMPETING, EVENT, QUANTILE_TOLERANCE, Z_95
+from pipeline.analytics.survival import (
+    CENSORED,
+    COMPETING,
+    EVENT,
+    QUANTILE_TOLERANCE,
+    UNSEEN_TAIL_MAX,
+    Z_95,
+    unseen_tail_bound,
+)
 
 TOLERANCE = 1e-9
 """Stop once the log-likelihood rises by less than this (and no cell has a positive gradient)."""
@@ -611,6 +619,38 @@ def _bandwidths(obs: Observations) -> FloatArray:
     return np.array([bandwidth(lower[a:b], upper[a:b]) for a, b in itertools.pairwise(bounds)])
 
 
+def _limit_unseen_tails(
+    obs: Observations, cells: Cells, mass: FloatArray, curves: list[Curve]
+) -> list[Curve]:
+    """`curves` known only up to their group's last time where the orders followed past the
+    last open one are too few to vouch for the rest (`survival.unseen_tail_bound`), as the
+    Aalen–Johansen values are read (`survival.values_at`). Groups with a tail keep it."""
+    open_ = obs.cause == CENSORED
+    last_open = np.full(obs.n_groups, -np.inf)
+    np.maximum.at(last_open, obs.group[open_], obs.upper[open_])
+    last_time = last_open.copy()
+    np.maximum.at(last_time, obs.group, obs.upper)
+    # An event order was surely followed past the last open one when it came after it.
+    came = np.where(obs.lower >= obs.upper, obs.upper, obs.lower)
+    beyond = np.bincount(obs.group[~open_ & (came > last_open[obs.group])], minlength=obs.n_groups)
+    resolved_by = np.zeros(obs.n_groups)
+    done = cells.right <= last_open[cells.group]
+    np.add.at(resolved_by, cells.group[done], mass[done])
+    with np.errstate(divide="ignore"):
+        bound = np.where(
+            beyond > 0,
+            unseen_tail_bound(np.clip(1.0 - resolved_by, 0.0, 1.0), beyond.astype(np.float64)),
+            1.0,
+        )
+    unseen = np.isfinite(last_open) & (bound > UNSEEN_TAIL_MAX)
+    return [
+        dataclasses.replace(curve, known_until=float(last_time[g]))
+        if unseen[g] and not np.isfinite(curve.known_until)
+        else curve
+        for g, curve in enumerate(curves)
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class Fit:
     """The NPMLE of every group, with each group's cause-1 curve.
@@ -657,6 +697,7 @@ def fit(
         mass[c0:c1] = result.mass
         groups.append(result)
         curves.append(_curve(data, result, cells, c0, g))
+    curves = _limit_unseen_tails(obs, cells, mass, curves)
     sds = _bandwidths(obs)
     return Fit(
         cells=cells,

@@ -29,11 +29,20 @@ Intervals are null where they are undefined (estimate exactly 0 or 1).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 
 Z_95 = 1.959963984540054
 """Standard normal 97.5 % quantile: two-sided 95 % intervals."""
+
+CONFIDENCE = 0.95
+"""Level of every interval and bound here."""
+
+UNSEEN_TAIL_MAX = 0.05
+"""Largest share of orders that may, at 95 % confidence, still have been open past a group's
+last time for its curve to be read there (`unseen_tail_share`); 5 points is the accuracy an
+expiry rate is held to."""
 
 QUANTILE_TOLERANCE = 1e-12
 """Slack when asking whether a cumulative sum of floats has reached a quantile such as 0.5."""
@@ -189,8 +198,9 @@ def values_at(
     """Step-function values of `columns` at each horizon, per group (long format).
 
     Before a group's first time the cumulative incidence is 0 and survival 1; intervals are null
-    there. Past the end of follow-up (the last time is before the horizon and some orders were
-    still open then) the estimate is unknown, and every column is null.
+    there. Past the group's last time the estimate is known only when every order left had
+    resolved by then and few enough could have been open at the horizon (`unseen_tail_share`
+    at most `UNSEEN_TAIL_MAX`); otherwise every column is null there.
 
     Returns:
         One row per (group, horizon) with the group columns, `horizon_s` and `columns`.
@@ -199,6 +209,7 @@ def values_at(
     ends = table.group_by(groups).agg(
         pl.col("time_s").max().alias("_last_time"),
         pl.col("survival").min().alias("_last_survival"),
+        unseen_tail_share().alias("_unseen_tail"),
     )
     horizons = pl.DataFrame(
         {"horizon_s": [float(h) for h in horizons_s]}, schema={"horizon_s": pl.Float64}
@@ -213,12 +224,35 @@ def values_at(
         check_sortedness=False,
     )
     start = {"cif": 0.0, "survival": 1.0, "km_event": 1.0}
-    followed = (pl.col("horizon_s") <= pl.col("_last_time")) | (pl.col("_last_survival") <= 0.0)
+    tail_known = (pl.col("_last_survival") <= 0.0) & (pl.col("_unseen_tail") <= UNSEEN_TAIL_MAX)
+    followed = (pl.col("horizon_s") <= pl.col("_last_time")) | tail_known
     return (
         at.with_columns([pl.col(c).fill_null(start[c]) for c in columns if c in start])
         .with_columns([pl.when(followed).then(pl.col(c)).alias(c) for c in columns])
         .select(*groups, "horizon_s", *columns)
         .sort([*groups, "horizon_s"])
+    )
+
+
+def unseen_tail_bound(survival: Any, beyond: Any) -> Any:
+    """At 95 % confidence, the largest share of all orders that could have outlived a curve's
+    last time, when a share `survival` was still open at the last censoring and the `beyond`
+    orders followed past it all resolved: 1 − 0.05^(1/n) is the exact binomial bound for none
+    of n. Works on floats, numpy arrays and polars expressions alike."""
+    return survival * (1.0 - (1.0 - CONFIDENCE) ** (1.0 / beyond))
+
+
+def unseen_tail_share() -> pl.Expr:
+    """Aggregation over one group's event table: `unseen_tail_bound` at its last censoring; 0
+    without censoring, 1 when nobody was followed past it."""
+    censored = pl.col("n_censored") > 0
+    leaving = pl.col("n_event") + pl.col("n_competing") + pl.col("n_censored")
+    beyond = (pl.col("n_at_risk") - leaving).filter(censored).last().cast(pl.Float64)
+    survival = pl.col("survival").filter(censored).last()
+    return (
+        pl.when(censored.any())
+        .then(pl.when(beyond > 0).then(unseen_tail_bound(survival, beyond)).otherwise(1.0))
+        .otherwise(0.0)
     )
 
 

@@ -73,12 +73,17 @@ class ExpiryWindow:
         window_s: the window, seconds from creation (or payment, where the provider says so).
         documented: whether the provider documents it (else it is our inference).
         note: where the figure comes from.
+        expires_from: the non-terminal states an order can still expire from (None: any).
+            Seen in another one (an invoice paid, say) it no longer can, and the expiry rate
+            counts it as resolved otherwise from then: left at risk, an order polled rarely
+            would be credited the expiry chance of orders still unpaid.
     """
 
     order_kind: str
     window_s: float
     documented: bool
     note: str
+    expires_from: frozenset[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -196,6 +196,51 @@ def test_expiry_rate_is_the_incidence_at_the_window_beside_the_resolved_share() 
     )
 
 
+def test_an_order_past_the_state_it_could_expire_from_no_longer_counts_toward_expiry() -> None:
+    """OrdinalsBot inscriptions: only an unpaid invoice expires. Two orders seen paid at 50 s
+    (still open), one expired at ~600 s. Paid orders leave the expiry risk at their payment
+    (midpoint 30 s): S = 1/3 after it and the expiry takes F to 1/3. Left at risk as open
+    orders, one order followed past them could not vouch for their fate: no rate at all."""
+    polls = {
+        "p1": [(10, "pending"), (50, "processing")],
+        "p2": [(10, "pending"), (50, "processing")],
+        "p3": [(10, "pending"), (590, "pending"), (610, "expired")],
+    }
+    observations = pl.DataFrame(
+        [
+            {
+                "provider": "ordinalsbot",
+                "order_id": order_id,
+                "order_kind": "inscription",
+                "polled_at": at(t),
+                "state": state,
+                "is_terminal": state == "expired",
+            }
+            for order_id, rows in polls.items()
+            for t, state in rows
+        ],
+        schema_overrides={"polled_at": UTC_US},
+    )
+    orders = pl.DataFrame(
+        [
+            {
+                "provider": "ordinalsbot",
+                "order_id": order_id,
+                "order_kind": "inscription",
+                "registered_at": at(0),
+                "created_at": at(0),
+                "service": None,
+                "country": None,
+            }
+            for order_id in polls
+        ]  # fmt: skip
+    )
+    history = build_status_history(observations)
+    outcomes = dict(expiry_records(history, orders).select("order_id", "outcome_state").iter_rows())
+    assert outcomes == {"p1": "processing", "p2": "processing", "p3": "expired"}
+    assert expiry_rates(history, orders)["expiry_rate"].item() == pytest.approx(1 / 3)
+
+
 def test_expiry_over_time_buckets_by_origin() -> None:
     observations, orders = _receive_log()
     late = orders.filter(order_id="o4").with_columns(

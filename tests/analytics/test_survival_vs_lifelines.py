@@ -165,6 +165,32 @@ def test_all_resolved_groups_keep_their_final_value_past_follow_up() -> None:
     assert at["cif"].item() == pytest.approx(0.5)
 
 
+def test_a_tail_resting_on_few_orders_is_not_read_past_follow_up() -> None:
+    # Orders open at up to 85 s; one order was followed past that and completed at 90 s.
+    # Survival reaches 0, but one order cannot say what share of the open ones would still be
+    # open at 1,000 s.
+    def records(censored: list[float], resolved: list[float]) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "group": "g",
+                "time_s": censored + resolved,
+                "event_code": [0] * len(censored) + [2] * len(resolved),
+            }
+        )
+
+    few = event_table(records([10.0 + 75.0 * i / 39 for i in range(40)],
+                              [5.0 + i for i in range(59)] + [90.0]), ["group"])  # fmt: skip
+    assert few["survival"].min() == 0.0
+    assert values_at(few, ["group"], [1000.0])["cif"].item() is None
+    # 600 orders followed past the last censoring, all resolved: at most 0.5 % of the rest
+    # could have outlived them, and the curve is read past its last time.
+    many = event_table(records([10.0 + 20.0 * i / 39 for i in range(40)],
+                               [31.0 + 0.4 * i for i in range(600)]), ["group"])  # fmt: skip
+    at = values_at(many, ["group"], [1000.0], columns=("cif", "survival"))
+    assert at["cif"].item() == 0.0
+    assert at["survival"].item() == 0.0
+
+
 @pytest.mark.parametrize(
     ("successes", "trials", "low", "high"),
     [

@@ -494,9 +494,19 @@ def _expiry_window(section: Section, kinds: tuple[str, ...]) -> ExpiryWindow:
         window_s=section.required_number("window_s", positive=True),
         documented=section.boolean("documented"),
         note=section.required_string("note"),
+        expires_from=_expires_from(section),
     )
     section.done()
     return window
+
+
+def _expires_from(section: Section) -> frozenset[str] | None:
+    """The states an order can still expire from (none listed: any)."""
+    states = section.strings("expires_from")
+    for index, state in enumerate(states):
+        if _state(section, f"expires_from[{index}]", state).is_terminal:
+            raise section.error(f"expires_from[{index}]", f"{state!r} is terminal")
+    return frozenset(states) or None
 
 
 def _event_time(section: Section) -> EventTime:

@@ -27,7 +27,14 @@ SPEC = ProviderSpec(
         budget_share=0.8,
     ),
     expiry_windows=(
-        ExpiryWindow(OrderKind.INSCRIPTION, 10 * 60.0, True, "invoice lifetime ≈10 min (§3.9)"),
+        # Only an unpaid invoice expires; a paid order goes on to be inscribed (§3.9).
+        ExpiryWindow(
+            OrderKind.INSCRIPTION,
+            10 * 60.0,
+            True,
+            "invoice lifetime ≈10 min (§3.9)",
+            expires_from=frozenset({OrderState.PENDING}),
+        ),
     ),
     # max(files[].tx.updatedAt) once the order is completed (§3.9).
     event_time=EventTime("provider_updated_at", frozenset({OrderState.COMPLETED})),

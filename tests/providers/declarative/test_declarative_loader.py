@@ -125,6 +125,19 @@ def test_wrong_types(declare: Callable[..., Path]) -> None:
     assert "greater than 0" in refused(path, "policy.default_cadence_s")
 
 
+def test_an_expiry_window_names_the_states_an_order_can_expire_from(
+    declare: Callable[..., Path],
+) -> None:
+    window = 'note = "ttl of an undelivered message"\n'
+    assert load_file(declare(ACME)).spec.expiry_windows[0].expires_from is None
+    path = declare(acme_variant((window, window + 'expires_from = ["pending"]\n')))
+    assert load_file(path).spec.expiry_windows[0].expires_from == {"pending"}
+    path = declare(acme_variant((window, window + 'expires_from = ["paid"]\n')))
+    assert "is not a state" in refused(path, "expiry_windows[0].expires_from[0]")
+    path = declare(acme_variant((window, window + 'expires_from = ["expired"]\n')))
+    assert "is terminal" in refused(path, "expiry_windows[0].expires_from[0]")
+
+
 def test_bad_state_names(declare: Callable[..., Path]) -> None:
     path = declare(acme_variant(('delivered = "completed"', 'delivered = "done"')))
     problem = refused(path, "status.map.delivered")
