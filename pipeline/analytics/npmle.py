@@ -599,12 +599,17 @@ def _curve(data: _Group, fit: GroupFit, cells: Cells, c0: int, g: int) -> Curve:
 
 def smooth(curve: Curve, sd: float) -> Curve:
     """`curve` smoothed with a kernel of standard deviation `sd` (itself when `sd` is 0 or
-    it has no mass); the variance is the raw curve's, read at the new rows."""
+    it has no mass); the variance is the raw curve's, read at the new rows. Cells from
+    `known_until` on are left out: the kernel would spread their unvouched mass back into
+    the part of the curve that is read."""
     if sd <= 0.0 or curve.time.size == 0:
         return curve
     left, right = curve.time[0::2], curve.time[1::2]
     mass = curve.cif[1::2] - curve.cif[0::2]
-    time, cif = smoothed_cif((left + right) / 2.0, mass, sd)
+    known = left < curve.known_until
+    if not known.any():
+        return curve
+    time, cif = smoothed_cif((left[known] + right[known]) / 2.0, mass[known], sd)
     _, variance = curve.at(time)
     return Curve(time=time, cif=cif, variance=variance, known_until=curve.known_until)
 
@@ -622,30 +627,27 @@ def _bandwidths(obs: Observations) -> FloatArray:
 def _limit_unseen_tails(
     obs: Observations, cells: Cells, mass: FloatArray, curves: list[Curve]
 ) -> list[Curve]:
-    """`curves` known only up to their group's last time where the orders followed past the
-    last open one are too few to vouch for the rest (`survival.unseen_tail_bound`), as the
-    Aalen–Johansen values are read (`survival.values_at`). Groups with a tail keep it."""
+    """`curves` known only up to their group's last open order where the orders followed past
+    it are too few to vouch for the open ones (`survival.known_until`, the same rule as the
+    Aalen–Johansen curves). Without that, the open orders' mass lands on the cells after them
+    and a median is read off the last few orders. Groups with a tail keep it."""
     open_ = obs.cause == CENSORED
     last_open = np.full(obs.n_groups, -np.inf)
     np.maximum.at(last_open, obs.group[open_], obs.upper[open_])
-    last_time = last_open.copy()
-    np.maximum.at(last_time, obs.group, obs.upper)
     # An event order was surely followed past the last open one when it came after it.
     came = np.where(obs.lower >= obs.upper, obs.upper, obs.lower)
-    beyond = np.bincount(obs.group[~open_ & (came > last_open[obs.group])], minlength=obs.n_groups)
-    resolved_by = np.zeros(obs.n_groups)
+    beyond = np.bincount(
+        obs.group[~open_ & (came > last_open[obs.group])], minlength=obs.n_groups
+    ).astype(np.float64)
+    resolved = np.zeros(obs.n_groups)
     done = cells.right <= last_open[cells.group]
-    np.add.at(resolved_by, cells.group[done], mass[done])
+    np.add.at(resolved, cells.group[done], mass[done])
     with np.errstate(divide="ignore"):
-        bound = np.where(
-            beyond > 0,
-            unseen_tail_bound(np.clip(1.0 - resolved_by, 0.0, 1.0), beyond.astype(np.float64)),
-            1.0,
-        )
-    unseen = np.isfinite(last_open) & (bound > UNSEEN_TAIL_MAX)
+        bound = unseen_tail_bound(np.clip(1.0 - resolved, 0.0, 1.0), beyond)
+    unvouched = np.isfinite(last_open) & ((beyond == 0) | (bound > UNSEEN_TAIL_MAX))
     return [
-        dataclasses.replace(curve, known_until=float(last_time[g]))
-        if unseen[g] and not np.isfinite(curve.known_until)
+        dataclasses.replace(curve, known_until=float(last_open[g]))
+        if unvouched[g] and last_open[g] < curve.known_until
         else curve
         for g, curve in enumerate(curves)
     ]

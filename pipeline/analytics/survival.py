@@ -40,9 +40,9 @@ CONFIDENCE = 0.95
 """Level of every interval and bound here."""
 
 UNSEEN_TAIL_MAX = 0.05
-"""Largest share of orders that may, at 95 % confidence, still have been open past a group's
-last time for its curve to be read there (`unseen_tail_share`); 5 points is the accuracy an
-expiry rate is held to."""
+"""Largest share of orders that may, at 95 % confidence, have outlived the orders followed
+past the last open one, for a curve to be read beyond it (`known_until`); 5 points is the
+accuracy an expiry rate is held to."""
 
 QUANTILE_TOLERANCE = 1e-12
 """Slack when asking whether a cumulative sum of floats has reached a quantile such as 0.5."""
@@ -198,19 +198,13 @@ def values_at(
     """Step-function values of `columns` at each horizon, per group (long format).
 
     Before a group's first time the cumulative incidence is 0 and survival 1; intervals are null
-    there. Past the group's last time the estimate is known only when every order left had
-    resolved by then and few enough could have been open at the horizon (`unseen_tail_share`
-    at most `UNSEEN_TAIL_MAX`); otherwise every column is null there.
+    there. Past the group's `known_until` every column is null.
 
     Returns:
         One row per (group, horizon) with the group columns, `horizon_s` and `columns`.
     """
     groups = list(group_by)
-    ends = table.group_by(groups).agg(
-        pl.col("time_s").max().alias("_last_time"),
-        pl.col("survival").min().alias("_last_survival"),
-        unseen_tail_share().alias("_unseen_tail"),
-    )
+    ends = table.group_by(groups).agg(known_until().alias("_known_until"))
     horizons = pl.DataFrame(
         {"horizon_s": [float(h) for h in horizons_s]}, schema={"horizon_s": pl.Float64}
     )
@@ -224,13 +218,33 @@ def values_at(
         check_sortedness=False,
     )
     start = {"cif": 0.0, "survival": 1.0, "km_event": 1.0}
-    tail_known = (pl.col("_last_survival") <= 0.0) & (pl.col("_unseen_tail") <= UNSEEN_TAIL_MAX)
-    followed = (pl.col("horizon_s") <= pl.col("_last_time")) | tail_known
+    followed = pl.col("horizon_s") <= pl.col("_known_until")
     return (
         at.with_columns([pl.col(c).fill_null(start[c]) for c in columns if c in start])
         .with_columns([pl.when(followed).then(pl.col(c)).alias(c) for c in columns])
         .select(*groups, "horizon_s", *columns)
         .sort([*groups, "horizon_s"])
+    )
+
+
+def known_until() -> pl.Expr:
+    """Aggregation over one group's event table: how far its curve can be read.
+
+    Everywhere (∞) when nobody was left open, or when the orders followed past the last open
+    one all resolved and, at 95 % confidence, at most `UNSEEN_TAIL_MAX` of all orders could
+    have outlived them (`unseen_tail_bound`); else up to the last time an order was left open.
+    Past that time the curve rests on the few orders followed further and says nothing of
+    the open ones' fate (a median read there would land on the last of them).
+    """
+    censored = pl.col("n_censored") > 0
+    leaving = pl.col("n_event") + pl.col("n_competing") + pl.col("n_censored")
+    beyond = (pl.col("n_at_risk") - leaving).filter(censored).last().cast(pl.Float64)
+    survival = pl.col("survival").filter(censored).last()
+    vouched = (beyond > 0) & (unseen_tail_bound(survival, beyond) <= UNSEEN_TAIL_MAX)
+    return (
+        pl.when(censored.any() & vouched.not_())
+        .then(pl.col("time_s").filter(censored).last())
+        .otherwise(float("inf"))
     )
 
 
@@ -242,35 +256,22 @@ def unseen_tail_bound(survival: Any, beyond: Any) -> Any:
     return survival * (1.0 - (1.0 - CONFIDENCE) ** (1.0 / beyond))
 
 
-def unseen_tail_share() -> pl.Expr:
-    """Aggregation over one group's event table: `unseen_tail_bound` at its last censoring; 0
-    without censoring, 1 when nobody was followed past it."""
-    censored = pl.col("n_censored") > 0
-    leaving = pl.col("n_event") + pl.col("n_competing") + pl.col("n_censored")
-    beyond = (pl.col("n_at_risk") - leaving).filter(censored).last().cast(pl.Float64)
-    survival = pl.col("survival").filter(censored).last()
-    return (
-        pl.when(censored.any())
-        .then(pl.when(beyond > 0).then(unseen_tail_bound(survival, beyond)).otherwise(1.0))
-        .otherwise(0.0)
-    )
-
-
 def cif_quantiles(table: pl.DataFrame, group_by: Sequence[str], q: float = 0.5) -> pl.DataFrame:
     """Time at which the cumulative incidence reaches `q`, with its 95 % interval, per group.
 
     Returns:
         One row per group: `quantile_s`, `quantile_ci_low_s`, `quantile_ci_high_s` (each null
-        when the curve, or its bound, never reaches `q` within follow-up).
+        when the curve, or its bound, does not reach `q` by the group's `known_until`).
     """
     level = q - QUANTILE_TOLERANCE
     time = pl.col("time_s")
+    known = time <= known_until()
     return table.group_by(list(group_by), maintain_order=True).agg(
-        time.filter(pl.col("cif") >= level).min().alias("quantile_s"),
-        time.filter(pl.col("cif_high").fill_null(pl.col("cif")) >= level)
+        time.filter(known & (pl.col("cif") >= level)).min().alias("quantile_s"),
+        time.filter(known & (pl.col("cif_high").fill_null(pl.col("cif")) >= level))
         .min()
         .alias("quantile_ci_low_s"),
-        time.filter(pl.col("cif_low").fill_null(pl.col("cif")) >= level)
+        time.filter(known & (pl.col("cif_low").fill_null(pl.col("cif")) >= level))
         .min()
         .alias("quantile_ci_high_s"),
     )

@@ -233,7 +233,7 @@ def test_an_order_past_the_state_it_could_expire_from_no_longer_counts_toward_ex
                 "country": None,
             }
             for order_id in polls
-        ]  # fmt: skip
+        ]
     )
     history = build_status_history(observations)
     outcomes = dict(expiry_records(history, orders).select("order_id", "outcome_state").iter_rows())

@@ -12,6 +12,7 @@ within three standard errors while the midpoint imputation is biased by many.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -57,8 +58,8 @@ def test_cells_meet_at_an_exact_time_and_exclude_a_poll_that_saw_the_order_open(
     curve = result.curves[0]
     assert curve.first_reaching(curve.cif, 0.5) == 2.0
     # The open order's mass went to (2, 3], but no order was surely followed past its last poll
-    # to vouch for that: the curve is not read past the last time, 3.
-    assert curve.known_until == 3.0
+    # to vouch for that: the curve is read up to that poll only.
+    assert curve.known_until == 2.0
 
 
 def test_hand_worked_competing_risks() -> None:
@@ -68,8 +69,8 @@ def test_hand_worked_competing_risks() -> None:
     a = [1, 1], b = [2, 2] (cause 2), c = (3, 5]; the open order's set is {b, c}. Likelihood
     a·b·c·(b + c): by symmetry b = c, and (1 − 2b)·b³ peaks at b = 3/8, a = 1/4 (as Efron's
     redistribution to the right gives). F₁ = 1/4 from 1 to 3, then rises linearly to 5/8 at 5:
-    it reaches ½ at 3 + 2·(1/4)/(3/8) = 13/3, and is 1/4 + 3/16 at 4. Past 5 it is unknown:
-    two orders followed past the open one cannot vouch that it too ended by then.
+    it reaches ½ at 3 + 2·(1/4)/(3/8) = 13/3, and is 1/4 + 3/16 at 4. Read for figures, it
+    stops at the open order's poll (1.5): two orders followed past it cannot vouch for it.
 
     Group 1: cause 1 in (0, 2], open when polled at 5 and at 1. Cells x = (1, 2] (inside
     (0, 2] and after 1) and the tail (5, ∞), cause unknown. Likelihood x·t·(x + t): x = t = ½.
@@ -100,15 +101,17 @@ def test_hand_worked_competing_risks() -> None:
         (2, 0, 1.0),
     ]
     first, second, third = result.curves
-    assert first.first_reaching(first.cif, 0.5) == pytest.approx(13 / 3)
-    value, _ = first.at(np.array([0.5, 2.0, 4.0, 5.0, 9.0]))
-    assert value[:4] == pytest.approx([0.0, 0.25, 0.4375, 0.625])
-    assert math.isnan(value[4])
+    assert math.isnan(first.first_reaching(first.cif, 0.5))
+    assert math.isnan(first.at(np.array([2.0]))[0][0])
+    whole = dataclasses.replace(first, known_until=math.inf)
+    assert whole.first_reaching(whole.cif, 0.5) == pytest.approx(13 / 3)
+    value, _ = whole.at(np.array([0.5, 2.0, 4.0, 9.0]))
+    assert value == pytest.approx([0.0, 0.25, 0.4375, 0.625])
     assert second.first_reaching(second.cif, 0.5) == pytest.approx(2.0)
     value, _ = second.at(np.array([1.5, 4.0, 6.0]))
     assert value[:2] == pytest.approx([0.25, 0.5])
     assert math.isnan(value[2])
-    assert (first.known_until, second.known_until, third.known_until) == (5.0, 5.0, 7.0)
+    assert (first.known_until, second.known_until, third.known_until) == (1.5, 5.0, 7.0)
     assert math.isnan(third.first_reaching(third.cif, 0.5))
     assert third.at(np.array([6.0]))[0] == pytest.approx([0.0])
 
