@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pipeline.commands.refresh",
         "rebuild history, analytics, published copy and report, without Dagster",
     ),
+    "prune": (
+        "pipeline.commands.prune",
+        "move old per-poll rows and payload bodies from the warehouse to a Parquet archive",
+    ),
     "alerts": (
         "pipeline.commands.alerts",
         "evaluate alert rules and SLOs, send messages, write the status page",

@@ -61,6 +61,9 @@ LATE_OBSERVATIONS_S = 900.0
 observation written up to this late (a writer held back by a lock) is still counted."""
 MINUTE_GRAIN_S = 2 * 24 * 3600.0
 """Rollups keep minute grain for this long past the newest poll, then hour grain."""
+PRUNED_STATE = "observations_pruned_before"
+"""`derived_state` entry: observations polled before this time have left the warehouse
+(`pipeline.retention`)."""
 FULL_BUILD_ROWS = 4_000_000
 """Observations read at once when the history or the rollups are built from the whole log
 (bounds memory)."""
@@ -85,6 +88,23 @@ them (the Dagster assets, the refresh command and the report read it)."""
 # Columns the analytics read from the observation log; `attempt` orders polls in one instant.
 ANALYTICS_OBSERVATION_COLUMNS = ", ".join((*OBSERVATION_FIELDS, "attempt"))
 _DELTA_VIEW = "_history_delta"
+
+
+class PrunedLogError(RuntimeError):
+    """A full rebuild was asked of an observation log that retention has pruned."""
+
+
+def _refuse_if_pruned(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Raise `PrunedLogError` when the log lacks pruned rows: a full build would drop them."""
+    pruned = derived_state(con, PRUNED_STATE)
+    if pruned is not None:
+        raise PrunedLogError(
+            f"{table} needs a full rebuild, but observations polled before {pruned:%Y-%m-%d %H:%M} "
+            "UTC were pruned from the warehouse; load them back from the archive "
+            "(INSERT INTO observations SELECT DISTINCT * EXCLUDE (day) FROM read_parquet("
+            "'<data dir>/archive/observations/**/*.parquet', hive_partitioning = true)), "
+            f"delete the '{PRUNED_STATE}' row of derived_state, and refresh again"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +163,7 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     the order into parts of about `FULL_BUILD_ROWS` observations: memory follows the part, not
     the log.
     """
+    _refuse_if_pruned(con, HISTORY_TABLE)
     total = int(first_row(con, "SELECT count(*) FROM observations")[0])
     parts = max(1, -(-total // FULL_BUILD_ROWS))
     read = written = 0
@@ -188,7 +209,7 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> RollupUpdate:
     re-add the minutes from `LATE_OBSERVATIONS_S` before the watermark on, reading only those
     polls; rows older than `MINUTE_GRAIN_S` are then folded to hour grain once.
     """
-    watermark = _state(con, ROLLUPS_STATE)
+    watermark = derived_state(con, ROLLUPS_STATE)
     columns = ", ".join(ROLLUP_INPUT_COLUMNS)
     if watermark is None:
         mode, read, newest = "full", *_build_rollups(con, columns)
@@ -203,7 +224,7 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> RollupUpdate:
         latest: datetime | None = new["polled_at"].max() if read else None  # type: ignore[assignment]
         newest = watermark if latest is None else max(watermark, latest)
     if newest is not None:
-        _set_state(con, ROLLUPS_STATE, newest)
+        set_derived_state(con, ROLLUPS_STATE, newest)
         _compact_rollups(con, newest)
     rows = {t: int(first_row(con, f"SELECT count(*) FROM {t}")[0]) for t in ROLLUP_TABLES}
     return RollupUpdate(mode, read, rows, newest)
@@ -214,6 +235,7 @@ def _build_rollups(con: duckdb.DuckDBPyConnection, columns: str) -> tuple[int, d
 
     A minute split between two ranges gets a row from each: rows add up, so that is the same
     rollup (compaction and every reader sum them)."""
+    _refuse_if_pruned(con, "poll_rollups")
     end = int(first_row(con, "SELECT coalesce(max(rowid) + 1, 0) FROM observations")[0])
     read, newest = 0, None
     for low in range(0, end, FULL_BUILD_ROWS):
@@ -249,7 +271,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> 
 def _compact_rollups(con: duckdb.DuckDBPyConnection, newest: datetime) -> None:
     """Fold rollup rows older than `MINUTE_GRAIN_S` before `newest` into hour rows, once."""
     cutoff = _hour(newest - timedelta(seconds=MINUTE_GRAIN_S))
-    since = _state(con, COMPACTED_STATE)
+    since = derived_state(con, COMPACTED_STATE)
     if since is not None and cutoff <= since:
         return
     for table, keys in ROLLUP_TABLES.items():
@@ -259,7 +281,7 @@ def _compact_rollups(con: duckdb.DuckDBPyConnection, newest: datetime) -> None:
         con.execute(f"DELETE FROM {table} WHERE {window}", bounds)
         if rows.height:
             _insert(con, table, to_hours(rows, keys))
-    _set_state(con, COMPACTED_STATE, cutoff)
+    set_derived_state(con, COMPACTED_STATE, cutoff)
 
 
 def _minute(moment: datetime) -> datetime:
@@ -343,17 +365,19 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def _watermark(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    return _state(con, HISTORY_TABLE)
+    return derived_state(con, HISTORY_TABLE)
 
 
 def _set_watermark(con: duckdb.DuckDBPyConnection, value: datetime | None) -> None:
-    _set_state(con, HISTORY_TABLE, value)
+    set_derived_state(con, HISTORY_TABLE, value)
 
 
-def _state(con: duckdb.DuckDBPyConnection, name: str) -> datetime | None:
+def derived_state(con: duckdb.DuckDBPyConnection, name: str) -> datetime | None:
+    """The time stored under `name` in `derived_state` (None: not set)."""
     row = first_row(con, "SELECT value FROM derived_state WHERE name = ?", [name])
     return row[0] if row else None
 
 
-def _set_state(con: duckdb.DuckDBPyConnection, name: str, value: datetime | None) -> None:
+def set_derived_state(con: duckdb.DuckDBPyConnection, name: str, value: datetime | None) -> None:
+    """Store `value` under `name` in `derived_state`."""
     con.execute("INSERT OR REPLACE INTO derived_state VALUES (?, ?, now())", [name, value])

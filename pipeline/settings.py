@@ -34,6 +34,7 @@ CONFIG_VARIABLES = (
     "PIPELINE_LOCK_TIMEOUT_S",
     "PIPELINE_CODE_HASH_KEY",
     "PIPELINE_DAGSTER_RETENTION_DAYS",
+    "PIPELINE_KEEP_POLLS_DAYS",
     PROVIDERS_DIR_VARIABLE,
 )
 PROVIDER_VARIABLES: tuple[str, ...] = tuple(
@@ -63,6 +64,9 @@ class Settings:
     """Key of the SMS-code HMAC; None means the key file in the data directory."""
     dagster_retention_days: int = DEFAULT_DAGSTER_RETENTION_DAYS
     """Finished Dagster runs older than this many days are purged."""
+    keep_polls_days: float | None = None
+    """Per-poll rows and payload bodies older than this many days move from the warehouse to
+    the archive at each `pipeline refresh` (None: kept in the warehouse; `pipeline.retention`)."""
 
     @property
     def warehouse_path(self) -> Path:
@@ -83,6 +87,11 @@ class Settings:
     def reports_dir(self) -> Path:
         """Where the HTML report is written."""
         return self.data_dir / "reports"
+
+    @property
+    def archive_dir(self) -> Path:
+        """Parquet copies of pruned observations and payloads, by provider and day."""
+        return self.data_dir / "archive"
 
     @property
     def sandbox_dir(self) -> Path:
@@ -132,7 +141,26 @@ class Settings:
             dagster_retention_days=int(
                 env.get("PIPELINE_DAGSTER_RETENTION_DAYS") or DEFAULT_DAGSTER_RETENTION_DAYS
             ),
+            keep_polls_days=_positive("PIPELINE_KEEP_POLLS_DAYS", env),
         )
+
+
+def _positive(name: str, env: Mapping[str, str]) -> float | None:
+    """`name` as a positive number, None when unset.
+
+    Raises:
+        ValueError: set to something else.
+    """
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise ValueError(f"{name}={text!r}: expected a positive number of days")
+    return value
 
 
 def _provider_settings(

@@ -5,7 +5,8 @@ For teams that run `pipeline poll` from cron. It does what the Dagster derived a
 functions: the status history is folded in incrementally (only observations past the last
 refresh), every analytics table is recomputed, the warehouse is copied to the published
 read-only copy, the HTML report is rendered from that copy, and the alert rules and SLOs are
-evaluated (messages, status page).
+evaluated (messages, status page). With `PIPELINE_KEEP_POLLS_DAYS` set, per-poll rows older
+than that move to the Parquet archive after the refresh (`pipeline prune`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 EXIT_LOCKED = 1
 """Another process held the warehouse past `PIPELINE_LOCK_TIMEOUT_S`: try again later."""
@@ -53,6 +55,15 @@ def run(args: argparse.Namespace) -> int:
     except WarehouseLockedError as error:
         print(f"refresh: nothing refreshed: {error}", file=sys.stderr)
         return EXIT_LOCKED
+    if settings.keep_polls_days is not None:  # after the refresh: it folded the rows in
+        from pipeline.commands.prune import describe
+        from pipeline.retention import prune
+
+        kept_from = datetime.now(UTC) - timedelta(days=settings.keep_polls_days)
+        try:
+            print(describe(prune(warehouse, kept_from, settings.archive_dir)))
+        except WarehouseLockedError as error:
+            print(f"refresh: refreshed, nothing pruned: {error}", file=sys.stderr)
     if not args.no_alerts:  # before publishing, so the report shows this evaluation
         from pipeline.commands.alerts import notify
 
