@@ -11,6 +11,7 @@ import dagster as dg
 from pipeline.assets.alerting import alerts
 from pipeline.assets.analytics import (
     analytics,
+    observation_archive,
     poll_rollups,
     published_warehouse,
     report,
@@ -35,6 +36,7 @@ defs = dg.Definitions(
         provider_observations,
         status_history,
         poll_rollups,
+        observation_archive,
         analytics,
         published_warehouse,
         report,

@@ -104,6 +104,9 @@ def pruned_before(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return derived_state(con, PRUNED_STATE)
 
 
+OBSERVATION_ARCHIVE = "observation_archive"
+"""The Dagster asset that prunes after each refresh when retention is on."""
+
 _ORPHANED_PAYLOADS = (
     "SELECT * FROM payloads p WHERE p.first_seen_at < ? AND NOT EXISTS ("
     "SELECT 1 FROM observations o WHERE o.payload_sha256 = p.payload_sha256 "

@@ -5,6 +5,7 @@ write the warehouse, so they share the `warehouse_writer` pool with ingestion.
 """
 
 import base64
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -23,6 +24,7 @@ from pipeline.derived import (
 )
 from pipeline.providers.registry import PROVIDERS
 from pipeline.report import build_report, default_report_path, sandbox_truth_path
+from pipeline.retention import OBSERVATION_ARCHIVE, prune
 from pipeline.warehouse import replace_table
 
 
@@ -75,6 +77,43 @@ def poll_rollups(warehouse: WarehouseResource) -> dg.MaterializeResult:  # type:
             "mode": dg.MetadataValue.text(update.mode),
             "observations_read": dg.MetadataValue.int(update.observations_read),
             **{f"{table}_rows": dg.MetadataValue.int(n) for table, n in update.rows.items()},
+        }
+    )
+
+
+@dg.asset(
+    name=OBSERVATION_ARCHIVE,
+    group_name="history",
+    deps=[HISTORY_TABLE, ROLLUPS_STATE],
+    pool=WRITER_POOL,
+    automation_condition=derived_condition(),
+    kinds={"duckdb", "parquet"},
+    description=(
+        "Polls older than PIPELINE_KEEP_POLLS_DAYS, with the payload bodies only they point "
+        "at, moved from the warehouse to Parquet by provider and day (off when unset)."
+    ),
+)
+def observation_archive(
+    warehouse: WarehouseResource, providers: ProvidersResource
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """Move the polls the history and rollups have folded in and retention lets go."""
+    if warehouse.keep_polls_days is None:
+        return dg.MaterializeResult(metadata={"retention": dg.MetadataValue.text("off")})
+    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    result = prune(
+        warehouse.warehouse(),
+        datetime.now(UTC) - timedelta(days=warehouse.keep_polls_days),
+        settings.archive_dir,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "retention": dg.MetadataValue.text(f"{warehouse.keep_polls_days:g} days"),
+            "cutoff": dg.MetadataValue.text(f"{result.cutoff:%Y-%m-%d %H:%M:%S} UTC")
+            if result.cutoff
+            else dg.MetadataValue.text("none yet"),
+            "observations_moved": dg.MetadataValue.int(result.observations),
+            "payloads_moved": dg.MetadataValue.int(result.payloads),
+            "archive": dg.MetadataValue.path(str(settings.archive_dir.resolve())),
         }
     )
 

@@ -29,6 +29,8 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     data_dir: str = DEFAULT_DATA_DIR
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    keep_polls_days: float | None = None
+    """Polls older than this move to the archive (`pipeline.retention`); None keeps them."""
 
     def warehouse(self) -> Warehouse:
         """The read-write warehouse."""
@@ -82,8 +84,10 @@ def build_resources() -> dict[str, Any]:
     warehouse_config: dict[str, Any] = {}
     if "PIPELINE_DATA_DIR" in present:
         warehouse_config["data_dir"] = dg.EnvVar("PIPELINE_DATA_DIR")
-    # Not a secret, and Dagster has no float EnvVar: resolved here.
-    warehouse_config["lock_timeout_s"] = Settings.from_env().lock_timeout_s
+    # Not secrets, and Dagster has no float EnvVar: resolved here.
+    settings = Settings.from_env()
+    warehouse_config["lock_timeout_s"] = settings.lock_timeout_s
+    warehouse_config["keep_polls_days"] = settings.keep_polls_days
     provider_config: dict[str, Any] = {}
     if "PIPELINE_SANDBOX_URL" in present:
         provider_config["sandbox_url"] = dg.EnvVar("PIPELINE_SANDBOX_URL")

@@ -11,6 +11,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import numpy as np
 import polars as pl
@@ -18,6 +19,8 @@ import pytest
 from analytics.synthetic import SmsReceiveLifecycle, observation_log
 from polars.testing import assert_frame_equal
 
+from pipeline.assets.analytics import observation_archive, poll_rollups, status_history
+from pipeline.assets.resources import ProvidersResource, WarehouseResource
 from pipeline.derived import (
     HISTORY_TABLE,
     LATE_OBSERVATIONS_S,
@@ -26,7 +29,7 @@ from pipeline.derived import (
     PrunedLogError,
     refresh_derived,
 )
-from pipeline.retention import prune, pruned_before
+from pipeline.retention import OBSERVATION_ARCHIVE, prune, pruned_before
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS, PAYLOAD_COLUMNS
 
@@ -215,4 +218,29 @@ def test_the_prune_command_and_a_refresh_with_a_retention_age(tmp_path: Path) ->
     assert warehouse.read("SELECT count(*) AS n FROM observations")["n"].item() == (
         len(observations) - moved
     )
+    assert any((tmp_path / "archive" / "observations").rglob("*.parquet"))
+
+
+def test_the_dagster_asset_prunes_after_the_history_and_rollups(tmp_path: Path) -> None:
+    orders, observations, _ = _log()
+    _add(Warehouse(tmp_path / "warehouse.duckdb"), orders=orders, observations=observations)
+    resources = {
+        "warehouse": WarehouseResource(data_dir=str(tmp_path), keep_polls_days=1.0),
+        "providers": ProvidersResource(),
+    }
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [status_history, poll_rollups, observation_archive],
+            resources=resources,
+            instance=instance,
+        )
+    assert result.success
+    [event] = [
+        e
+        for e in result.asset_materializations_for_node(OBSERVATION_ARCHIVE)
+        if e.asset_key.path[-1] == OBSERVATION_ARCHIVE
+    ]
+    cutoff = observations["polled_at"].max() - timedelta(seconds=LATE_OBSERVATIONS_S)  # type: ignore[operator]
+    moved = observations.filter(pl.col("polled_at") < cutoff).height
+    assert event.metadata["observations_moved"].value == moved > 0
     assert any((tmp_path / "archive" / "observations").rglob("*.parquet"))
