@@ -122,8 +122,11 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     """Fold observations newer than the last refresh into `status_history`.
 
     The first refresh builds the table from the whole log. Later ones read only the observations
-    past the watermark (the newest `polled_at` already folded in) and the touched orders' current
-    intervals, so their cost follows the new observations, not the stored history.
+    from `LATE_OBSERVATIONS_S` before the watermark (the newest `polled_at` already folded in)
+    and the touched orders' current intervals, so their cost follows the new observations, not
+    the stored history. The margin catches rows stored after newer ones (a slow answer, or
+    another shard's log file folded in later); an order's rows already folded are skipped
+    (`status_history_delta`).
     """
     watermark = _watermark(con)
     if watermark is None or not _table_exists(con, HISTORY_TABLE):
@@ -131,7 +134,7 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     new = query(
         con,
         f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations WHERE polled_at > ?",
-        [watermark],
+        [watermark - timedelta(seconds=LATE_OBSERVATIONS_S)],
     )
     if new.is_empty():
         return HistoryUpdate("incremental", 0, 0, watermark)
@@ -151,9 +154,9 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
             "AND h.interval_seq >= d.first_seq"
         )
         con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {_DELTA_VIEW}")
-    newest = new["polled_at"].max()
-    _set_watermark(con, newest)  # type: ignore[arg-type]
-    return HistoryUpdate("incremental", new.height, delta.height, newest)  # type: ignore[arg-type]
+    newest = max(watermark, new["polled_at"].max())  # type: ignore[type-var]
+    _set_watermark(con, newest)
+    return HistoryUpdate("incremental", new.height, delta.height, newest)
 
 
 def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:

@@ -135,3 +135,29 @@ def test_refresh_on_an_empty_warehouse_writes_empty_tables(warehouse: Warehouse)
     assert all(n == 0 for n in counts.values())
     for table in METRIC_TABLES:
         assert warehouse.read(f"SELECT count(*) AS n FROM {table}")["n"].item() == 0
+
+
+def test_a_row_stored_after_newer_ones_is_still_folded_in(warehouse: Warehouse) -> None:
+    """One shard's log file (or a slow answer) lands after a refresh has passed its poll time:
+    the refresh re-reads `LATE_OBSERVATIONS_S` behind its watermark and folds the row in."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    newest = observations["polled_at"].max()
+    assert newest is not None
+    recent = pl.col("polled_at") > newest - timedelta(minutes=5)
+    late_orders = observations.filter(recent)["order_id"].unique().head(5)
+    late = observations.filter(pl.col("order_id").is_in(late_orders.implode()) & recent)
+    assert late.height > 0
+    _append(warehouse, "observations", observations.join(late, on="observation_id", how="anti"))
+    refresh_derived(warehouse)
+    _append(warehouse, "observations", late)
+    refresh_derived(warehouse)
+    stored = warehouse.read(
+        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
+    )
+    as_text = pl.col("state", "previous_state").cast(pl.String)
+    assert_frame_equal(
+        stored.with_columns(as_text),
+        build_status_history(observations).with_columns(as_text),
+        check_dtypes=False,
+    )
