@@ -43,6 +43,7 @@ from pipeline.analytics.rollups import (
     merge_rollups,
     to_hours,
 )
+from pipeline.polllog import fold_log
 from pipeline.warehouse import Warehouse, query, replace_table
 from pipeline.warehouse.store import first_row, registered
 
@@ -328,9 +329,13 @@ def compute_metrics(
     return tables
 
 
-def refresh_derived(warehouse: Warehouse, *, as_of: datetime | None = None) -> dict[str, int]:
-    """Update the status history and the rollups and rewrite every analytics table; rows per
-    table."""
+def refresh_derived(
+    warehouse: Warehouse, *, as_of: datetime | None = None, log_dir: Path | None = None
+) -> dict[str, int]:
+    """Fold in the poll log under `log_dir` (if given: `pipeline.polllog`), update the status
+    history and the rollups and rewrite every analytics table; rows per table."""
+    if log_dir is not None:
+        fold_log(warehouse, log_dir)
     with warehouse.transaction() as con:
         update = refresh_status_history(con)
         rollups = refresh_rollups(con)

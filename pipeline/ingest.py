@@ -127,7 +127,7 @@ def write_batches(
         return BatchResult(0, 0, 0, 0), {}
     with warehouse.connect() as con:
         try:
-            return _apply_in_transaction(con, _prepare(observations, [], batch_id)), {}
+            return _apply_in_transaction(con, prepare_batch(observations, [], batch_id)), {}
         except Exception as error:
             if is_lock_error(error):
                 raise
@@ -171,8 +171,8 @@ def _store_by_provider(
 
 
 @dataclasses.dataclass(frozen=True)
-class _Prepared:
-    """A batch ready to append: validated rows, quarantine rows, new bodies."""
+class PreparedBatch:
+    """A batch ready to append: validated rows, quarantine rows, their bodies."""
 
     received: int
     valid: pl.DataFrame
@@ -180,9 +180,10 @@ class _Prepared:
     payloads: pl.DataFrame
 
 
-def _prepare(
+def prepare_batch(
     observations: Sequence[Observation], refused: list[Refused], batch_id: str | None
-) -> _Prepared:
+) -> PreparedBatch:
+    """Set aside the rows a store would refuse and validate the rest (module docstring)."""
     kept, unstorable = split_storable(observations)
     refused = refused + unstorable
     validated = split_valid(observations_frame(kept), batch_id=batch_id)
@@ -201,10 +202,10 @@ def _prepare(
             ),
         ]
     )
-    return _Prepared(len(observations), validated.valid, quarantine, payloads)
+    return PreparedBatch(len(observations), validated.valid, quarantine, payloads)
 
 
-def _apply(con: duckdb.DuckDBPyConnection, prepared: _Prepared) -> BatchResult:
+def _apply(con: duckdb.DuckDBPyConnection, prepared: PreparedBatch) -> BatchResult:
     written = append(con, "observations", prepared.valid)
     payloads_new = append(con, "payloads", prepared.payloads)
     quarantined = append(con, "quarantine", prepared.quarantine)
@@ -218,7 +219,7 @@ def _store(
     refused: list[Refused],
     batch_id: str | None,
 ) -> BatchResult:
-    return _apply(con, _prepare(observations, refused, batch_id))
+    return _apply(con, prepare_batch(observations, refused, batch_id))
 
 
 def _store_one_by_one(
@@ -254,10 +255,10 @@ def _in_transaction(
     refused: list[Refused],
     batch_id: str | None,
 ) -> BatchResult:
-    return _apply_in_transaction(con, _prepare(observations, refused, batch_id))
+    return _apply_in_transaction(con, prepare_batch(observations, refused, batch_id))
 
 
-def _apply_in_transaction(con: duckdb.DuckDBPyConnection, prepared: _Prepared) -> BatchResult:
+def _apply_in_transaction(con: duckdb.DuckDBPyConnection, prepared: PreparedBatch) -> BatchResult:
     con.execute("BEGIN TRANSACTION")
     try:
         result = _apply(con, prepared)

@@ -89,6 +89,11 @@ class Settings:
         return self.data_dir / "reports"
 
     @property
+    def log_dir(self) -> Path:
+        """The poll log sharded pollers write and each refresh folds in (`pipeline.polllog`)."""
+        return self.data_dir / "log"
+
+    @property
     def archive_dir(self) -> Path:
         """Parquet copies of pruned observations and payloads, by provider and day."""
         return self.data_dir / "archive"

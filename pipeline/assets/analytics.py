@@ -22,6 +22,7 @@ from pipeline.derived import (
     refresh_rollups,
     refresh_status_history,
 )
+from pipeline.polllog import FoldResult, fold_log
 from pipeline.providers.registry import PROVIDERS
 from pipeline.report import build_report, default_report_path, sandbox_truth_path
 from pipeline.retention import OBSERVATION_ARCHIVE, prune
@@ -37,8 +38,11 @@ from pipeline.warehouse import replace_table
     kinds={"duckdb", "polars"},
     description="One row per order and state interval, with the polls that bound each change.",
 )
-def status_history(warehouse: WarehouseResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    """Fold the observations since the last refresh into the history."""
+def status_history(
+    warehouse: WarehouseResource, providers: ProvidersResource
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """Fold the poll log and the observations since the last refresh into the history."""
+    folded = _fold_log(warehouse, providers)
     with warehouse.warehouse().transaction() as con:
         update = refresh_status_history(con)
         totals = con.sql(
@@ -52,8 +56,15 @@ def status_history(warehouse: WarehouseResource) -> dg.MaterializeResult:  # typ
             "new_observations": dg.MetadataValue.int(update.new_observations),
             "rows_written": dg.MetadataValue.int(update.rows_written),
             "impossible_transitions": dg.MetadataValue.int(int(totals[1])),
+            "log_files_folded": dg.MetadataValue.int(folded.files),
         }
     )
+
+
+def _fold_log(warehouse: WarehouseResource, providers: ProvidersResource) -> FoldResult:
+    """Fold in what sharded pollers wrote to the poll log (`pipeline.polllog`)."""
+    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    return fold_log(warehouse.warehouse(), settings.log_dir)
 
 
 @dg.asset(
@@ -68,12 +79,16 @@ def status_history(warehouse: WarehouseResource) -> dg.MaterializeResult:  # typ
         "unrecognised statuses and latency buckets (tables poll_rollups, latency_rollups)."
     ),
 )
-def poll_rollups(warehouse: WarehouseResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    """Fold the observations since the last refresh into the rollups."""
+def poll_rollups(
+    warehouse: WarehouseResource, providers: ProvidersResource
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """Fold the poll log and the observations since the last refresh into the rollups."""
+    folded = _fold_log(warehouse, providers)
     with warehouse.warehouse().transaction() as con:
         update = refresh_rollups(con)
     return dg.MaterializeResult(
         metadata={
+            "log_files_folded": dg.MetadataValue.int(folded.files),
             "mode": dg.MetadataValue.text(update.mode),
             "observations_read": dg.MetadataValue.int(update.observations_read),
             **{f"{table}_rows": dg.MetadataValue.int(n) for table, n in update.rows.items()},

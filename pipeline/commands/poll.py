@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from typing import TYPE_CHECKING
 
 from pipeline.providers.registry import PROVIDERS
+
+if TYPE_CHECKING:
+    from pipeline.polling.writer import ObservationStore
+    from pipeline.settings import Settings
+    from pipeline.sharding import Shard
+    from pipeline.warehouse import Warehouse
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +45,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip evaluating alert rules and SLOs (and the status page) at the end",
     )
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        type=_shard,
+        help="poll only shard K of N of the orders and write to the poll log, not the "
+        "warehouse, so N pollers run at once (each refresh folds the log in)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,13 +62,21 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.polling.tick import TickResult, run_tick, run_window
     from pipeline.providers.registry import ADAPTERS
     from pipeline.settings import Settings
+    from pipeline.sharding import sync_orders
     from pipeline.warehouse import Warehouse
 
     settings = Settings.from_env()
     warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
     providers = args.provider or list(PROVIDERS)
+    # A shard reads due orders from its own warehouse and writes to the log (`pipeline.sharding`).
+    polled, store = warehouse, None
+    if args.shard is not None:
+        polled, store = _shard_store(settings, warehouse, args.shard)
 
-    def register_inbox() -> None:
+    def before_tick() -> None:
+        if args.shard is not None:
+            sync_orders(warehouse, polled, args.shard)
+            return  # registering writes the main warehouse: left to `track` and the inbox
         if args.no_inbox or not settings.inbox_dir.is_dir():
             return
         for path, outcome in process_inbox(warehouse, settings.inbox_dir):
@@ -64,23 +86,51 @@ def run(args: argparse.Namespace) -> int:
         async with Poller(settings, ADAPTERS) as poller:
             if args.duration:
                 return await run_window(
-                    warehouse,
+                    polled,
                     poller,
                     duration_s=args.duration,
                     providers=providers,
                     tick_s=args.tick,
-                    before_tick=register_inbox,
+                    before_tick=before_tick,
+                    store=store,
                 )
-            register_inbox()
-            return await run_tick(warehouse, poller, providers=providers, tick_s=args.tick)
+            before_tick()
+            return await run_tick(
+                polled, poller, providers=providers, tick_s=args.tick, store=store
+            )
 
     result = event_loop.run(main())
     print(format_summary(result))
-    if not args.no_alerts:
+    if args.shard is not None:
+        print(f"{args.shard.name}: answers in the poll log {settings.log_dir}")
+    elif not args.no_alerts:
         from pipeline.commands.alerts import notify
 
         notify(settings, warehouse)
     return 1 if result.write_errors else 0
+
+
+def _shard(text: str) -> Shard:
+    from pipeline.sharding import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _shard_store(
+    settings: Settings, main: Warehouse, shard: Shard
+) -> tuple[Warehouse, ObservationStore]:
+    """The shard's own warehouse (orders copied from `main`) and its log store."""
+    from pipeline.polllog import LogStore
+    from pipeline.sharding import sync_orders
+    from pipeline.warehouse import Warehouse
+
+    state = Warehouse(shard.state_path(settings.data_dir), lock_timeout_s=settings.lock_timeout_s)
+    state.initialise()
+    sync_orders(main, state, shard)
+    return state, LogStore(settings.log_dir, state, shard.name)
 
 
 def format_summary(result: object) -> str:

@@ -2,7 +2,8 @@
 
 For teams that run `pipeline poll` from cron. It does what the Dagster derived assets do
 (`status_history`, `analytics`, `published_warehouse`, `report`, `alerts`), with the same
-functions: the status history is folded in incrementally (only observations past the last
+functions: the poll log of sharded pollers is folded in (`pipeline.polllog`), the status history
+is folded in incrementally (only observations past the last
 refresh), every analytics table is recomputed, the warehouse is copied to the published
 read-only copy, the HTML report is rendered from that copy, and the alert rules and SLOs are
 evaluated (messages, status page). With `PIPELINE_KEEP_POLLS_DAYS` set, per-poll rows older
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_NO_WAREHOUSE
     warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
     try:
-        written = refresh_derived(warehouse)
+        written = refresh_derived(warehouse, log_dir=settings.log_dir)
     except WarehouseLockedError as error:
         print(f"refresh: nothing refreshed: {error}", file=sys.stderr)
         return EXIT_LOCKED

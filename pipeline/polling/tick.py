@@ -21,7 +21,7 @@ from pipeline.polling.client import Poller
 from pipeline.polling.collection import fewer_collections
 from pipeline.polling.due_reader import DueReader
 from pipeline.polling.provider_loop import ProviderLoop, ProviderTick
-from pipeline.polling.writer import BatchWriter
+from pipeline.polling.writer import BatchWriter, ObservationStore
 from pipeline.warehouse import Warehouse
 
 __all__ = ["DEFAULT_TICK_S", "ProviderTick", "TickResult", "run_tick", "run_window"]
@@ -53,9 +53,14 @@ class _Run:
     """The loops and the writer of one run, and the bookkeeping of their reports."""
 
     def __init__(
-        self, warehouse: Warehouse, poller: Poller, slugs: list[str], refresh_every_s: float
+        self,
+        warehouse: Warehouse,
+        poller: Poller,
+        slugs: list[str],
+        refresh_every_s: float,
+        store: ObservationStore | None = None,
     ) -> None:
-        self.writer = BatchWriter(warehouse)
+        self.writer = BatchWriter(warehouse, store=store)
         self.reader = DueReader(warehouse)
         self.loops = {
             slug: ProviderLoop(
@@ -94,14 +99,16 @@ async def run_tick(
     providers: Iterable[str] | None = None,
     tick_s: float = DEFAULT_TICK_S,
     now: datetime | None = None,
+    store: ObservationStore | None = None,
 ) -> TickResult:
     """Poll every due order of `providers` (default: all) once and store what came back.
 
     `now` shifts the clock the due test uses (tests); `tick_s` is accepted for symmetry with
-    `run_window` and has no effect on a single pass.
+    `run_window` and has no effect on a single pass. `store` replaces the warehouse as where
+    answers go (a shard's log); due orders are still read from `warehouse`.
     """
     del tick_s
-    run = _Run(warehouse, poller, list(providers or poller.lanes), refresh_every_s=0.0)
+    run = _Run(warehouse, poller, list(providers or poller.lanes), refresh_every_s=0.0, store=store)
     now = now or datetime.now(UTC)
 
     async def one_pass(loop: ProviderLoop) -> None:
@@ -126,6 +133,7 @@ async def run_window(
     on_tick: Callable[[TickResult], None] | None = None,
     before_tick: Callable[[], None] | None = None,
     stop_when_idle: bool = False,
+    store: ObservationStore | None = None,
 ) -> TickResult:
     """Poll continuously for `duration_s` seconds; returns the window's totals.
 
@@ -137,8 +145,12 @@ async def run_window(
             registering orders dropped in the inbox) and `on_tick` is called with what happened
             since its previous call. Orders are polled when due, not on ticks.
         stop_when_idle: end early once no provider has an order left to ask.
+        store: where answers go instead of `warehouse` (a shard's log); due orders are still
+            read from `warehouse`.
     """
-    run = _Run(warehouse, poller, list(providers or poller.lanes), refresh_every_s=tick_s)
+    run = _Run(
+        warehouse, poller, list(providers or poller.lanes), refresh_every_s=tick_s, store=store
+    )
     total = TickResult({slug: ProviderTick(slug) for slug in run.loops})
     deadline = time.monotonic() + duration_s
 

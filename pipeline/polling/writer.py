@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pipeline.ingest import BatchResult, write_batches
 from pipeline.model import Observation
@@ -23,6 +24,10 @@ from pipeline.warehouse import Warehouse, WarehouseLockedError
 logger = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 1.0
+
+ObservationStore = Callable[[Sequence[Observation]], tuple[BatchResult, dict[str, Exception]]]
+"""Where a flush goes: the warehouse (`write_batches`, the default) or a shard's log
+(`pipeline.polllog.LogStore`). Returns what was stored and, per provider, why rows were not."""
 
 
 @dataclasses.dataclass
@@ -41,8 +46,14 @@ class BatchWriter:
     `run` flushes every `flush_every_s` until told to stop, then once more.
     """
 
-    def __init__(self, warehouse: Warehouse, *, flush_every_s: float = FLUSH_EVERY_S) -> None:
-        self.warehouse = warehouse
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        *,
+        flush_every_s: float = FLUSH_EVERY_S,
+        store: ObservationStore | None = None,
+    ) -> None:
+        self.store = store or functools.partial(write_batches, warehouse)
         self.flush_every_s = flush_every_s
         self.totals = WriteTotals()
         self._pending: dict[str, list[Observation]] = {}
@@ -82,7 +93,7 @@ class BatchWriter:
         """Write every provider's batch; returns the batches that must wait (warehouse locked)."""
         rows = [row for provider_rows in batches.values() for row in provider_rows]
         try:
-            result, failed = write_batches(self.warehouse, rows)
+            result, failed = self.store(rows)
         except WarehouseLockedError as error:
             waiting = ", ".join(f"{len(r)} {provider}" for provider, r in batches.items())
             self._record_error(f"observations wait ({waiting}): {error}")

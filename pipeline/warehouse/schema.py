@@ -277,17 +277,6 @@ DROP TABLE observations;
 ALTER TABLE observations_unkeyed RENAME TO observations;
 """,
     ),
-    Migration(
-        8,
-        "log files folded in from sharded pollers",
-        """
-CREATE TABLE log_files (
-    path VARCHAR PRIMARY KEY,
-    rows BIGINT NOT NULL,
-    ingested_at TIMESTAMPTZ NOT NULL
-);
-""",
-    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,95 @@
+"""Polling shards: N poller processes (on one machine or many), each owning a share of the
+orders, none waiting for another.
+
+Shard K of N owns the orders whose `hash(provider, order_id) % N` is K (DuckDB's hash, the same
+in every process). It keeps its orders and their polling state in a warehouse of its own,
+`<data dir>/shards/shard-K-of-N.duckdb`, which no other process opens, and writes what it polls
+to the poll log (`pipeline.polllog`), which the main warehouse folds in at each refresh. Orders
+are registered in the main warehouse as always (`pipeline track`, the inbox); before each tick
+a shard copies its new orders from there, reading it for a moment, and keeps polling the
+orders it has if the main warehouse is busy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from pathlib import Path
+
+from pipeline.warehouse import Warehouse, WarehouseLockedError, append
+from pipeline.warehouse.connection import connection
+from pipeline.warehouse.store import query
+
+logger = logging.getLogger(__name__)
+
+SYNC_LOCK_WAIT_S = 0.5
+"""How long a shard waits for the main warehouse when copying new orders (then tries again
+at the next tick)."""
+_SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` (0 ≤ index < count)."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: need 0 <= K < N")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`K/N` → shard K of N.
+
+        Raises:
+            ValueError: not of that form, or K not below N.
+        """
+        match = _SPEC.match(text)
+        if match is None:
+            raise ValueError(f"{text!r}: expected K/N, e.g. 0/2")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @property
+    def name(self) -> str:
+        """`shard-K-of-N`: names its warehouse and its log files."""
+        return f"shard-{self.index}-of-{self.count}"
+
+    def state_path(self, data_dir: Path) -> Path:
+        """The shard's own warehouse (its orders and their polling state)."""
+        return data_dir / "shards" / f"{self.name}.duckdb"
+
+    @property
+    def owns_sql(self) -> str:
+        """A SQL condition on `provider` and `order_id` true for this shard's orders."""
+        return f"hash(provider, order_id) % {self.count} = {self.index}"
+
+
+def sync_orders(main: Warehouse, state: Warehouse, shard: Shard) -> int | None:
+    """Copy the shard's orders registered in `main` since the last copy into `state`.
+
+    Returns:
+        How many orders were new, or None when `main` was busy (or not there yet) and nothing
+        was copied.
+    """
+    if not main.path.is_file():
+        return None
+    with state.connect() as con:
+        newest = con.execute("SELECT max(registered_at) FROM orders").fetchall()[0][0]
+    try:
+        with connection(main.path, read_only=True, lock_timeout_s=SYNC_LOCK_WAIT_S) as con:
+            # Orders registered in the same instant as the newest one copied may have come
+            # after the copy: that instant is read again (appending skips the ones stored).
+            orders = query(
+                con,
+                f"SELECT * FROM orders WHERE {shard.owns_sql} "
+                "AND (CAST(? AS TIMESTAMPTZ) IS NULL OR registered_at >= ?)",
+                [newest, newest],
+            )
+    except WarehouseLockedError:
+        logger.info("%s: main warehouse busy; polling the orders already copied", shard.name)
+        return None
+    with state.transaction() as con:
+        return append(con, "orders", orders)
