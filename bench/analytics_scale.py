@@ -5,7 +5,10 @@ Each step runs in its own process so its peak memory (max RSS) is its own:
    resolve) and bulk-load all but its last minute into a fresh DuckDB warehouse through Arrow;
 2. `full`: the first refresh: status history, rollups and every analytics table;
 3. `tick`: the last minute arrives as one write, then the incremental refresh;
-4. `report`: publish the read-only copy and render the HTML report.
+4. `report`: publish the read-only copy and render the HTML report;
+5. `prune`: retention moves the polls older than `PRUNE_AFTER` to the Parquet archive
+   (`pipeline.retention`): its time, and the bytes per observation in the warehouse before and
+   after and in the archive.
 
 Usage:
     .venv/bin/python bench/analytics_scale.py                        # 1 M and 10 M
@@ -36,6 +39,7 @@ from pipeline.derived import (
 )
 from pipeline.providers.registry import PROVIDERS, default_kind
 from pipeline.report import build_report
+from pipeline.retention import prune
 from pipeline.warehouse import Warehouse, append, replace_table
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
@@ -46,6 +50,8 @@ POLLS_PER_ORDER = 40  # mean; sets orders = size / POLLS_PER_ORDER
 START = datetime(2026, 1, 1, tzinfo=UTC)
 AS_OF = START + timedelta(days=1, hours=1)
 """Where the scorecard's windows end: just after the generated day."""
+PRUNE_AFTER = timedelta(hours=12)
+"""The `prune` step keeps this much of the log (about half of it moves)."""
 
 
 def generate(size: int, seed: int = 1) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -193,7 +199,31 @@ def step_report(workdir: Path) -> dict[str, float]:
     }
 
 
-STEPS = ("load", "full", "tick", "report")
+def step_prune(workdir: Path) -> dict[str, float]:
+    """Move the polls older than `PRUNE_AFTER` (before the newest) to the Parquet archive."""
+    path = workdir / "warehouse.duckdb"
+    warehouse = Warehouse(path)
+    before = warehouse.read("SELECT count(*) AS n, max(polled_at) AS newest FROM observations")
+    rows, newest = before.row(0)
+    size_before = path.stat().st_size
+    started = time.perf_counter()
+    result = prune(warehouse, newest - PRUNE_AFTER, workdir / "archive")
+    seconds = time.perf_counter() - started
+    archived = sum(f.stat().st_size for f in (workdir / "archive").rglob("*.parquet"))
+    kept = rows - result.observations
+    return {
+        "seconds": seconds,
+        "observations_moved": float(result.observations),
+        "moved_rows_per_s": result.observations / seconds,
+        "warehouse_bytes_per_observation_before": size_before / rows,
+        # The file keeps its size after a delete; the blocks it frees are reused by new rows.
+        "warehouse_bytes_per_observation_after": path.stat().st_size / max(kept, 1),
+        "archive_bytes_per_observation": archived / max(result.observations, 1),
+        "peak_rss_mb": _peak_mb(),
+    }
+
+
+STEPS = ("load", "full", "tick", "report", "prune")
 
 
 def run_size(size: int) -> dict[str, dict[str, float]]:
@@ -224,9 +254,13 @@ def main() -> None:
         if args.step == "load":
             result = step_load(args.size, args.dir)
         else:
-            result = {"full": step_full, "tick": step_tick, "report": step_report}[args.step](
-                args.dir
-            )
+            steps = {
+                "full": step_full,
+                "tick": step_tick,
+                "report": step_report,
+                "prune": step_prune,
+            }
+            result = steps[args.step](args.dir)
         print(json.dumps(result))
         return
     results = {str(size): run_size(size) for size in args.sizes}
