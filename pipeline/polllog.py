@@ -18,9 +18,11 @@ and the deletes stores nothing twice when it runs again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +44,8 @@ LOG_TABLES: dict[str, tuple[dict[str, pl.DataType], str | None]] = {
 folder, since a quarantined row may lack its provider)."""
 FOLD_FILES = 2_000
 """Log files folded into the warehouse per transaction (bounds memory)."""
+ABANDONED_AFTER_S = 3600.0
+"""A hidden, half-written file this old belongs to a writer that was killed: it is deleted."""
 _WRITTEN_BODIES_KEPT = 100_000
 
 
@@ -126,6 +130,7 @@ def fold_log(warehouse: Warehouse, root: Path) -> FoldResult:
     `order_tracking` (so the warehouse's view of each order stays current for the checks and
     the summary); a batch's files are deleted once it has committed.
     """
+    _remove_abandoned(root)
     files = log_files(root)
     rows = dict.fromkeys(LOG_TABLES, 0)
     for start in range(0, len(files), FOLD_FILES):
@@ -148,6 +153,16 @@ def log_files(root: Path) -> list[Path]:
         for path in (root / table).rglob("*.parquet")
         if not path.name.startswith(".")
     )
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Delete hidden files a writer left half-written when it was killed (never renamed)."""
+    cutoff = time.time() - ABANDONED_AFTER_S
+    for table in LOG_TABLES:
+        for path in (root / table).rglob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
 
 def _read(
