@@ -13,6 +13,8 @@ Each step runs in its own process so its peak memory (max RSS) is its own:
 Usage:
     .venv/bin/python bench/analytics_scale.py                        # 1 M and 10 M
     .venv/bin/python bench/analytics_scale.py --sizes 20000000 --out scale-20m.json
+    .venv/bin/python bench/analytics_scale.py --sizes 100000000 \
+        --out bench/results/analytics_scale_100m.json
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ RESULTS = Path(__file__).with_name("results") / "analytics_scale.json"
 SIZES = (1_000_000, 10_000_000)
 POLL_EVERY_S = 5
 POLLS_PER_ORDER = 40  # mean; sets orders = size / POLLS_PER_ORDER
+CHUNK_ROWS = 10_000_000
+"""Observations generated and loaded at once (bounds the load step's memory)."""
 START = datetime(2026, 1, 1, tzinfo=UTC)
 AS_OF = START + timedelta(days=1, hours=1)
 """Where the scorecard's windows end: just after the generated day."""
@@ -54,14 +58,22 @@ PRUNE_AFTER = timedelta(hours=12)
 """The `prune` step keeps this much of the log (about half of it moves)."""
 
 
-def generate(size: int, seed: int = 1) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Orders and about `size` observations: pending, processing, then a terminal state."""
+def generate(
+    size: int, seed: int = 1, *, first_order: int = 0, span_s: tuple[int, int] = (0, 86_400)
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Orders and about `size` observations: pending, processing, then a terminal state.
+
+    Orders are numbered from `first_order` and created within `span_s` (seconds into the day),
+    so a large log can be made a time slice at a time (`load_chunks`).
+    """
     n_orders = size // POLLS_PER_ORDER
     rng = pl.int_range(n_orders, eager=True).shuffle(seed=seed)
-    orders = pl.DataFrame({"n": pl.int_range(n_orders, eager=True)}).with_columns(
+    orders = pl.DataFrame(
+        {"n": pl.int_range(first_order, first_order + n_orders, eager=True)}
+    ).with_columns(
         provider=pl.lit(pl.Series(PROVIDERS)).gather(pl.col("n") % len(PROVIDERS)),
         order_id=pl.format("o-{}", pl.col("n")),
-        created_s=(rng * 7919 % (24 * 3600)).cast(pl.Int64),
+        created_s=(span_s[0] + rng * 7919 % (span_s[1] - span_s[0])).cast(pl.Int64),
         pay_s=(rng * 31 % 60 + 5).cast(pl.Int64),
         event_s=(rng * 97 % (2 * POLLS_PER_ORDER * POLL_EVERY_S - 80) + 70).cast(pl.Int64),
         outcome=pl.when(rng % 10 < 7).then(pl.lit("completed")).otherwise(pl.lit("expired")),
@@ -122,26 +134,41 @@ def _peak_mb() -> float:
 
 
 def step_load(size: int, workdir: Path) -> dict[str, float]:
-    """Generate the log and bulk-load all of it but its last minute (kept for the tick step)."""
-    started = time.perf_counter()
-    orders, observations = generate(size)
-    generated = time.perf_counter() - started
-    cut = observations["polled_at"].max() - pl.duration(minutes=1)  # type: ignore[operator]
-    observations.filter(pl.col("polled_at") > cut).write_parquet(workdir / "tick.parquet")
-    loaded = observations.filter(pl.col("polled_at") <= cut)
+    """Generate the log and bulk-load all of it but its last minute (kept for the tick step),
+    `CHUNK_ROWS` observations (a slice of the day) at a time, in time order as a log grows."""
+    chunks = max(1, -(-size // CHUNK_ROWS))
     warehouse = Warehouse(workdir / "warehouse.duckdb")
-    started = time.perf_counter()
-    with warehouse.transaction() as con:
-        append(con, "orders", orders)
-        append(con, "observations", loaded)
-    seconds = time.perf_counter() - started
+    generated = seconds = 0.0
+    n_orders = n_observations = loaded_rows = 0
+    for chunk in range(chunks):
+        started = time.perf_counter()
+        span = (86_400 * chunk // chunks, 86_400 * (chunk + 1) // chunks)
+        orders, observations = generate(
+            size // chunks, seed=1 + chunk, first_order=n_orders, span_s=span
+        )
+        if chunk == chunks - 1:
+            cut = observations["polled_at"].max() - pl.duration(minutes=1)  # type: ignore[operator]
+            observations.filter(pl.col("polled_at") > cut).write_parquet(workdir / "tick.parquet")
+            observations_loaded = observations.filter(pl.col("polled_at") <= cut)
+        else:
+            observations_loaded = observations
+        generated += time.perf_counter() - started
+        started = time.perf_counter()
+        with warehouse.transaction() as con:
+            append(con, "orders", orders)
+            append(con, "observations", observations_loaded)
+        seconds += time.perf_counter() - started
+        n_orders += orders.height
+        n_observations += observations.height
+        loaded_rows += observations_loaded.height
+        del orders, observations, observations_loaded
     return {
         "generate_s": generated,
         "load_s": seconds,
-        "load_rows_per_s": loaded.height / seconds,
-        "observations": float(observations.height),
-        "orders": float(orders.height),
-        "bytes_per_observation": (workdir / "warehouse.duckdb").stat().st_size / loaded.height,
+        "load_rows_per_s": loaded_rows / seconds,
+        "observations": float(n_observations),
+        "orders": float(n_orders),
+        "bytes_per_observation": (workdir / "warehouse.duckdb").stat().st_size / loaded_rows,
         "peak_rss_mb": _peak_mb(),
     }
 
