@@ -155,7 +155,8 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
             "AND h.interval_seq >= d.first_seq"
         )
         con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {_DELTA_VIEW}")
-    newest = max(watermark, new["polled_at"].max())  # type: ignore[type-var]
+    latest = new["polled_at"].max()
+    newest = max(watermark, latest) if isinstance(latest, datetime) else watermark
     _set_watermark(con, newest)
     return HistoryUpdate("incremental", new.height, delta.height, newest)
 
