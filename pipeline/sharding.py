@@ -1,8 +1,9 @@
 """Polling shards: N poller processes (on one machine or many), each owning a share of the
 orders, none waiting for another.
 
-Shard K of N owns the orders whose `hash(provider, order_id) % N` is K (DuckDB's hash, the same
-in every process). It keeps its orders and their polling state in a warehouse of its own,
+Shard K of N owns the orders whose `hash(provider, order_id) % N` is K (DuckDB's hash: the same
+in every process that runs the same DuckDB release, so run every shard from one install). It
+keeps its orders and their polling state in a warehouse of its own,
 `<data dir>/shards/shard-K-of-N.duckdb`, which no other process opens, and writes what it polls
 to the poll log (`pipeline.polllog`), which the main warehouse folds in at each refresh. Orders
 are registered in the main warehouse as always (`pipeline track`, the inbox); before each tick
