@@ -23,7 +23,7 @@ writing its files and was rerun with another cutoff can leave a second copy, hen
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -87,6 +87,14 @@ def prune(
     return PruneResult(
         before, cutoff, observations, payloads, archive_dir if keep_archive else None
     )
+
+
+def prune_older_than(
+    warehouse: Warehouse, days: float, archive_dir: Path, *, keep_archive: bool = True
+) -> PruneResult:
+    """`prune` the polls older than `days` days from now."""
+    before = datetime.now(UTC) - timedelta(days=days)
+    return prune(warehouse, before, archive_dir, keep_archive=keep_archive)
 
 
 def safe_cutoff(con: duckdb.DuckDBPyConnection, before: datetime) -> datetime | None:

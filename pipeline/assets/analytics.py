@@ -5,7 +5,6 @@ write the warehouse, so they share the `warehouse_writer` pool with ingestion.
 """
 
 import base64
-from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -25,7 +24,7 @@ from pipeline.derived import (
 from pipeline.polllog import FoldResult, fold_log
 from pipeline.providers.registry import PROVIDERS
 from pipeline.report import build_report, default_report_path, sandbox_truth_path
-from pipeline.retention import OBSERVATION_ARCHIVE, prune
+from pipeline.retention import OBSERVATION_ARCHIVE, prune_older_than
 from pipeline.warehouse import replace_table
 
 
@@ -115,10 +114,8 @@ def observation_archive(
     if warehouse.keep_polls_days is None:
         return dg.MaterializeResult(metadata={"retention": dg.MetadataValue.text("off")})
     settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
-    result = prune(
-        warehouse.warehouse(),
-        datetime.now(UTC) - timedelta(days=warehouse.keep_polls_days),
-        settings.archive_dir,
+    result = prune_older_than(
+        warehouse.warehouse(), warehouse.keep_polls_days, settings.archive_dir
     )
     return dg.MaterializeResult(
         metadata={

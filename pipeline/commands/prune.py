@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Prune and print what moved; non-zero if the warehouse is missing or locked."""
-    from pipeline.retention import prune
+    from pipeline.retention import prune_older_than
     from pipeline.settings import Settings
     from pipeline.warehouse import Warehouse, WarehouseLockedError
 
@@ -57,11 +56,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_NO_WAREHOUSE
     warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
     try:
-        result = prune(
-            warehouse,
-            datetime.now(UTC) - timedelta(days=days),
-            settings.archive_dir,
-            keep_archive=not args.no_archive,
+        result = prune_older_than(
+            warehouse, days, settings.archive_dir, keep_archive=not args.no_archive
         )
     except WarehouseLockedError as error:
         print(f"prune: nothing pruned: {error}", file=sys.stderr)

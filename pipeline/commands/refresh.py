@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 
 EXIT_LOCKED = 1
 """Another process held the warehouse past `PIPELINE_LOCK_TIMEOUT_S`: try again later."""
@@ -58,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_LOCKED
     if settings.keep_polls_days is not None:  # after the refresh: it folded the rows in
         from pipeline.commands.prune import describe
-        from pipeline.retention import prune
+        from pipeline.retention import prune_older_than
 
-        kept_from = datetime.now(UTC) - timedelta(days=settings.keep_polls_days)
         try:
-            print(describe(prune(warehouse, kept_from, settings.archive_dir)))
+            pruned = prune_older_than(warehouse, settings.keep_polls_days, settings.archive_dir)
+            print(describe(pruned))
         except WarehouseLockedError as error:
             print(f"refresh: refreshed, nothing pruned: {error}", file=sys.stderr)
     if not args.no_alerts:  # before publishing, so the report shows this evaluation
