@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipeline.analytics.inputs import conform
 from pipeline.ingest import BatchResult, prepare_batch, update_tracking
 from pipeline.model import Observation
 from pipeline.warehouse import Warehouse, append, query
@@ -185,9 +186,4 @@ def _read(
         for name, dtype in frame.schema.items()
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
     )
-    return frame.select(
-        [
-            (pl.col(c) if c in frame.columns else pl.lit(None)).cast(dtype).alias(c)
-            for c, dtype in columns.items()
-        ]
-    )
+    return conform(frame, columns, frozenset(), name=f"log {table}")
