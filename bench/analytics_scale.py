@@ -34,7 +34,6 @@ import polars as pl
 
 from pipeline.derived import (
     compute_metrics,
-    publish,
     refresh_derived,
     refresh_rollups,
     refresh_status_history,
@@ -43,6 +42,7 @@ from pipeline.providers.registry import PROVIDERS, default_kind
 from pipeline.report import build_report
 from pipeline.retention import prune
 from pipeline.warehouse import Warehouse, append, replace_table
+from pipeline.warehouse.publish import publish
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
 RESULTS = Path(__file__).with_name("results") / "analytics_scale.json"

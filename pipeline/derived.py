@@ -8,7 +8,6 @@ Everything here can be rebuilt from `orders`, `observations` and `quarantine`.
 from __future__ import annotations
 
 import dataclasses
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -344,26 +343,6 @@ def refresh_derived(
         for table, frame in compute_metrics(con, as_of=as_of).items():
             counts[table] = replace_table(con, table, frame)
     return counts
-
-
-def publish(warehouse: Warehouse, published_path: Path) -> Path:
-    """Copy the warehouse to `published_path` and swap it in atomically.
-
-    Readers open the published copy read-only, so they never take the writer's lock; a reader
-    that has the old copy open keeps reading it until it reconnects.
-    """
-    published_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = published_path.with_name(f".{published_path.name}.{os.getpid()}.tmp")
-    staging.unlink(missing_ok=True)
-    with warehouse.connect() as con:
-        source = first_row(con, "SELECT current_database()")[0]
-        con.execute(f"ATTACH '{staging}' AS published_copy")
-        try:
-            con.execute(f'COPY FROM DATABASE "{source}" TO published_copy')
-        finally:
-            con.execute("DETACH published_copy")
-    os.replace(staging, published_path)
-    return published_path
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -14,9 +14,10 @@ from polars.testing import assert_frame_equal
 
 from pipeline import derived
 from pipeline.analytics import build_status_history
-from pipeline.derived import METRIC_TABLES, publish, refresh_derived
+from pipeline.derived import METRIC_TABLES, refresh_derived
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse.frames import observation_id
+from pipeline.warehouse.publish import publish
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
 

@@ -17,7 +17,6 @@ from pipeline.derived import (
     METRIC_TABLES,
     ROLLUPS_STATE,
     compute_metrics,
-    publish,
     refresh_rollups,
     refresh_status_history,
 )
@@ -26,6 +25,7 @@ from pipeline.providers.registry import PROVIDERS
 from pipeline.report import build_report, default_report_path, sandbox_truth_path
 from pipeline.retention import OBSERVATION_ARCHIVE, prune_older_than
 from pipeline.warehouse import replace_table
+from pipeline.warehouse.publish import publish
 
 
 @dg.asset(

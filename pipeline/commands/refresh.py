@@ -34,11 +34,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Refresh everything derived and print what was written; non-zero if the warehouse is
     missing or locked."""
-    from pipeline.derived import HISTORY_TABLE, METRIC_TABLES, publish, refresh_derived
+    from pipeline.derived import HISTORY_TABLE, METRIC_TABLES, refresh_derived
     from pipeline.report import build_report, default_report_path, sandbox_truth_path
     from pipeline.settings import Settings
     from pipeline.warehouse import Warehouse, WarehouseLockedError
     from pipeline.warehouse.connection import connection
+    from pipeline.warehouse.publish import publish
 
     started = time.monotonic()
     settings = Settings.from_env()

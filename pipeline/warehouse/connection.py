@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -93,6 +93,10 @@ def connect(
     # Set after connecting: passing TimeZone in the connect config fails (ICU autoload).
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{memory_limit}'")
+    # A long copy would draw progress bars in cron logs. In a notebook kernel without
+    # ipywidgets DuckDB refuses to touch the setting at all; there it stays as it was.
+    with suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
     return con
 
 

@@ -17,12 +17,13 @@ import polars as pl
 import pytest
 from analytics.synthetic import SimulatorLifecycle, observation_log
 
-from pipeline.derived import publish, refresh_derived
+from pipeline.derived import refresh_derived
 from pipeline.model import OrderState
 from pipeline.settings import Settings
 from pipeline.validation import split_valid
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse.frames import observation_id
+from pipeline.warehouse.publish import publish
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
 SEED = 20260105

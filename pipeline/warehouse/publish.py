@@ -1,0 +1,192 @@
+"""The published copy: a copy of the warehouse that readers open read-only, never taking the
+writer's lock.
+
+The first publish copies the whole database. Later ones start from a plain file copy of the
+previous published copy (sequential bytes, far cheaper than re-encoding every row) and bring it
+up to date:
+
+- the append-only logs (`LOG_TABLES`) by hour: only the hours whose row counts differ are
+  compared row by row, and only hours near the newest published row are counted unless the
+  totals disagree (retention removed old rows, or a late poll log was folded in);
+- every other table (derived tables, orders, scheduler and alert state: sized by orders, not
+  polls) is replaced whole, with its columns and rows but not its keys, which readers do not
+  need.
+
+A schema change (a migration, a new derived table or column) falls back to the full copy. The
+result is written under a hidden name and swapped in atomically, so a reader never sees half a
+copy and one that has the old copy open keeps reading it until it reconnects.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from pipeline.warehouse.store import KEYS, Warehouse, first_row
+
+LOG_TABLES: dict[str, str] = {
+    "observations": "polled_at",
+    "payloads": "first_seen_at",
+    "quarantine": "quarantined_at",
+}
+"""Append-only tables (rows are added, and removed only by retention) → their time column."""
+RECENT = timedelta(hours=2)
+"""Hours counted on every publish: behind the newest published row, where new rows land."""
+_COPY = "published_copy"
+_BUCKET = "INTERVAL 1 HOUR"
+_NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)  # the bucket of rows without a time
+
+
+@dataclass(frozen=True)
+class Published:
+    """What one publish did: `full` (the whole database copied) or the log rows it changed."""
+
+    path: Path
+    full: bool
+    rows_added: int = 0
+    rows_removed: int = 0
+
+
+def publish(warehouse: Warehouse, published_path: Path) -> Path:
+    """Bring the published copy at `published_path` up to date and swap it in atomically."""
+    return publish_copy(warehouse, published_path).path
+
+
+def publish_copy(warehouse: Warehouse, published_path: Path) -> Published:
+    """`publish`, saying whether it copied everything and how many log rows it changed."""
+    published_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = published_path.with_name(f".{published_path.name}.{os.getpid()}.tmp")
+    staging.unlink(missing_ok=True)
+    try:
+        with warehouse.connect() as con:
+            source = first_row(con, "SELECT current_database()")[0]
+            changes = None
+            if published_path.is_file():
+                shutil.copyfile(published_path, staging)
+                changes = _update(con, source, staging)
+            if changes is None:
+                staging.unlink(missing_ok=True)
+                con.execute(f"ATTACH '{staging}' AS {_COPY}")
+                try:
+                    con.execute(f'COPY FROM DATABASE "{source}" TO {_COPY}')
+                finally:
+                    con.execute(f"DETACH {_COPY}")
+        os.replace(staging, published_path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    if changes is None:
+        return Published(published_path, full=True)
+    return Published(published_path, full=False, rows_added=changes[0], rows_removed=changes[1])
+
+
+def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple[int, int] | None:
+    """Bring the copy at `staging` up to date in place: (log rows added, removed); None when
+    only a full copy will do."""
+    try:
+        con.execute(f"ATTACH '{staging}' AS {_COPY}")
+    except duckdb.Error:  # not a database this release can open: start again from scratch
+        return None
+    try:
+        tables = _columns(con, source)
+        if tables != _columns(con, _COPY):
+            return None
+        added = removed = 0
+        for table in sorted(tables):
+            if table in LOG_TABLES:
+                plus, minus = _sync_log(con, source, table, LOG_TABLES[table])
+                added, removed = added + plus, removed + minus
+            else:
+                # Re-created, not emptied: deleting keyed rows one by one from a table's index
+                # costs many times the copy, and a read-only copy needs no keys.
+                con.execute(
+                    f'CREATE OR REPLACE TABLE {_COPY}."{table}" AS '
+                    f'SELECT * FROM "{source}"."{table}"'
+                )
+        return added, removed
+    finally:
+        con.execute(f"DETACH {_COPY}")
+
+
+def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[tuple[str, str]]]:
+    """Each base table of `database` → its (column, type) list, in order."""
+    rows = con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = ? AND table_schema = 'main' "
+        "AND table_name IN (SELECT table_name FROM information_schema.tables "
+        "  WHERE table_catalog = ? AND table_schema = 'main' AND table_type = 'BASE TABLE') "
+        "ORDER BY table_name, ordinal_position",
+        [database, database],
+    ).fetchall()
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for table, column, dtype in rows:
+        tables.setdefault(table, []).append((column, dtype))
+    return tables
+
+
+def _sync_log(
+    con: duckdb.DuckDBPyConnection, source: str, table: str, time_column: str
+) -> tuple[int, int]:
+    """Make the copy's `table` hold exactly the source's rows; (rows added, rows removed)."""
+    newest = first_row(con, f"SELECT max({time_column}) FROM {_COPY}.{table}")[0]
+    since = None if newest is None else newest - RECENT
+    added, removed = _sync_buckets(con, source, table, time_column, since)
+    if since is not None and _count(con, source, table) != _count(con, _COPY, table):
+        more_added, more_removed = _sync_buckets(con, source, table, time_column, None)
+        added, removed = added + more_added, removed + more_removed
+    return added, removed
+
+
+def _count(con: duckdb.DuckDBPyConnection, database: str, table: str) -> int:
+    return int(first_row(con, f'SELECT count(*) FROM "{database}".{table}')[0])
+
+
+def _sync_buckets(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    table: str,
+    time_column: str,
+    since: datetime | None,
+) -> tuple[int, int]:
+    """Compare hour counts (from `since`, or all) and re-sync the hours that differ by key."""
+    no_time = f"TIMESTAMPTZ '{_NO_TIME.isoformat()}'"
+    bucket = f"coalesce(time_bucket({_BUCKET}, {time_column}), {no_time})"
+    recent = "" if since is None else f"WHERE {time_column} >= ?"
+    params = [] if since is None else [since, since]
+    changed = con.execute(
+        f"""
+        WITH s AS (SELECT {bucket} AS b, count(*) AS n FROM "{source}".{table} {recent} GROUP BY b),
+             p AS (SELECT {bucket} AS b, count(*) AS n FROM {_COPY}.{table} {recent} GROUP BY b)
+        SELECT b FROM s FULL JOIN p USING (b) WHERE s.n IS DISTINCT FROM p.n ORDER BY b
+        """,
+        params,
+    ).fetchall()
+    if not changed:
+        return 0, 0
+    buckets = [row[0] for row in changed]
+    key = ", ".join(KEYS[table])
+    # Bounds go in as values so each side's scan skips row groups outside them; rows without a
+    # time are only reached by the unbounded form.
+    if _NO_TIME in buckets:
+        span, bounds = f"{bucket} IN (SELECT unnest(?))", [buckets]
+    else:
+        span = f"{time_column} >= ? AND {time_column} < ? AND {bucket} IN (SELECT unnest(?))"
+        bounds = [buckets[0], buckets[-1] + timedelta(hours=1), buckets]
+    removed = first_row(
+        con,
+        f"DELETE FROM {_COPY}.{table} WHERE {span} AND ({key}) NOT IN "
+        f'(SELECT {key} FROM "{source}".{table} WHERE {span})',
+        bounds + bounds,
+    )[0]
+    added = first_row(
+        con,
+        f'INSERT INTO {_COPY}.{table} SELECT * FROM "{source}".{table} WHERE {span} AND ({key}) '
+        f"NOT IN (SELECT {key} FROM {_COPY}.{table} WHERE {span})",
+        bounds + bounds,
+    )[0]
+    return int(added), int(removed)

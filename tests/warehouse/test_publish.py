@@ -1,0 +1,159 @@
+"""The published copy in real DuckDB files: after every publish (the first, full one, and the
+incremental ones after new polls, retention, a late poll log, rows without a time, a schema
+change or an unreadable copy) it holds exactly the warehouse's rows in every table."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+from analytics.synthetic import SmsReceiveLifecycle, observation_log
+
+from pipeline.derived import refresh_derived
+from pipeline.retention import prune
+from pipeline.warehouse import Warehouse, append
+from pipeline.warehouse.publish import RECENT, publish_copy
+from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS, PAYLOAD_COLUMNS
+
+DAY = timedelta(days=1)
+
+
+def _conform(frame: pl.DataFrame, columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    return frame.select(
+        [
+            (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
+            for c, t in columns.items()
+        ]
+    )
+
+
+def _log() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Orders over two days polled to their end, one payload body per order."""
+    log = observation_log(
+        SmsReceiveLifecycle(),
+        n_orders=300,
+        rng=np.random.default_rng(5),
+        creation_span_s=2 * 86_400,
+    )
+    observations = log.observations.with_columns(
+        observation_id=pl.format("{}-{}-{}", "order_id", "polled_at", "attempt"),
+        payload_sha256=pl.format("sha-{}", "order_id"),
+    )
+    payloads = observations.group_by("provider", "order_id").agg(
+        pl.col("payload_sha256").first(),
+        pl.col("polled_at").min().alias("first_seen_at"),
+        pl.lit("{}").alias("body_redacted"),
+    )
+    return (
+        _conform(log.orders, ORDER_COLUMNS),
+        _conform(observations, OBSERVATION_COLUMNS),
+        _conform(payloads, PAYLOAD_COLUMNS),
+    )
+
+
+def _add(warehouse: Warehouse, **frames: pl.DataFrame) -> None:
+    with warehouse.transaction() as con:
+        for table, frame in frames.items():
+            append(con, table, frame)
+    refresh_derived(warehouse)
+
+
+def _differences(warehouse: Warehouse, published: Path) -> dict[str, int]:
+    """Rows in one file's table and not in the other's, per table (both ways, with repeats);
+    a table missing on one side counts as -1."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{warehouse.path}' AS source (READ_ONLY)")
+    con.execute(f"ATTACH '{published}' AS copy (READ_ONLY)")
+    tables = {
+        name: {
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [name]
+            ).fetchall()
+        }
+        for name in ("source", "copy")
+    }
+    out = {table: -1 for table in tables["source"] ^ tables["copy"]}
+    for table in tables["source"] & tables["copy"]:
+        out[table] = sum(
+            con.execute(
+                f"SELECT count(*) FROM (SELECT * FROM {a}.{table} EXCEPT ALL "
+                f"SELECT * FROM {b}.{table})"
+            ).fetchone()[0]  # type: ignore[index]
+            for a, b in (("source", "copy"), ("copy", "source"))
+        )
+    con.close()
+    return {table: n for table, n in out.items() if n}
+
+
+def test_every_publish_leaves_a_copy_equal_to_the_warehouse(tmp_path: Path) -> None:
+    orders, observations, payloads = _log()
+    start = observations["polled_at"].min()
+    assert isinstance(start, datetime)
+    first = observations.filter(pl.col("polled_at") < start + DAY)
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published" / "warehouse.duckdb"
+    _add(warehouse, orders=orders, observations=first, payloads=payloads)
+
+    done = publish_copy(warehouse, published)
+    assert done.full
+    assert _differences(warehouse, published) == {}
+
+    _add(warehouse, observations=observations.filter(pl.col("polled_at") >= start + DAY))
+    done = publish_copy(warehouse, published)
+    assert not done.full
+    assert done.rows_added == observations.height - first.height
+    assert done.rows_removed == 0
+    assert _differences(warehouse, published) == {}
+
+    pruned = prune(warehouse, start + DAY, tmp_path / "archive")
+    assert pruned.observations > 0
+    done = publish_copy(warehouse, published)
+    assert not done.full
+    assert done.rows_removed == pruned.observations + pruned.payloads
+    assert _differences(warehouse, published) == {}
+
+    again = publish_copy(warehouse, published)
+    assert (again.full, again.rows_added, again.rows_removed) == (False, 0, 0)
+
+
+def test_a_late_row_far_behind_the_newest_is_published(tmp_path: Path) -> None:
+    orders, observations, payloads = _log()
+    newest = observations["polled_at"].max()
+    assert isinstance(newest, datetime)
+    late = observations.filter(pl.col("polled_at") < newest - 3 * RECENT).sample(5, seed=1)
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published.duckdb"
+    _add(
+        warehouse,
+        orders=orders,
+        observations=observations.join(late, on="observation_id", how="anti"),
+    )
+    publish_copy(warehouse, published)
+
+    _add(warehouse, observations=late, payloads=payloads.with_columns(first_seen_at=None))
+    done = publish_copy(warehouse, published)
+    assert not done.full
+    assert done.rows_added == late.height + payloads.height
+    assert _differences(warehouse, published) == {}
+
+
+def test_a_new_table_or_an_unreadable_copy_is_published_in_full(tmp_path: Path) -> None:
+    orders, observations, _ = _log()
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published.duckdb"
+    _add(warehouse, orders=orders, observations=observations)
+    publish_copy(warehouse, published)
+
+    with warehouse.connect() as con:
+        con.execute("CREATE TABLE team_notes AS SELECT 'a note' AS note")
+    assert publish_copy(warehouse, published).full
+    assert _differences(warehouse, published) == {}
+
+    published.write_bytes(b"not a database")
+    assert publish_copy(warehouse, published).full
+    assert _differences(warehouse, published) == {}
+    assert not list(published.parent.glob(".*.tmp"))  # no staging file left behind
