@@ -27,12 +27,9 @@ from pipeline.analytics.curves import curves_from
 from pipeline.analytics.inputs import OBSERVATION_FIELDS
 from pipeline.analytics.metrics import (
     EXPIRY_KEYS,
-    code_records,
     code_summary,
-    completion_records,
     completion_summary,
     expiry_over_time,
-    expiry_records,
     expiry_summary,
 )
 from pipeline.analytics.rollups import (
@@ -43,6 +40,13 @@ from pipeline.analytics.rollups import (
     to_hours,
 )
 from pipeline.polllog import fold_log
+from pipeline.records import (
+    RECORD_TABLES,
+    build_records,
+    read_records,
+    update_records,
+    write_records,
+)
 from pipeline.warehouse import Warehouse, query, replace_table
 from pipeline.warehouse.store import first_row, registered
 
@@ -88,6 +92,8 @@ them (the Dagster assets, the refresh command and the report read it)."""
 # Columns the analytics read from the observation log; `attempt` orders polls in one instant.
 ANALYTICS_OBSERVATION_COLUMNS = ", ".join((*OBSERVATION_FIELDS, "attempt"))
 _DELTA_VIEW = "_history_delta"
+_PART = "hash(provider, order_id) % ? = ?"
+"""One part of the orders, for builds that read the log a share of the orders at a time."""
 
 
 class PrunedLogError(RuntimeError):
@@ -131,6 +137,8 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     watermark = _watermark(con)
     if watermark is None or not _table_exists(con, HISTORY_TABLE):
         return _build_status_history(con)
+    if not all(_table_exists(con, table) for table in RECORD_TABLES):
+        _build_records(con)  # a warehouse from before the record tables
     new = query(
         con,
         f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations WHERE polled_at > ?",
@@ -154,6 +162,7 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
             "AND h.interval_seq >= d.first_seq"
         )
         con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {_DELTA_VIEW}")
+    _update_records(con, delta.select("provider", "order_id").unique())
     latest = new["polled_at"].max()
     newest = max(watermark, latest) if isinstance(latest, datetime) else watermark
     _set_watermark(con, newest)
@@ -175,8 +184,7 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     for part in range(parts):
         observations = query(
             con,
-            f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations "
-            "WHERE hash(provider, order_id) % ? = ?",
+            f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations WHERE {_PART}",
             [parts, part],
         )
         history = build_status_history(observations)
@@ -185,6 +193,8 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
         elif history.height:
             with registered(con, _DELTA_VIEW, history):
                 con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {_DELTA_VIEW}")
+        orders = query(con, f"SELECT * FROM orders WHERE {_PART}", [parts, part])
+        write_records(con, build_records(history, orders), replace=part == 0)
         read += observations.height
         written += history.height
         if observations.height:
@@ -192,6 +202,27 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
             newest = latest if newest is None else max(newest, latest)  # type: ignore[type-var,assignment]
     _set_watermark(con, newest)
     return HistoryUpdate("full", read, written, newest)
+
+
+def _update_records(con: duckdb.DuckDBPyConnection, touched: pl.DataFrame) -> None:
+    """Rebuild the per-order records (`pipeline.records`) of the `touched` orders."""
+    if touched.is_empty():
+        return
+    mine = "SEMI JOIN _touched USING (provider, order_id)"
+    with registered(con, "_touched", touched):
+        history = query(con, f"SELECT h.* FROM {HISTORY_TABLE} h {mine}")
+        orders = query(con, f"SELECT o.* FROM orders o {mine}")
+    update_records(con, touched, build_records(history, orders))
+
+
+def _build_records(con: duckdb.DuckDBPyConnection) -> None:
+    """Every order's records from the stored status history, a share of the orders at a time."""
+    total = int(first_row(con, f"SELECT count(*) FROM {HISTORY_TABLE}")[0])
+    parts = max(1, -(-total // FULL_BUILD_ROWS))
+    for part in range(parts):
+        history = query(con, f"SELECT * FROM {HISTORY_TABLE} WHERE {_PART}", [parts, part])
+        orders = query(con, f"SELECT * FROM orders WHERE {_PART}", [parts, part])
+        write_records(con, build_records(history, orders), replace=part == 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,18 +330,16 @@ def _hour(moment: datetime) -> datetime:
 def compute_metrics(
     con: duckdb.DuckDBPyConnection, *, as_of: datetime | None = None
 ) -> dict[str, pl.DataFrame]:
-    """Every analytics table (`METRIC_TABLES`, in order), from the history, the orders, the
-    rollups and the quarantine; the scorecard's windows end at `as_of` (default: now)."""
-    history = query(con, f"SELECT * FROM {HISTORY_TABLE}")
+    """Every analytics table (`METRIC_TABLES`, in order), from the per-order records, the
+    orders, the rollups and the quarantine; the scorecard's windows end at `as_of` (default:
+    now)."""
     orders = query(con, "SELECT * FROM orders")
     polls = query(con, "SELECT * FROM poll_rollups")
     latency = query(con, "SELECT * FROM latency_rollups")
     quarantine = query(con, "SELECT provider, quarantined_at FROM quarantine")
-    # One record per order and measure, shared by every table that reads it.
-    code = code_records(history, orders)
-    completion = completion_records(history, orders)
-    expiry = expiry_records(history, orders)
-    del history
+    # One record per order and measure, kept up to date with the history (`pipeline.records`).
+    records = read_records(con)
+    code, completion, expiry = (records[table] for table in RECORD_TABLES)
     scorecard = provider_scorecard(
         polls, latency, quarantine, completion, expiry, orders, as_of=as_of or datetime.now(UTC)
     )

@@ -108,6 +108,8 @@ class Observations:
         upper: events: the event came at or before this time. Open orders: the last time they
             were seen open; their event lies in (upper, ∞].
         n_groups: number of groups.
+        count: how many orders share each entry (identical orders are interchangeable, so
+            a large group is fitted from its distinct observations).
     """
 
     group: IntArray
@@ -115,6 +117,7 @@ class Observations:
     lower: FloatArray
     upper: FloatArray
     n_groups: int
+    count: IntArray
 
 
 def observations(
@@ -124,15 +127,19 @@ def observations(
     upper: Sequence[float] | FloatArray,
     *,
     n_groups: int | None = None,
+    count: Sequence[int] | npt.NDArray[np.integer] | None = None,
 ) -> Observations:
     """Validated `Observations` from array-likes (see its attributes); `lower` of open orders
-    is ignored and may be None/NaN."""
+    is ignored and may be None/NaN; `count` defaults to one order per entry."""
     g = np.asarray(group, dtype=np.int64)
     c = np.asarray(cause, dtype=np.int8)
     lo = np.asarray(lower, dtype=np.float64)
     up = np.asarray(upper, dtype=np.float64)
-    if not (g.shape == c.shape == lo.shape == up.shape) or g.ndim != 1:
+    n = np.ones(g.shape, dtype=np.int64) if count is None else np.asarray(count, dtype=np.int64)
+    if not (g.shape == c.shape == lo.shape == up.shape == n.shape) or g.ndim != 1:
         raise ValueError("observation arrays must be one-dimensional and of equal length")
+    if n.size and n.min() < 1:
+        raise ValueError("counts must be ≥ 1")
     if g.size and g.min() < 0:
         raise ValueError("group indices must be ≥ 0")
     if not np.isin(c, (CENSORED, EVENT, COMPETING)).all():
@@ -149,6 +156,7 @@ def observations(
         lower=np.where(event, np.minimum(lo, up), up),
         upper=up,
         n_groups=max(groups, n_groups or 0),
+        count=n,
     )
 
 
@@ -291,10 +299,10 @@ def build_cells(obs: Observations) -> tuple[Cells, Patterns]:
     if np.any((b1 - a1) + (b2 - a2) <= 0):
         raise AssertionError("an observation covers no cell")  # a bug, never the data
     table = np.stack([g, a1, b1, a2, b2], axis=1)
-    unique, count = np.unique(table, axis=0, return_counts=True)
+    unique, inverse = np.unique(table, axis=0, return_inverse=True)
     patterns = Patterns(
         group=unique[:, 0],
-        count=count.astype(np.float64),
+        count=np.bincount(inverse.ravel(), weights=obs.count, minlength=unique.shape[0]),
         a1=unique[:, 1],
         b1=unique[:, 2],
         a2=unique[:, 3],
@@ -617,7 +625,8 @@ def smooth(curve: Curve, sd: float) -> Curve:
 def _bandwidths(obs: Observations) -> FloatArray:
     """Per group, the kernel standard deviation for its cause-1 events (`smoothing`)."""
     mine = obs.cause == EVENT
-    group, lower, upper = obs.group[mine], obs.lower[mine], obs.upper[mine]
+    times = obs.count[mine]  # one value per order, as the rule of thumb counts them
+    group, lower, upper = (np.repeat(a[mine], times) for a in (obs.group, obs.lower, obs.upper))
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(obs.n_groups + 1))
     lower, upper = lower[order], upper[order]
@@ -636,8 +645,9 @@ def _limit_unseen_tails(
     np.maximum.at(last_open, obs.group[open_], obs.upper[open_])
     # An event order was surely followed past the last open one when it came after it.
     came = np.where(obs.lower >= obs.upper, obs.upper, obs.lower)
+    followed = ~open_ & (came > last_open[obs.group])
     beyond = np.bincount(
-        obs.group[~open_ & (came > last_open[obs.group])], minlength=obs.n_groups
+        obs.group[followed], weights=obs.count[followed], minlength=obs.n_groups
     ).astype(np.float64)
     resolved = np.zeros(obs.n_groups)
     done = cells.right <= last_open[cells.group]
@@ -757,11 +767,21 @@ def fit_records(
     keys = records.select(groups).unique(maintain_order=True)
     indexed = records.join(keys.with_row_index("_group"), on=groups, how="left", nulls_equal=True)
     is_open = pl.col(code) == CENSORED
-    arrays = indexed.select(
-        pl.col("_group").cast(pl.Int64),
-        pl.col(code).cast(pl.Int8),
-        pl.when(is_open).then(None).otherwise(pl.col(after)).cast(pl.Float64).alias("_lower"),
-        pl.when(is_open).then(pl.col(after)).otherwise(pl.col(by)).cast(pl.Float64).alias("_upper"),
+    # Orders with the same group, outcome and bounds enter once, with their count.
+    arrays = (
+        indexed.select(
+            pl.col("_group").cast(pl.Int64),
+            pl.col(code).cast(pl.Int8),
+            pl.when(is_open).then(None).otherwise(pl.col(after)).cast(pl.Float64).alias("_lower"),
+            pl.when(is_open)
+            .then(pl.col(after))
+            .otherwise(pl.col(by))
+            .cast(pl.Float64)
+            .alias("_upper"),
+        )
+        .group_by("_group", code, "_lower", "_upper")
+        .agg(pl.len().alias("_count"))
+        .sort("_group", code, "_lower", "_upper", nulls_last=True)
     )
     obs = observations(
         arrays["_group"].to_numpy(),
@@ -769,6 +789,7 @@ def fit_records(
         arrays["_lower"].to_numpy(),
         arrays["_upper"].to_numpy(),
         n_groups=keys.height,
+        count=arrays["_count"].to_numpy(),
     )
     return GroupedFit(keys=keys, fit=fit(obs))
 

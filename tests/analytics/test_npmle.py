@@ -357,3 +357,34 @@ def test_empty_records_give_empty_tables() -> None:
     assert npmle.quantiles(fitted).height == 0
     assert npmle.values_at(fitted, [60.0]).height == 0
     assert npmle.curve_table(fitted).height == 0
+
+
+def test_orders_entered_once_with_a_count_fit_as_if_entered_one_by_one() -> None:
+    """Identical orders are interchangeable: two groups of polled orders on a coarse grid of
+    bounds (many repeats), competing events included, fitted from their distinct observations
+    with counts, give the same cells, masses, curves, intervals and bandwidths."""
+    rng = np.random.default_rng(8)
+    cause, lower, upper, _ = polled_sample(rng, 600, scale=100.0, cadence=20.0, open_share=0.3)
+    lower, upper = np.round(lower, -1), np.round(upper, -1)  # bounds on a 10 s grid: repeats
+    cause = np.where((cause == 1) & (rng.random(cause.size) < 0.2), 2, cause)
+    group = rng.integers(0, 2, cause.size)
+    one_by_one = npmle.fit(npmle.observations(group, cause, lower, upper))
+    table = pl.DataFrame({"g": group, "c": cause, "lo": lower, "up": upper}).with_columns(
+        pl.col("lo").fill_nan(None)
+    )
+    distinct = table.group_by("g", "c", "lo", "up").agg(pl.len().alias("n"))
+    assert distinct.height < table.height / 3
+    counted = npmle.fit(
+        npmle.observations(
+            distinct["g"], distinct["c"], distinct["lo"].fill_null(np.nan), distinct["up"],
+            count=distinct["n"],
+        )
+    )  # fmt: skip
+    assert cells_with_mass(counted) == cells_with_mass(one_by_one)
+    np.testing.assert_allclose(counted.bandwidths, one_by_one.bandwidths, rtol=1e-12)
+    for mine, theirs in zip(counted.smoothed, one_by_one.smoothed, strict=True):
+        assert mine.known_until == theirs.known_until
+        np.testing.assert_allclose(mine.cif, theirs.cif, atol=1e-9)
+        np.testing.assert_allclose(mine.variance, theirs.variance, rtol=1e-6, atol=1e-12)
+    with pytest.raises(ValueError, match="counts"):
+        npmle.observations([0], [1], [1.0], [2.0], count=[0])
