@@ -302,7 +302,9 @@ def build_cells(obs: Observations) -> tuple[Cells, Patterns]:
     unique, inverse = np.unique(table, axis=0, return_inverse=True)
     patterns = Patterns(
         group=unique[:, 0],
-        count=np.bincount(inverse.ravel(), weights=obs.count, minlength=unique.shape[0]),
+        count=np.bincount(inverse.ravel(), weights=obs.count, minlength=unique.shape[0]).astype(
+            np.float64
+        ),
         a1=unique[:, 1],
         b1=unique[:, 2],
         a2=unique[:, 3],
