@@ -36,6 +36,7 @@ from pipeline.analytics.inputs import (
     SUCCESS_STATE_VALUES,
     TERMINAL_STATE_VALUES,
 )
+from pipeline.analytics.npmle import EVENT_AFTER, EVENT_BY
 from pipeline.analytics.survival import (
     COMPETING,
     EVENT,
@@ -89,8 +90,23 @@ _NON_TERMINAL = tuple(sorted(set(STATE_VALUES) - set(TERMINAL_STATE_VALUES)))
 EXPIRY_KEYS = ("provider", "order_kind")
 
 
+_SUMMARY_INPUTS = (
+    "provider",
+    "event_code",
+    "lower_s",
+    "upper_s",
+    "time_s",
+    EVENT_AFTER,
+    EVENT_BY,
+)
+"""Record columns a time-to-event summary reads, besides the grouping levels' columns."""
+
+
 def _grouped(records: pl.DataFrame, levels: Sequence[str]) -> pl.DataFrame:
-    """`records` repeated once per grouping level with `group_level` and `group_value` set."""
+    """`records` repeated once per grouping level with `group_level` and `group_value` set,
+    keeping only the columns the summary reads (the copies add up at scale)."""
+    level_columns = {c for level in levels for c in GROUP_LEVELS[level]}
+    records = records.select(*_SUMMARY_INPUTS, *sorted(level_columns))
     parts = []
     for level in levels:
         columns = GROUP_LEVELS[level]
