@@ -3,10 +3,13 @@
 Each step runs in its own process so its peak memory (max RSS) is its own:
 1. `load`: generate an observation log (vectorised polars: orders polled every 5 s until they
    resolve) and bulk-load all but its last minute into a fresh DuckDB warehouse through Arrow;
-2. `full`: the first refresh: status history, rollups and every analytics table;
+2. `full`: the first refresh (status history, rollups, records, every analytics table) and the
+   first publish (a full copy);
 3. `tick`: the last minute arrives as one write, then the incremental refresh;
-4. `report`: publish the read-only copy and render the HTML report;
-5. `prune`: retention moves the polls older than `PRUNE_AFTER` to the Parquet archive
+4. `report`: bring the published copy up to date and render the HTML report;
+5. `command`: a second tick, then `pipeline refresh` as its own process (everything a cron
+   refresh does, end to end, with the process's start-up);
+6. `prune`: retention moves the polls older than `PRUNE_AFTER` to the Parquet archive
    (`pipeline.retention`): its time, and the bytes per observation in the warehouse before and
    after and in the archive.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -42,7 +46,7 @@ from pipeline.providers.registry import PROVIDERS, default_kind
 from pipeline.report import build_report
 from pipeline.retention import prune
 from pipeline.warehouse import Warehouse, append, replace_table
-from pipeline.warehouse.publish import publish
+from pipeline.warehouse.publish import publish_copy
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
 RESULTS = Path(__file__).with_name("results") / "analytics_scale.json"
@@ -54,6 +58,10 @@ CHUNK_ROWS = 10_000_000
 START = datetime(2026, 1, 1, tzinfo=UTC)
 AS_OF = START + timedelta(days=1, hours=1)
 """Where the scorecard's windows end: just after the generated day."""
+TICK = "tick.parquet"
+COMMAND_TICK = "command_tick.parquet"
+PUBLISHED = Path("published") / "warehouse.duckdb"
+"""Where `pipeline refresh` keeps the published copy (`Settings.published_path`)."""
 PRUNE_AFTER = timedelta(hours=12)
 """The `prune` step keeps this much of the log (about half of it moves)."""
 
@@ -147,8 +155,15 @@ def step_load(size: int, workdir: Path) -> dict[str, float]:
             size // chunks, seed=1 + chunk, first_order=n_orders, span_s=span
         )
         if chunk == chunks - 1:
-            cut = observations["polled_at"].max() - pl.duration(minutes=1)  # type: ignore[operator]
-            observations.filter(pl.col("polled_at") > cut).write_parquet(workdir / "tick.parquet")
+            newest = observations["polled_at"].max()
+            assert isinstance(newest, datetime)
+            cut = newest - timedelta(minutes=1)
+            # Two ticks: the first half of the last minute for the `tick` step, the second
+            # for `command`.
+            halfway = cut + timedelta(seconds=30)
+            polled = pl.col("polled_at")
+            observations.filter(polled > cut, polled <= halfway).write_parquet(workdir / TICK)
+            observations.filter(polled > halfway).write_parquet(workdir / COMMAND_TICK)
             observations_loaded = observations.filter(pl.col("polled_at") <= cut)
         else:
             observations_loaded = observations
@@ -174,15 +189,27 @@ def step_load(size: int, workdir: Path) -> dict[str, float]:
 
 
 def step_full(workdir: Path) -> dict[str, float]:
-    """The first refresh: history, rollups and every analytics table from the whole log."""
+    """The first refresh (history, rollups, records and every analytics table from the whole
+    log), then the first publish, which copies the whole database."""
+    warehouse = Warehouse(workdir / "warehouse.duckdb")
     started = time.perf_counter()
-    refresh_derived(Warehouse(workdir / "warehouse.duckdb"), as_of=AS_OF)
-    return {"seconds": time.perf_counter() - started, "peak_rss_mb": _peak_mb()}
+    refresh_derived(warehouse, as_of=AS_OF)
+    seconds = time.perf_counter() - started
+    peak = _peak_mb()
+    started = time.perf_counter()
+    published = publish_copy(warehouse, workdir / PUBLISHED)
+    assert published.full
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": peak,
+        "first_publish_s": time.perf_counter() - started,
+        "first_publish_peak_rss_mb": _peak_mb(),
+    }
 
 
 def step_tick(workdir: Path) -> dict[str, float]:
     """The log's last minute arrives as one tick's write, then a refresh."""
-    tick = pl.read_parquet(workdir / "tick.parquet")
+    tick = pl.read_parquet(workdir / TICK)
     warehouse = Warehouse(workdir / "warehouse.duckdb")
     started = time.perf_counter()
     with warehouse.transaction() as con:
@@ -213,14 +240,17 @@ def step_tick(workdir: Path) -> dict[str, float]:
 
 
 def step_report(workdir: Path) -> dict[str, float]:
-    """Publish the read-only copy and render the HTML report from it."""
+    """Publish the read-only copy after the tick (the previous copy brought up to date) and
+    render the HTML report from it."""
     started = time.perf_counter()
-    published = publish(Warehouse(workdir / "warehouse.duckdb"), workdir / "published.duckdb")
+    published = publish_copy(Warehouse(workdir / "warehouse.duckdb"), workdir / PUBLISHED)
     publish_s = time.perf_counter() - started
+    assert not published.full
     started = time.perf_counter()
-    build_report(published, workdir / "report.html", generated_at=AS_OF)
+    build_report(published.path, workdir / "report.html", generated_at=AS_OF)
     return {
         "publish_s": publish_s,
+        "publish_rows_added": float(published.rows_added),
         "report_s": time.perf_counter() - started,
         "peak_rss_mb": _peak_mb(),
     }
@@ -250,7 +280,25 @@ def step_prune(workdir: Path) -> dict[str, float]:
     }
 
 
-STEPS = ("load", "full", "tick", "report", "prune")
+def step_command(workdir: Path) -> dict[str, float]:
+    """A second tick's polls arrive, then `pipeline refresh` runs as its own process, as from
+    cron: fold, history, records, analytics, alerts, publish and report, start to end."""
+    with Warehouse(workdir / "warehouse.duckdb").transaction() as con:
+        append(con, "observations", pl.read_parquet(workdir / COMMAND_TICK))
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "refresh"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PIPELINE_DATA_DIR": str(workdir)},
+    )
+    return {
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+
+
+STEPS = ("load", "full", "tick", "report", "command", "prune")
 
 
 def run_size(size: int) -> dict[str, dict[str, float]]:
@@ -285,6 +333,7 @@ def main() -> None:
                 "full": step_full,
                 "tick": step_tick,
                 "report": step_report,
+                "command": step_command,
                 "prune": step_prune,
             }
             result = steps[args.step](args.dir)
