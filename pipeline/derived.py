@@ -8,6 +8,7 @@ Everything here can be rebuilt from `orders`, `observations` and `quarantine`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import duckdb
 import polars as pl
 
 from pipeline.analytics import (
-    build_status_history,
+    HISTORY_COLUMNS,
     error_mix,
     latency_rollups,
     poll_rollups,
@@ -68,7 +69,7 @@ MINUTE_GRAIN_S = 2 * 24 * 3600.0
 PRUNED_STATE = "observations_pruned_before"
 """`derived_state` entry: observations polled before this time have left the warehouse
 (`pipeline.retention`)."""
-FULL_BUILD_ROWS = 4_000_000
+FULL_BUILD_ROWS = 2_000_000
 """Observations read at once when the history or the rollups are built from the whole log
 (bounds memory)."""
 METRIC_TABLES: dict[str, str] = {
@@ -93,7 +94,7 @@ them (the Dagster assets, the refresh command and the report read it)."""
 ANALYTICS_OBSERVATION_COLUMNS = ", ".join((*OBSERVATION_FIELDS, "attempt"))
 _DELTA_VIEW = "_history_delta"
 _PART = "hash(provider, order_id) % ? = ?"
-"""One part of the orders, for builds that read the log a share of the orders at a time."""
+"""One share of the orders, for the records build that reads the history a share at a time."""
 
 
 class PrunedLogError(RuntimeError):
@@ -146,6 +147,17 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     )
     if new.is_empty():
         return HistoryUpdate("incremental", 0, 0, watermark)
+    delta = _fold(con, new)
+    _update_records(con, delta.select("provider", "order_id").unique())
+    latest = new["polled_at"].max()
+    newest = max(watermark, latest) if isinstance(latest, datetime) else watermark
+    _set_watermark(con, newest)
+    return HistoryUpdate("incremental", new.height, delta.height, newest)
+
+
+def _fold(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> pl.DataFrame:
+    """Fold `new` observations into the stored history, reading only the current intervals of
+    the orders they touch; the history rows written."""
     touched = new.select("provider", "order_id").unique()
     with registered(con, "_touched", touched):
         current = query(
@@ -162,46 +174,51 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
             "AND h.interval_seq >= d.first_seq"
         )
         con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {_DELTA_VIEW}")
-    _update_records(con, delta.select("provider", "order_id").unique())
-    latest = new["polled_at"].max()
-    newest = max(watermark, latest) if isinstance(latest, datetime) else watermark
-    _set_watermark(con, newest)
-    return HistoryUpdate("incremental", new.height, delta.height, newest)
+    return delta
 
 
 def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
-    """`status_history` from the whole log, a share of the orders at a time.
+    """`status_history` from the whole log, a slice of time at a time, then every record.
 
-    An order's history depends on its own observations only, so the log is split by a hash of
-    the order into parts of about `FULL_BUILD_ROWS` observations: memory follows the part, not
-    the log.
+    Each slice of about `FULL_BUILD_ROWS` observations is folded in as a refresh folds new
+    polls (`_fold`), oldest first: the log is read once, each slice found through the row
+    groups' `polled_at` bounds, and memory follows the slice, not the log.
     """
     _refuse_if_pruned(con, HISTORY_TABLE)
-    total = int(first_row(con, "SELECT count(*) FROM observations")[0])
-    parts = max(1, -(-total // FULL_BUILD_ROWS))
+    replace_table(con, HISTORY_TABLE, pl.DataFrame(schema=HISTORY_COLUMNS))
     read = written = 0
-    newest: datetime | None = None
-    for part in range(parts):
-        observations = query(
+    for start, end in _time_slices(con):
+        new = query(
             con,
-            f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations WHERE {_PART}",
-            [parts, part],
+            f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations "
+            "WHERE polled_at >= ? AND polled_at < ?",
+            [start, end],
         )
-        history = build_status_history(observations)
-        if part == 0:
-            replace_table(con, HISTORY_TABLE, history)
-        elif history.height:
-            with registered(con, _DELTA_VIEW, history):
-                con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {_DELTA_VIEW}")
-        orders = query(con, f"SELECT * FROM orders WHERE {_PART}", [parts, part])
-        write_records(con, build_records(history, orders), replace=part == 0)
-        read += observations.height
-        written += history.height
-        if observations.height:
-            latest = observations["polled_at"].max()
-            newest = latest if newest is None else max(newest, latest)  # type: ignore[type-var,assignment]
+        read += new.height
+        written += _fold(con, new).height
+    _build_records(con)
+    newest = first_row(con, "SELECT max(polled_at) FROM observations")[0]
     _set_watermark(con, newest)
     return HistoryUpdate("full", read, written, newest)
+
+
+def _time_slices(con: duckdb.DuckDBPyConnection) -> list[tuple[datetime, datetime]]:
+    """Half-open `polled_at` ranges covering the log, about `FULL_BUILD_ROWS` rows each; the
+    polls of one instant always fall in one range."""
+    total, oldest, newest = first_row(
+        con, "SELECT count(*), min(polled_at), max(polled_at) FROM observations"
+    )
+    if not total:
+        return []
+    parts = -(-int(total) // FULL_BUILD_ROWS)
+    cuts: list[datetime] = []
+    if parts > 1:
+        shares = [k / parts for k in range(1, parts)]
+        cuts = first_row(
+            con, "SELECT approx_quantile(polled_at, ?::FLOAT[]) FROM observations", [shares]
+        )[0]
+    edges = sorted({oldest, *cuts, newest + timedelta(microseconds=1)})
+    return list(itertools.pairwise(edges))
 
 
 def _update_records(con: duckdb.DuckDBPyConnection, touched: pl.DataFrame) -> None:

@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 from pipeline import derived
 from pipeline.analytics import build_status_history
 from pipeline.derived import METRIC_TABLES, refresh_derived
-from pipeline.records import RECORD_TABLES
+from pipeline.records import RECORD_TABLES, build_records
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse.frames import observation_id
 from pipeline.warehouse.publish import publish
@@ -112,8 +112,8 @@ def test_records_and_metrics_after_ticks_equal_a_full_rebuild(
 def test_a_full_build_in_parts_equals_one_built_at_once(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With parts of 500 observations, the orders are split over many parts: the history is
-    the same as one built from the whole log."""
+    """With slices of 500 observations, most orders span several slices: the history and
+    the per-order records are the same as those built from the whole log at once."""
     orders, observations = _log()
     _append(warehouse, "orders", orders)
     _append(warehouse, "observations", observations)
@@ -131,6 +131,13 @@ def test_a_full_build_in_parts_equals_one_built_at_once(
         ),
         check_dtypes=False,
     )
+    expected = build_records(build_status_history(observations), _conform(orders, ORDER_COLUMNS))
+    for table, frame in expected.items():
+        assert_frame_equal(
+            _sorted_table(warehouse, table),
+            frame.with_columns(pl.col(pl.Float64).round(9)).sort(frame.columns, nulls_last=True),
+            check_dtypes=False,
+        )
 
 
 def test_every_metric_table_is_written(warehouse: Warehouse) -> None:

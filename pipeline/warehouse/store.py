@@ -130,7 +130,15 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> i
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
     """Replace a derived table with `frame` (derived tables can always be rebuilt)."""
     with registered(con, _BATCH_VIEW, frame):
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {_BATCH_VIEW}")
+        if frame.height:
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {_BATCH_VIEW}")
+        else:
+            # Declared, not created from the empty result: DuckDB 2.0 gives a table created
+            # empty by `CREATE TABLE ... AS` statistics that later bulk inserts in the same
+            # transaction do not widen, so its filters and joins then miss those rows.
+            columns = con.execute(f"DESCRIBE SELECT * FROM {_BATCH_VIEW}").fetchall()
+            declared = ", ".join(f'"{name}" {dtype}' for name, dtype, *_ in columns)
+            con.execute(f"CREATE OR REPLACE TABLE {table} ({declared})")
     return frame.height
 
 

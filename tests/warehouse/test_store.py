@@ -8,9 +8,10 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.model import Observation, OrderState
-from pipeline.warehouse import Warehouse, append
+from pipeline.warehouse import Warehouse, append, replace_table
 from pipeline.warehouse.frames import observations_frame, payloads_frame
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS
+from pipeline.warehouse.store import first_row, registered
 
 POLLED_AT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -114,3 +115,22 @@ def test_threads_opening_a_new_warehouse_at_once_all_succeed(tmp_path: Path) -> 
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_table_replaced_by_no_rows_then_filled_in_one_transaction_filters_right(
+    warehouse: Warehouse,
+) -> None:
+    """A derived table emptied and refilled in bulk within one transaction (a full rebuild)
+    must answer filters and joins over the new rows; DuckDB 2.0 answered none when the empty
+    table came from `CREATE TABLE ... AS`."""
+    rows = pl.DataFrame({"order_id": [f"o-{i}" for i in range(300_000)]})
+    with warehouse.transaction() as con:
+        replace_table(con, "derived_example", rows.clear())
+        with registered(con, "_rows", rows):
+            con.execute("INSERT INTO derived_example SELECT * FROM _rows")
+        with registered(con, "_wanted", rows.head(10)):
+            joined = first_row(
+                con, "SELECT count(*) FROM derived_example JOIN _wanted USING (order_id)"
+            )
+        found = first_row(con, "SELECT count(*) FROM derived_example WHERE order_id = 'o-5'")
+    assert (joined[0], found[0]) == (10, 1)
