@@ -45,6 +45,7 @@ from pipeline.records import (
     RECORD_TABLES,
     build_records,
     read_records,
+    records_outdated,
     update_records,
     write_records,
 )
@@ -138,8 +139,8 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     watermark = _watermark(con)
     if watermark is None or not _table_exists(con, HISTORY_TABLE):
         return _build_status_history(con)
-    if not all(_table_exists(con, table) for table in RECORD_TABLES):
-        _build_records(con)  # a warehouse from before the record tables
+    if records_outdated(con):
+        _build_records(con)
     new = query(
         con,
         f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations WHERE polled_at > ?",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import duckdb
 import polars as pl
 
+from pipeline.analytics.events import RECORD_COLUMNS
 from pipeline.analytics.metrics import code_records, completion_records, expiry_records
 from pipeline.warehouse import replace_table
 from pipeline.warehouse.store import registered
@@ -58,6 +59,20 @@ def update_records(
                 "WHERE r.provider = k.provider AND r.order_id = k.order_id"
             )
     return write_records(con, records, replace=False)
+
+
+def records_outdated(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when a record table is missing or lacks a record column (a warehouse from an
+    earlier release): the records are then rebuilt from the status history."""
+    names = ", ".join(f"'{table}'" for table in RECORD_TABLES)
+    rows = con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        f"WHERE table_catalog = current_database() AND table_name IN ({names})"
+    ).fetchall()
+    present: dict[str, set[str]] = {}
+    for table, column in rows:
+        present.setdefault(table, set()).add(column)
+    return any(not set(RECORD_COLUMNS) <= present.get(table, set()) for table in RECORD_TABLES)
 
 
 def read_records(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:

@@ -200,3 +200,19 @@ def test_a_row_stored_after_newer_ones_is_still_folded_in(warehouse: Warehouse) 
         build_status_history(observations).with_columns(as_text),
         check_dtypes=False,
     )
+
+
+def test_records_from_an_earlier_release_are_rebuilt(warehouse: Warehouse) -> None:
+    """A warehouse whose record tables lack a column, or one of them, gets them rebuilt from
+    the status history on the next refresh."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    _append(warehouse, "observations", observations)
+    refresh_derived(warehouse)
+    expected = {table: _sorted_table(warehouse, table) for table in RECORD_TABLES}
+    with warehouse.connect() as con:
+        con.execute("ALTER TABLE completion_records DROP COLUMN registered_at")
+        con.execute("DROP TABLE code_records")
+    refresh_derived(warehouse)
+    for table, frame in expected.items():
+        assert_frame_equal(_sorted_table(warehouse, table), frame)

@@ -55,6 +55,7 @@ RECORD_COLUMNS: dict[str, pl.DataType] = {
     "country": pl.String(),
     "origin_at": pl.Datetime("us", "UTC"),
     "origin_source": pl.String(),
+    "registered_at": pl.Datetime("us", "UTC"),
     "outcome_state": pl.String(),
     "event_code": pl.Int8(),
     "lower_s": pl.Float64(),

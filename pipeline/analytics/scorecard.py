@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from pipeline.analytics import npmle
-from pipeline.analytics.inputs import ORDER_KEY, QUARANTINE_REQUIRED, UTC_TIME, conform
+from pipeline.analytics.inputs import QUARANTINE_REQUIRED, UTC_TIME, conform
 from pipeline.analytics.metrics import EXPIRY_KEYS, expiry_summary
 from pipeline.analytics.rollups import latency_quantiles
 from pipeline.analytics.survival import event_table, wilson_interval
@@ -260,10 +260,13 @@ def provider_scorecard(
         # Windows are nested: two with as many orders hold the same ones (often 30 days and
         # all time), and their outcomes are computed once.
         if mine.height not in outcomes_by_size:
-            keys = mine.select(ORDER_KEY)
+            registered = (
+                pl.col("registered_at").is_not_null()
+                if since is None
+                else pl.col("registered_at") >= since
+            )
             outcomes_by_size[mine.height] = _outcomes(
-                completion.join(keys, on=ORDER_KEY, how="semi"),
-                expiry.join(keys, on=ORDER_KEY, how="semi"),
+                completion.filter(registered), expiry.filter(registered)
             )
         rows = _window_row(
             polls, latency, quarantine, outcomes_by_size[mine.height], since,
