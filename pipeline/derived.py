@@ -1,6 +1,6 @@
-"""Derived tables in the warehouse: the status history and the poll rollups (both incremental),
-the analytics tables, and the published read-only copy that notebooks, the report and BI tools
-read.
+"""Derived tables in the warehouse: the status history, the per-order records and the poll
+rollups (all three incremental), and the analytics tables computed from them. The published
+read-only copy that notebooks, the report and BI tools read is `pipeline.warehouse.publish`.
 
 Everything here can be rebuilt from `orders`, `observations` and `quarantine`.
 """

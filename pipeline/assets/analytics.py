@@ -25,7 +25,7 @@ from pipeline.providers.registry import PROVIDERS
 from pipeline.report import build_report, default_report_path, sandbox_truth_path
 from pipeline.retention import OBSERVATION_ARCHIVE, prune_older_than
 from pipeline.warehouse import replace_table
-from pipeline.warehouse.publish import publish
+from pipeline.warehouse.publish import publish_copy
 
 
 @dg.asset(
@@ -166,13 +166,17 @@ def analytics(warehouse: WarehouseResource):  # type: ignore[no-untyped-def]
 def published_warehouse(
     warehouse: WarehouseResource, providers: ProvidersResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    """Copy the warehouse and swap the copy in atomically."""
+    """Bring the published copy up to date and swap it in atomically
+    (`pipeline.warehouse.publish`)."""
     settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
-    path = publish(warehouse.warehouse(), settings.published_path)
+    done = publish_copy(warehouse.warehouse(), settings.published_path)
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(path.resolve())),
-            "size_mb": dg.MetadataValue.float(path.stat().st_size / 1e6),
+            "path": dg.MetadataValue.path(str(done.path.resolve())),
+            "size_mb": dg.MetadataValue.float(done.path.stat().st_size / 1e6),
+            "copied_whole": dg.MetadataValue.bool(done.full),
+            "log_rows_added": dg.MetadataValue.int(done.rows_added),
+            "log_rows_removed": dg.MetadataValue.int(done.rows_removed),
         }
     )
 

@@ -2,10 +2,10 @@
 
 For teams that run `pipeline poll` from cron. It does what the Dagster derived assets do
 (`status_history`, `analytics`, `published_warehouse`, `report`, `alerts`), with the same
-functions: the poll log of sharded pollers is folded in (`pipeline.polllog`), the status history
-is folded in incrementally (only observations past the last
-refresh), every analytics table is recomputed, the warehouse is copied to the published
-read-only copy, the HTML report is rendered from that copy, and the alert rules and SLOs are
+functions: the poll log of sharded pollers is folded in (`pipeline.polllog`); the status history
+is folded in incrementally (only observations past the last refresh), with the per-order records
+of the orders it touched; every analytics table is recomputed; the published read-only copy is
+brought up to date; the HTML report is rendered from that copy; and the alert rules and SLOs are
 evaluated (messages, status page). With `PIPELINE_KEEP_POLLS_DAYS` set, per-poll rows older
 than that move to the Parquet archive after the refresh (`pipeline prune`).
 """
