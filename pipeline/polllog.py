@@ -33,8 +33,9 @@ import polars as pl
 from pipeline.analytics.inputs import conform
 from pipeline.ingest import BatchResult, prepare_batch, update_tracking
 from pipeline.model import Observation
-from pipeline.warehouse import Warehouse, append, query
+from pipeline.warehouse import Warehouse, query
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, PAYLOAD_COLUMNS, QUARANTINE_COLUMNS
+from pipeline.warehouse.store import append_new
 
 LOG_TABLES: dict[str, tuple[dict[str, pl.DataType], str | None]] = {
     "observations": (OBSERVATION_COLUMNS, "polled_at"),
@@ -137,10 +138,15 @@ def fold_log(warehouse: Warehouse, root: Path) -> FoldResult:
     for start in range(0, len(files), FOLD_FILES):
         batch = files[start : start + FOLD_FILES]
         with warehouse.transaction() as con:
-            frames = {table: _read(con, root, table, batch) for table in LOG_TABLES}
-            for table, frame in frames.items():
-                rows[table] += append(con, table, frame)
-            update_tracking(con, frames["observations"], frames["quarantine"])
+            # Only rows not stored yet count: a batch folded again after a crash between its
+            # commit and the deletes must not count its polls twice.
+            stored = {
+                table: append_new(con, table, _read(con, root, table, batch))
+                for table in LOG_TABLES
+            }
+            for table, frame in stored.items():
+                rows[table] += frame.height
+            update_tracking(con, stored["observations"], stored["quarantine"])
         for path in batch:
             path.unlink(missing_ok=True)
     return FoldResult(len(files), rows)

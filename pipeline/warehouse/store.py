@@ -127,6 +127,27 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> i
         return int(first_row(con, sql, [frame[scope].min(), frame[scope].max()])[0])
 
 
+def append_new(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """`append`, returning the rows it stored: those whose key was not stored yet (for
+    bookkeeping that must count each row once, such as a poll log folded in again)."""
+    if frame.is_empty():
+        return frame
+    key = list(KEYS[table])
+    frame = frame.unique(subset=key, keep="first", maintain_order=True)
+    scope = SCOPED_BY.get(table)
+    with registered(con, _BATCH_VIEW, frame.select(key)):
+        sql = f"SELECT {', '.join(key)} FROM {table} WHERE ({', '.join(key)}) IN "
+        sql += f"(SELECT {', '.join(key)} FROM {_BATCH_VIEW})"
+        params = None
+        if scope is not None:
+            sql += f" AND {scope} BETWEEN ? AND ?"
+            params = [frame[scope].min(), frame[scope].max()]
+        stored = query(con, sql, params)
+    new = frame.join(stored, on=key, how="anti")
+    append(con, table, new)
+    return new
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
     """Replace a derived table with `frame` (derived tables can always be rebuilt)."""
     with registered(con, _BATCH_VIEW, frame):

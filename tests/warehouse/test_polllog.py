@@ -42,6 +42,8 @@ def test_folding_stores_every_row_once_even_when_repeated(tmp_path: Path) -> Non
     write_log_files(root, "observations", observations, "shard-0-of-2-000000002")
     again = fold_log(warehouse, root)
     assert again.rows["observations"] == 0
+    polls = warehouse.read("SELECT sum(polls) AS n FROM order_tracking")["n"].item()
+    assert polls == observations.height  # and the scheduler's poll counts are not doubled
     stored = warehouse.read("SELECT observation_id, polled_at FROM observations")
     assert stored.height == observations.height == stored["observation_id"].n_unique()
     assert stored["polled_at"].dtype == pl.Datetime("us", "UTC")
