@@ -44,6 +44,7 @@ from pipeline.polllog import fold_log
 from pipeline.records import (
     RECORD_TABLES,
     build_records,
+    mark_records_built,
     read_records,
     records_outdated,
     update_records,
@@ -241,6 +242,7 @@ def _build_records(con: duckdb.DuckDBPyConnection) -> None:
         history = query(con, f"SELECT * FROM {HISTORY_TABLE} WHERE {_PART}", [parts, part])
         orders = query(con, f"SELECT * FROM orders WHERE {_PART}", [parts, part])
         write_records(con, build_records(history, orders), replace=part == 0)
+    mark_records_built(con)
 
 
 @dataclasses.dataclass(frozen=True)

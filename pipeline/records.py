@@ -9,13 +9,21 @@ The tables are also plain SQL for teams running their own survival analyses.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import duckdb
 import polars as pl
 
 from pipeline.analytics.events import RECORD_COLUMNS
-from pipeline.analytics.metrics import code_records, completion_records, expiry_records
+from pipeline.analytics.inputs import FAILURE_STATE_VALUES, SUCCESS_STATE_VALUES
+from pipeline.analytics.metrics import (
+    CODE_ORDER_KINDS,
+    code_records,
+    completion_records,
+    expiry_records,
+)
+from pipeline.providers.registry import REGISTRY
 from pipeline.warehouse import replace_table
 from pipeline.warehouse.store import registered
 
@@ -25,6 +33,10 @@ RECORD_TABLES: dict[str, Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]] =
     "expiry_records": expiry_records,
 }
 """Record table → its builder from (status history, orders) (`pipeline.analytics.metrics`)."""
+RECORDS_VERSION = 1
+"""Raise when the builders change what they derive from a history: every record is rebuilt."""
+RECORDS_STATE = "order_records"
+"""`derived_state` entries `order_records <rules>`: the rules the stored records were built by."""
 _KEYS_VIEW = "_record_orders"
 _NEW_VIEW = "_new_records"
 
@@ -61,9 +73,28 @@ def update_records(
     return write_records(con, records, replace=False)
 
 
+def records_state() -> str:
+    """The `derived_state` name of records built by today's rules: the builders' version, the
+    record columns, the code kinds, the success and failure states and every provider's
+    expiry windows. Records built by other rules (an earlier release, an edited provider
+    declaration) are rebuilt, not left beside new ones."""
+    rules = (
+        RECORDS_VERSION,
+        tuple(RECORD_COLUMNS),
+        CODE_ORDER_KINDS,
+        SUCCESS_STATE_VALUES,
+        FAILURE_STATE_VALUES,
+        tuple((spec.slug, repr(spec.expiry_windows)) for spec in REGISTRY.specs()),
+    )
+    return f"{RECORDS_STATE} {hashlib.sha256(repr(rules).encode()).hexdigest()[:16]}"
+
+
 def records_outdated(con: duckdb.DuckDBPyConnection) -> bool:
-    """True when a record table is missing or lacks a record column (a warehouse from an
-    earlier release): the records are then rebuilt from the status history."""
+    """True when the stored records were built by other rules (`records_state`) or a record
+    table is missing or lacks a column: they are then rebuilt from the status history."""
+    built = con.execute("SELECT count(*) FROM derived_state WHERE name = ?", [records_state()])
+    if not built.fetchall()[0][0]:
+        return True
     names = ", ".join(f"'{table}'" for table in RECORD_TABLES)
     rows = con.execute(
         "SELECT table_name, column_name FROM information_schema.columns "
@@ -73,6 +104,12 @@ def records_outdated(con: duckdb.DuckDBPyConnection) -> bool:
     for table, column in rows:
         present.setdefault(table, set()).add(column)
     return any(not set(RECORD_COLUMNS) <= present.get(table, set()) for table in RECORD_TABLES)
+
+
+def mark_records_built(con: duckdb.DuckDBPyConnection) -> None:
+    """Record that every stored record was built by today's rules (`records_state`)."""
+    con.execute("DELETE FROM derived_state WHERE name LIKE ?", [f"{RECORDS_STATE} %"])
+    con.execute("INSERT INTO derived_state VALUES (?, now(), now())", [records_state()])
 
 
 UNREAD_BY_ANALYTICS = ("order_id", "origin_source", "outcome_state", "time_source", "follow_up_s")

@@ -12,7 +12,7 @@ import pytest
 from analytics.synthetic import SmsReceiveLifecycle, observation_log
 from polars.testing import assert_frame_equal
 
-from pipeline import derived
+from pipeline import derived, records
 from pipeline.analytics import build_status_history
 from pipeline.derived import METRIC_TABLES, refresh_derived
 from pipeline.records import RECORD_TABLES, build_records
@@ -216,3 +216,22 @@ def test_records_from_an_earlier_release_are_rebuilt(warehouse: Warehouse) -> No
     refresh_derived(warehouse)
     for table, frame in expected.items():
         assert_frame_equal(_sorted_table(warehouse, table), frame)
+
+
+def test_records_built_by_other_rules_are_rebuilt(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records built by an earlier release's rules (here: a different builder version) are
+    all rebuilt on the next refresh, including those of orders it does not touch."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    _append(warehouse, "observations", observations)
+    refresh_derived(warehouse)
+    expected = _sorted_table(warehouse, "completion_records")
+    with warehouse.connect() as con:
+        con.execute("UPDATE completion_records SET lower_s = -1")  # what old rules derived
+    refresh_derived(warehouse)
+    assert warehouse.read("SELECT min(lower_s) AS m FROM completion_records")["m"].item() == -1
+    monkeypatch.setattr(records, "RECORDS_VERSION", records.RECORDS_VERSION + 1)
+    refresh_derived(warehouse)
+    assert_frame_equal(_sorted_table(warehouse, "completion_records"), expected)

@@ -5,9 +5,10 @@ The first publish copies the whole database. Later ones start from a plain file 
 previous published copy (sequential bytes, far cheaper than re-encoding every row) and bring it
 up to date:
 
-- the append-only logs (`LOG_TABLES`) by hour: only the hours whose row counts differ are
-  compared row by row, and only hours near the newest published row are counted unless the
-  totals disagree (retention removed old rows, or a late poll log was folded in);
+- the append-only logs (`LOG_TABLES`) by hour: only the hours whose row count or key checksum
+  differ are compared row by row, and only hours near the newest published row are summarised
+  unless the row counts or oldest times disagree (retention removed old rows, or a late poll
+  log was folded in);
 - every other table (derived tables, orders, scheduler and alert state: sized by orders, not
   polls) is replaced whole, with its columns and rows but not its keys, which readers do not
   need.
@@ -19,8 +20,10 @@ copy and one that has the old copy open keeps reading it until it reconnects.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,7 +63,7 @@ def publish(warehouse: Warehouse, published_path: Path) -> Path:
 def publish_copy(warehouse: Warehouse, published_path: Path) -> Published:
     """`publish`, saying whether it copied everything and how many log rows it changed."""
     published_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = published_path.with_name(f".{published_path.name}.{os.getpid()}.tmp")
+    staging = published_path.with_name(f".{published_path.name}.{uuid.uuid4().hex}.tmp")
     staging.unlink(missing_ok=True)
     try:
         with warehouse.connect() as con:
@@ -96,6 +99,8 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
         tables = _columns(con, source)
         if tables != _columns(con, _COPY):
             return None
+        # One transaction: every table is read as of one moment, as a whole copy would be.
+        con.execute("BEGIN TRANSACTION")
         added = removed = 0
         for table in sorted(tables):
             if table in LOG_TABLES:
@@ -108,7 +113,12 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
                     f'CREATE OR REPLACE TABLE {_COPY}."{table}" AS '
                     f'SELECT * FROM "{source}"."{table}"'
                 )
+        con.execute("COMMIT")
         return added, removed
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # no transaction open yet, or already ended
+            con.execute("ROLLBACK")
+        raise
     finally:
         con.execute(f"DETACH {_COPY}")
 
@@ -136,14 +146,21 @@ def _sync_log(
     newest = first_row(con, f"SELECT max({time_column}) FROM {_COPY}.{table}")[0]
     since = None if newest is None else newest - RECENT
     added, removed = _sync_buckets(con, source, table, time_column, since)
-    if since is not None and _count(con, source, table) != _count(con, _COPY, table):
+    # Older hours change only when retention removes the oldest rows or a late poll log is
+    # folded in: either moves the row count or the oldest time, both read from statistics.
+    if since is not None and _extent(con, source, table, time_column) != _extent(
+        con, _COPY, table, time_column
+    ):
         more_added, more_removed = _sync_buckets(con, source, table, time_column, None)
         added, removed = added + more_added, removed + more_removed
     return added, removed
 
 
-def _count(con: duckdb.DuckDBPyConnection, database: str, table: str) -> int:
-    return int(first_row(con, f'SELECT count(*) FROM "{database}".{table}')[0])
+def _extent(
+    con: duckdb.DuckDBPyConnection, database: str, table: str, time_column: str
+) -> tuple[object, ...]:
+    """Row count and oldest time of one side's `table`."""
+    return first_row(con, f'SELECT count(*), min({time_column}) FROM "{database}".{table}')
 
 
 def _sync_buckets(
@@ -153,23 +170,26 @@ def _sync_buckets(
     time_column: str,
     since: datetime | None,
 ) -> tuple[int, int]:
-    """Compare hour counts (from `since`, or all) and re-sync the hours that differ by key."""
+    """Compare each hour's row count and key checksum (from `since`, or all) and re-sync the
+    hours that differ by key."""
     no_time = f"TIMESTAMPTZ '{_NO_TIME.isoformat()}'"
     bucket = f"coalesce(time_bucket({_BUCKET}, {time_column}), {no_time})"
     recent = "" if since is None else f"WHERE {time_column} >= ?"
     params = [] if since is None else [since, since]
+    key = ", ".join(KEYS[table])
+    summary = f"{bucket} AS b, count(*) AS n, bit_xor(hash({key})) AS h"
     changed = con.execute(
         f"""
-        WITH s AS (SELECT {bucket} AS b, count(*) AS n FROM "{source}".{table} {recent} GROUP BY b),
-             p AS (SELECT {bucket} AS b, count(*) AS n FROM {_COPY}.{table} {recent} GROUP BY b)
-        SELECT b FROM s FULL JOIN p USING (b) WHERE s.n IS DISTINCT FROM p.n ORDER BY b
+        WITH s AS (SELECT {summary} FROM "{source}".{table} {recent} GROUP BY b),
+             p AS (SELECT {summary} FROM {_COPY}.{table} {recent} GROUP BY b)
+        SELECT b FROM s FULL JOIN p USING (b) WHERE (s.n, s.h) IS DISTINCT FROM (p.n, p.h)
+        ORDER BY b
         """,
         params,
     ).fetchall()
     if not changed:
         return 0, 0
     buckets = [row[0] for row in changed]
-    key = ", ".join(KEYS[table])
     # Bounds go in as values so each side's scan skips row groups outside them; rows without a
     # time are only reached by the unbounded form.
     if _NO_TIME in buckets:

@@ -157,3 +157,41 @@ def test_a_new_table_or_an_unreadable_copy_is_published_in_full(tmp_path: Path) 
     assert publish_copy(warehouse, published).full
     assert _differences(warehouse, published) == {}
     assert not list(published.parent.glob(".*.tmp"))  # no staging file left behind
+
+
+def test_changes_that_leave_the_row_count_unchanged_are_published(tmp_path: Path) -> None:
+    """Retention removing as many old rows as a late poll log adds, and a row replaced by
+    another within the newest hour: neither changes a row count, both reach the copy."""
+    orders, observations, _ = _log()
+    newest = observations["polled_at"].max()
+    assert isinstance(newest, datetime)
+    late = observations.filter(pl.col("polled_at") < newest - 3 * RECENT).sample(7, seed=2)
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published.duckdb"
+    _add(
+        warehouse,
+        orders=orders,
+        observations=observations.join(late, on="observation_id", how="anti"),
+    )
+    publish_copy(warehouse, published)
+
+    oldest = warehouse.read("SELECT observation_id FROM observations ORDER BY polled_at LIMIT 7")
+    with warehouse.connect() as con:
+        con.execute(
+            "DELETE FROM observations WHERE observation_id IN (SELECT unnest(?))",
+            [oldest["observation_id"].to_list()],
+        )
+    _add(warehouse, observations=late)
+    newest_row = warehouse.read(
+        "SELECT observation_id FROM observations ORDER BY polled_at DESC LIMIT 1"
+    )["observation_id"].item()
+    with warehouse.connect() as con:
+        con.execute(
+            "UPDATE observations SET observation_id = observation_id || '-replaced' "
+            "WHERE observation_id = ?",
+            [newest_row],
+        )
+    done = publish_copy(warehouse, published)
+    assert not done.full
+    assert (done.rows_added, done.rows_removed) == (7 + 1, 7 + 1)
+    assert _differences(warehouse, published) == {}
