@@ -22,6 +22,7 @@ from pipeline.derived import (
 )
 from pipeline.polllog import FoldResult, fold_log
 from pipeline.providers.registry import PROVIDERS
+from pipeline.records import RECORD_TABLES
 from pipeline.report import build_report, default_report_path, sandbox_truth_path
 from pipeline.retention import OBSERVATION_ARCHIVE, prune_older_than
 from pipeline.warehouse import replace_table
@@ -35,7 +36,11 @@ from pipeline.warehouse.publish import publish_copy
     pool=WRITER_POOL,
     automation_condition=derived_condition(),
     kinds={"duckdb", "polars"},
-    description="One row per order and state interval, with the polls that bound each change.",
+    description=(
+        "One row per order and state interval, with the polls that bound each change; and the "
+        "per-order time-to-event records of the orders it changed (tables code_records, "
+        "completion_records, expiry_records)."
+    ),
 )
 def status_history(
     warehouse: WarehouseResource, providers: ProvidersResource
@@ -48,6 +53,10 @@ def status_history(
             f"SELECT count(*) AS n, count(*) FILTER (WHERE is_impossible_transition) AS bad "
             f"FROM {HISTORY_TABLE}"
         ).fetchall()[0]
+        records = {
+            table: int(con.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+            for table in RECORD_TABLES
+        }
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(int(totals[0])),
@@ -56,6 +65,7 @@ def status_history(
             "rows_written": dg.MetadataValue.int(update.rows_written),
             "impossible_transitions": dg.MetadataValue.int(int(totals[1])),
             "log_files_folded": dg.MetadataValue.int(folded.files),
+            **{f"{table}_rows": dg.MetadataValue.int(n) for table, n in records.items()},
         }
     )
 
