@@ -12,7 +12,8 @@ scheduler's decisions are the ones it makes live.
 Per replication: one provider, one seed, one cadence/event-time ratio (every cadence of the
 provider's policy is scaled so that its cadence in `processing` is `ratio` x the population median
 time to the event), and a stop time that leaves a varying share of orders open. Each replication
-draws its own orders (`Replication.sandbox_seed`), so coverage counts independent samples. Three truths:
+draws its own orders (`Replication.sandbox_seed`), so coverage counts independent samples.
+Three truths:
 
 - *same orders*: the tracked orders' median from their full sandbox timelines (exact times, every
   order followed to its end), the yardstick of the issue's target;
