@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import polars as pl
 from analytics.synthetic import SmsReceiveLifecycle, observation_log
+from warehouse.test_retention import _conform
 
 from pipeline.derived import refresh_derived
 from pipeline.retention import prune
@@ -19,15 +20,6 @@ from pipeline.warehouse.publish import RECENT, publish_copy
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS, PAYLOAD_COLUMNS
 
 DAY = timedelta(days=1)
-
-
-def _conform(frame: pl.DataFrame, columns: dict[str, pl.DataType]) -> pl.DataFrame:
-    return frame.select(
-        [
-            (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
-            for c, t in columns.items()
-        ]
-    )
 
 
 def _log() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
