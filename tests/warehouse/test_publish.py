@@ -8,42 +8,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import polars as pl
-from analytics.synthetic import SmsReceiveLifecycle, observation_log
-from warehouse.test_retention import _conform
+from warehouse.test_retention import _log
 
 from pipeline.derived import refresh_derived
 from pipeline.retention import prune
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse.publish import RECENT, publish_copy
-from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS, PAYLOAD_COLUMNS
 
 DAY = timedelta(days=1)
-
-
-def _log() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Orders over two days polled to their end, one payload body per order."""
-    log = observation_log(
-        SmsReceiveLifecycle(),
-        n_orders=300,
-        rng=np.random.default_rng(5),
-        creation_span_s=2 * 86_400,
-    )
-    observations = log.observations.with_columns(
-        observation_id=pl.format("{}-{}-{}", "order_id", "polled_at", "attempt"),
-        payload_sha256=pl.format("sha-{}", "order_id"),
-    )
-    payloads = observations.group_by("provider", "order_id").agg(
-        pl.col("payload_sha256").first(),
-        pl.col("polled_at").min().alias("first_seen_at"),
-        pl.lit("{}").alias("body_redacted"),
-    )
-    return (
-        _conform(log.orders, ORDER_COLUMNS),
-        _conform(observations, OBSERVATION_COLUMNS),
-        _conform(payloads, PAYLOAD_COLUMNS),
-    )
 
 
 def _add(warehouse: Warehouse, **frames: pl.DataFrame) -> None:
@@ -112,11 +85,14 @@ def test_every_publish_leaves_a_copy_equal_to_the_warehouse(tmp_path: Path) -> N
     assert (again.full, again.rows_added, again.rows_removed) == (False, 0, 0)
 
 
-def test_a_late_row_far_behind_the_newest_is_published(tmp_path: Path) -> None:
-    orders, observations, payloads = _log()
+def _published_without_late_rows(
+    tmp_path: Path, observations: pl.DataFrame, orders: pl.DataFrame, n: int
+) -> tuple[Warehouse, Path, pl.DataFrame]:
+    """A warehouse and its published copy holding every poll but `n` polled more than
+    3 × `RECENT` before the newest (returned: they arrive late)."""
     newest = observations["polled_at"].max()
     assert isinstance(newest, datetime)
-    late = observations.filter(pl.col("polled_at") < newest - 3 * RECENT).sample(5, seed=1)
+    late = observations.filter(pl.col("polled_at") < newest - 3 * RECENT).sample(n, seed=n)
     warehouse = Warehouse(tmp_path / "warehouse.duckdb")
     published = tmp_path / "published.duckdb"
     _add(
@@ -125,6 +101,12 @@ def test_a_late_row_far_behind_the_newest_is_published(tmp_path: Path) -> None:
         observations=observations.join(late, on="observation_id", how="anti"),
     )
     publish_copy(warehouse, published)
+    return warehouse, published, late
+
+
+def test_a_late_row_far_behind_the_newest_is_published(tmp_path: Path) -> None:
+    orders, observations, payloads = _log()
+    warehouse, published, late = _published_without_late_rows(tmp_path, observations, orders, 5)
 
     _add(warehouse, observations=late, payloads=payloads.with_columns(first_seen_at=None))
     done = publish_copy(warehouse, published)
@@ -155,17 +137,7 @@ def test_changes_that_leave_the_row_count_unchanged_are_published(tmp_path: Path
     """Retention removing as many old rows as a late poll log adds, and a row replaced by
     another within the newest hour: neither changes a row count, both reach the copy."""
     orders, observations, _ = _log()
-    newest = observations["polled_at"].max()
-    assert isinstance(newest, datetime)
-    late = observations.filter(pl.col("polled_at") < newest - 3 * RECENT).sample(7, seed=2)
-    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
-    published = tmp_path / "published.duckdb"
-    _add(
-        warehouse,
-        orders=orders,
-        observations=observations.join(late, on="observation_id", how="anti"),
-    )
-    publish_copy(warehouse, published)
+    warehouse, published, late = _published_without_late_rows(tmp_path, observations, orders, 7)
 
     oldest = warehouse.read("SELECT observation_id FROM observations ORDER BY polled_at LIMIT 7")
     with warehouse.connect() as con:
