@@ -96,6 +96,7 @@ FOLLOW_UPS = (0.5, 1.5, None)
 orders open to most resolved; None: one median past the expiry horizon (expiry is measured)."""
 ARRIVAL_WINDOW_MEDIANS = 2.0
 REFRESH_S = 5.0
+"""The loop's refresh period live; scaled up with the cadences (`Replication.refresh_s`)."""
 PILOT_ORDERS = 20_000
 PILOT_SEED = 1_000_003
 """The population pilot's sandbox seed (no replication uses it)."""
@@ -215,6 +216,14 @@ class Replication:
         return horizon + self.median_s
 
     @property
+    def refresh_s(self) -> float:
+        """How often the loop re-reads its orders (and the writer flushes): the live period,
+        scaled with the cadences when they are slowed down, so a new order waits the same share
+        of a cadence for its first poll as live (and a slow replication does not spend its time
+        writing a few rows every 5 simulated seconds)."""
+        return REFRESH_S * max(1.0, self.factor)
+
+    @property
     def factor(self) -> float:
         base = REGISTRY.spec(self.slug).policy.cadence_for(OrderState.PROCESSING.value)
         return self.cadence_s / base
@@ -247,12 +256,12 @@ async def simulate(rep: Replication, workdir: Path) -> dict[str, Any]:
     ):  # fmt: skip
         workload = Workload(client)
         writer = BatchWriter(warehouse)
-        loop = ProviderLoop(rep.slug, warehouse, poller, writer, refresh_every_s=REFRESH_S)
+        loop = ProviderLoop(rep.slug, warehouse, poller, writer, refresh_every_s=rep.refresh_s)
         now = START
         next_refresh = START
+        new_orders = []  # registered in one batch before the refresh that first reads them
         while now < stop:
             clock.set(now)
-            new_orders = []
             while arrivals and arrivals[0] <= now:
                 arrivals.pop(0)
                 created = await workload.create(rep.slug)
@@ -269,14 +278,15 @@ async def simulate(rep: Replication, workdir: Path) -> dict[str, Any]:
                         country=created.country,
                     )
                 )
-            if new_orders:
-                register(warehouse, new_orders, source="truth-bench")
             if now >= next_refresh:
+                if new_orders:
+                    register(warehouse, new_orders, source="truth-bench")
+                    new_orders = []
                 # The writer's answers reach the file before the loop re-reads its orders (live,
                 # the loop's memory of its own answers bridges the gap; here both line up).
                 await writer.flush()
                 await loop.refresh()
-                next_refresh = now + timedelta(seconds=REFRESH_S)
+                next_refresh = now + timedelta(seconds=rep.refresh_s)
             wait = loop.start_due(now, None, slack_s=DUE_SLACK_S)
             await loop.wait_in_flight()
             loop.take_period()  # counts are not needed; keep memory flat

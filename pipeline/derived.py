@@ -45,7 +45,7 @@ from pipeline.records import (
     RECORD_TABLES,
     build_records,
     mark_records_built,
-    read_records,
+    read_record_cells,
     records_outdated,
     update_records,
     write_records,
@@ -353,16 +353,15 @@ def compute_metrics(
     """Every analytics table (`METRIC_TABLES`, in order), from the per-order records, the
     orders, the rollups and the quarantine; the scorecard's windows end at `as_of` (default:
     now)."""
-    orders = query(con, "SELECT * FROM orders")
+    as_of = as_of or datetime.now(UTC)
     polls = query(con, "SELECT * FROM poll_rollups")
     latency = query(con, "SELECT * FROM latency_rollups")
     quarantine = query(con, "SELECT provider, quarantined_at FROM quarantine")
-    # One record per order and measure, kept up to date with the history (`pipeline.records`).
-    records = read_records(con)
+    # One record per order and measure is kept up to date with the history; the analytics read
+    # them collapsed into cells, so they cost what the cells do (`pipeline.records`).
+    records = read_record_cells(con, as_of)
     code, completion, expiry = (records[table] for table in RECORD_TABLES)
-    scorecard = provider_scorecard(
-        polls, latency, quarantine, completion, expiry, orders, as_of=as_of or datetime.now(UTC)
-    )
+    scorecard = provider_scorecard(polls, latency, quarantine, completion, expiry, as_of=as_of)
     tables = {
         "time_to_code": code_summary(code),
         "time_to_completion": completion_summary(completion),

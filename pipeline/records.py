@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import datetime
 
 import duckdb
 import polars as pl
@@ -19,10 +20,13 @@ from pipeline.analytics.events import RECORD_COLUMNS
 from pipeline.analytics.inputs import FAILURE_STATE_VALUES, SUCCESS_STATE_VALUES
 from pipeline.analytics.metrics import (
     CODE_ORDER_KINDS,
+    RESOLUTION,
     code_records,
     completion_records,
     expiry_records,
 )
+from pipeline.analytics.scorecard import WINDOWS
+from pipeline.analytics.survival import CENSORED, EVENT, WEIGHT
 from pipeline.providers.registry import REGISTRY
 from pipeline.warehouse import replace_table
 from pipeline.warehouse.store import registered
@@ -112,14 +116,88 @@ def mark_records_built(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT INTO derived_state VALUES (?, now(), now())", [records_state()])
 
 
-UNREAD_BY_ANALYTICS = ("order_id", "origin_source", "outcome_state", "time_source", "follow_up_s")
-"""Record columns no analytics table reads: left in the warehouse when the records are read
-for them (the order id alone is a fifth of a record's memory)."""
+CELL_GRID = 0.005
+"""Relative step of the grid record times are placed on when records are collapsed into cells
+(`read_record_cells`): half a percent, far inside the sampling error of any figure read off
+them, and coarse enough that a million orders fall into tens of thousands of cells."""
+
+_COMMON = ("provider", "event_code")
+_CELL_KEYS: dict[str, tuple[str, ...]] = {
+    "code_records": (*_COMMON, "service", "country"),
+    "completion_records": (*_COMMON, "order_kind", "service", "country", "registered_at"),
+    "expiry_records": (
+        *_COMMON, "order_kind", "origin_at", "registered_at",
+        "window_s", "horizon_s", "window_documented",
+    ),
+}  # fmt: skip
+"""Record columns each table's analytics group or filter by (besides the times)."""
+_WITH_BOUNDS = ("code_records", "completion_records")
+"""Tables whose analytics fit the NPMLE to the event's bounds (expiry needs `time_s` only)."""
 
 
-def read_records(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
-    """Every record table, without the columns in `UNREAD_BY_ANALYTICS`."""
-    unread = ", ".join(UNREAD_BY_ANALYTICS)
-    return {
-        table: con.sql(f"SELECT * EXCLUDE ({unread}) FROM {table}").pl() for table in RECORD_TABLES
+def read_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, pl.DataFrame]:
+    """Every record table collapsed into cells: one row per distinct combination of what the
+    analytics read, with `orders` (`pipeline.analytics.survival.WEIGHT`) counting its orders.
+
+    The analytics then cost what the cells cost, not what the orders do. To make orders
+    combine, times are placed on a relative grid of step `CELL_GRID`: an event's bounds
+    outwards (its interval only widens), an exact time and `time_s` to the nearest step, an
+    open order's last poll downwards (it was open at least that long); `registered_at` becomes
+    the start of the shortest scorecard window ending at `as_of` that holds it, and
+    `origin_at` (expiry) its hour. The expiry rate is read at its horizon: every later time
+    counts as one time past it, and no time crosses it.
+    """
+    starts = [
+        f"TIMESTAMPTZ '{(as_of - length).isoformat()}'"
+        for length in sorted(length for length in WINDOWS.values() if length is not None)
+    ]
+    registered = (
+        "CASE "
+        + " ".join(f"WHEN registered_at >= {start} THEN {start}" for start in starts)
+        + f" WHEN registered_at IS NOT NULL THEN {starts[-1]} - INTERVAL 1 MICROSECOND END"
+    )
+    windowed = {
+        "registered_at": f"{registered} AS registered_at",
+        "origin_at": "date_trunc('hour', origin_at) AS origin_at",
     }
+    cells = {}
+    for table, keys in _CELL_KEYS.items():
+        columns = [windowed.get(key, key) for key in keys]
+        if table in _WITH_BOUNDS:
+            columns += [
+                f"{_TIME} AS time_s",
+                f"{_EVENT_AFTER} AS event_after_s",
+                f"{_EVENT_BY} AS event_by_s",
+                f"CASE WHEN event_code = {EVENT} THEN {_snap('upper_s - lower_s', 'round')} "
+                f"END AS {RESOLUTION}",
+            ]
+        else:
+            columns.append(f"{_TIME_TO_HORIZON} AS time_s")
+        cells[table] = con.sql(
+            f"SELECT {', '.join(columns)}, count(*) AS {WEIGHT} FROM {table} GROUP BY ALL"
+        ).pl()
+    return cells
+
+
+def _snap(value: str, direction: str) -> str:
+    """SQL placing a time in seconds on the `CELL_GRID` grid (`floor`, `ceil` or `round` of its
+    logarithm); zero and negative times stay as they are."""
+    return (
+        f"CASE WHEN ({value}) > 0 THEN exp({direction}(ln({value}) / {CELL_GRID}) * {CELL_GRID}) "
+        f"ELSE ({value}) END"
+    )
+
+
+_EXACT = f"event_code <> {CENSORED} AND event_after_s >= event_by_s"
+_EVENT_AFTER = (
+    f"CASE WHEN {_EXACT} THEN {_snap('event_by_s', 'round')} "
+    f"ELSE {_snap('event_after_s', 'floor')} END"
+)
+_EVENT_BY = (
+    f"CASE WHEN event_code = {CENSORED} THEN NULL WHEN {_EXACT} THEN "
+    f"{_snap('event_by_s', 'round')} ELSE {_snap('event_by_s', 'ceil')} END"
+)
+_TIME = _snap("time_s", "round")
+_TIME_TO_HORIZON = (
+    f"CASE WHEN time_s > horizon_s THEN horizon_s + 1 ELSE least({_TIME}, horizon_s) END"
+)

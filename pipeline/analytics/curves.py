@@ -12,6 +12,7 @@ import polars as pl
 
 from pipeline.analytics import npmle
 from pipeline.analytics.metrics import code_records, completion_records
+from pipeline.analytics.survival import WEIGHT, weighted
 
 MEASURE_CODE = "time_to_code"
 """`measure` of the curves of the SMS code (as table `time_to_code`)."""
@@ -53,7 +54,8 @@ def provider_curves(records: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]
     """
     if records.is_empty():
         return pl.DataFrame(schema=CURVE_COLUMNS), {}
-    counts = dict(records.group_by("provider").len().sort("provider").iter_rows())
+    orders = weighted(records).group_by("provider").agg(pl.col(WEIGHT).sum()).sort("provider")
+    counts = dict(orders.iter_rows())
     curves = npmle.curve_table(npmle.fit_records(records, ["provider"]))
     return curves.select(list(CURVE_COLUMNS)).sort("provider", maintain_order=True), counts
 

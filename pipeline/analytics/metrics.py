@@ -40,14 +40,19 @@ from pipeline.analytics.npmle import EVENT_AFTER, EVENT_BY
 from pipeline.analytics.survival import (
     COMPETING,
     EVENT,
+    WEIGHT,
     cif_quantiles,
     event_table,
     values_at,
+    weighted,
     wilson_interval,
 )
 from pipeline.model import STATE_VALUES, OrderState
 from pipeline.providers.registry import REGISTRY
 from pipeline.providers.spec import EXPIRY_GRACE_S
+
+RESOLUTION = "resolution_s"
+"""Width of the polling bounds around an order's event (`upper_s` − `lower_s`)."""
 
 HORIZONS_S: dict[str, float] = {"1m": 60.0, "2m": 120.0, "5m": 300.0, "10m": 600.0, "20m": 1200.0}
 """Horizons of the reported cumulative incidences: column `cif_<label>`."""
@@ -93,11 +98,11 @@ EXPIRY_KEYS = ("provider", "order_kind")
 _SUMMARY_INPUTS = (
     "provider",
     "event_code",
-    "lower_s",
-    "upper_s",
     "time_s",
     EVENT_AFTER,
     EVENT_BY,
+    RESOLUTION,
+    WEIGHT,
 )
 """Record columns a time-to-event summary reads, besides the grouping levels' columns."""
 
@@ -106,7 +111,7 @@ def _grouped(records: pl.DataFrame, levels: Sequence[str]) -> pl.DataFrame:
     """`records` repeated once per grouping level with `group_level` and `group_value` set,
     keeping only the columns the summary reads (the copies add up at scale)."""
     level_columns = {c for level in levels for c in GROUP_LEVELS[level]}
-    records = records.select(*_SUMMARY_INPUTS, *sorted(level_columns))
+    records = with_resolution(weighted(records)).select(*_SUMMARY_INPUTS, *sorted(level_columns))
     parts = []
     for level in levels:
         columns = GROUP_LEVELS[level]
@@ -122,6 +127,25 @@ def _grouped(records: pl.DataFrame, levels: Sequence[str]) -> pl.DataFrame:
     return pl.concat(parts)
 
 
+def with_resolution(records: pl.DataFrame) -> pl.DataFrame:
+    """`records` with `RESOLUTION`, the width of the polling bounds around the event (records
+    collapsed into cells carry it instead of the bounds)."""
+    if RESOLUTION in records.columns:
+        return records
+    return records.with_columns((pl.col("upper_s") - pl.col("lower_s")).alias(RESOLUTION))
+
+
+def _median(values: pl.Expr, orders: pl.Expr, collapsed: bool) -> pl.Expr:
+    """The median of `values`; of collapsed records, the lower weighted median (each value
+    counted `orders` times)."""
+    if not collapsed:
+        return values.median()
+    known = values.is_not_null()
+    values, orders = values.filter(known), orders.filter(known)
+    cumulative = orders.sort_by(values).cum_sum()
+    return values.sort().filter(cumulative >= cumulative.last() / 2).first()
+
+
 def time_to_event_summary(
     records: pl.DataFrame,
     *,
@@ -134,7 +158,8 @@ def time_to_event_summary(
     The provider-wide row is always present; finer groups need `min_group_orders` orders.
 
     Args:
-        records: per-order records (`pipeline.analytics.events.time_to_event_records`).
+        records: per-order records (`pipeline.analytics.events.time_to_event_records`), or
+            records collapsed into cells (`pipeline.records.read_record_cells`).
         levels: grouping levels from `GROUP_LEVELS`.
         min_group_orders: smallest finer group reported.
         horizons_s: label → horizon for the cumulative incidence columns.
@@ -151,19 +176,23 @@ def time_to_event_summary(
         events).
     """
     keys = ["provider", "group_level", "group_value"]
+    collapsed = WEIGHT in records.columns
     grouped = _grouped(records, levels)
     is_event = pl.col("event_code") == EVENT
+    orders = pl.col(WEIGHT)
+    event_orders = orders.filter(is_event)
     counts = grouped.group_by(keys).agg(
-        pl.len().cast(pl.Int64).alias("n_orders"),
-        is_event.sum().cast(pl.Int64).alias("n_events"),
-        (pl.col("event_code") == COMPETING).sum().cast(pl.Int64).alias("n_competing"),
-        (pl.col("event_code") == 0).sum().cast(pl.Int64).alias("n_censored"),
-        pl.col("time_s").filter(is_event).median().alias("naive_median_s"),
-        pl.col("time_s").filter(is_event).mean().alias("naive_mean_s"),
-        (pl.col("upper_s") - pl.col("lower_s"))
-        .filter(is_event)
-        .median()
-        .alias("median_resolution_s"),
+        orders.sum().cast(pl.Int64).alias("n_orders"),
+        event_orders.sum().cast(pl.Int64).alias("n_events"),
+        orders.filter(pl.col("event_code") == COMPETING).sum().cast(pl.Int64).alias("n_competing"),
+        orders.filter(pl.col("event_code") == 0).sum().cast(pl.Int64).alias("n_censored"),
+        _median(pl.col("time_s").filter(is_event), event_orders, collapsed).alias("naive_median_s"),
+        pl.when(event_orders.sum() > 0)
+        .then((pl.col("time_s") * orders).filter(is_event).sum() / event_orders.sum())
+        .alias("naive_mean_s"),
+        _median(pl.col(RESOLUTION).filter(is_event), event_orders, collapsed).alias(
+            "median_resolution_s"
+        ),
     )
     counts = counts.filter(
         (pl.col("group_level") == LEVEL_PROVIDER) | (pl.col("n_orders") >= min_group_orders)
@@ -345,10 +374,12 @@ def expiry_summary(records: pl.DataFrame, group_by: Sequence[str]) -> pl.DataFra
     """Cumulative incidence of expiry at each group's horizon, and the share among resolved,
     from the expiry records (`expiry_records`)."""
     keys = list(group_by)
+    records = weighted(records)
+    orders = pl.col(WEIGHT)
     counts = records.group_by(keys).agg(
-        pl.len().cast(pl.Int64).alias("n_orders"),
-        (pl.col("event_code") == EVENT).sum().cast(pl.Int64).alias("n_expired"),
-        (pl.col("event_code") != 0).sum().cast(pl.Int64).alias("n_resolved"),
+        orders.sum().cast(pl.Int64).alias("n_orders"),
+        orders.filter(pl.col("event_code") == EVENT).sum().cast(pl.Int64).alias("n_expired"),
+        orders.filter(pl.col("event_code") != 0).sum().cast(pl.Int64).alias("n_resolved"),
         pl.col("window_s").first(),
         pl.col("horizon_s").first(),
         pl.col("window_documented").first(),

@@ -76,8 +76,10 @@ from pipeline.analytics.survival import (
     EVENT,
     QUANTILE_TOLERANCE,
     UNSEEN_TAIL_MAX,
+    WEIGHT,
     Z_95,
     unseen_tail_bound,
+    weighted,
 )
 
 TOLERANCE = 1e-9
@@ -754,7 +756,8 @@ def fit_records(
     Args:
         records: one row per order with `code` (0 open, 1 event, 2 competing) and the event's
             bounds: it lies in (`after`, `by`], at exactly `by` where the two are equal; for an
-            open order `after` is its last poll and `by` is ignored (∞).
+            open order `after` is its last poll and `by` is ignored (∞); or one row per `WEIGHT`
+            identical orders.
         group_by: columns that define the groups; at least one.
         code: the event-code column.
         after: the lower-bound column.
@@ -767,7 +770,9 @@ def fit_records(
     if not groups:
         raise ValueError("fit_records needs at least one group column")
     keys = records.select(groups).unique(maintain_order=True)
-    indexed = records.join(keys.with_row_index("_group"), on=groups, how="left", nulls_equal=True)
+    indexed = weighted(records).join(
+        keys.with_row_index("_group"), on=groups, how="left", nulls_equal=True
+    )
     is_open = pl.col(code) == CENSORED
     # Orders with the same group, outcome and bounds enter once, with their count.
     arrays = (
@@ -780,9 +785,10 @@ def fit_records(
             .otherwise(pl.col(by))
             .cast(pl.Float64)
             .alias("_upper"),
+            pl.col(WEIGHT),
         )
         .group_by("_group", code, "_lower", "_upper")
-        .agg(pl.len().alias("_count"))
+        .agg(pl.col(WEIGHT).sum().alias("_count"))
         .sort("_group", code, "_lower", "_upper", nulls_last=True)
     )
     obs = observations(

@@ -15,7 +15,7 @@ from pipeline.analytics import npmle
 from pipeline.analytics.inputs import QUARANTINE_REQUIRED, UTC_TIME, conform
 from pipeline.analytics.metrics import EXPIRY_KEYS, expiry_summary
 from pipeline.analytics.rollups import latency_quantiles
-from pipeline.analytics.survival import event_table, wilson_interval
+from pipeline.analytics.survival import WEIGHT, event_table, weighted, wilson_interval
 
 WINDOWS: dict[str, timedelta | None] = {
     "1h": timedelta(hours=1),
@@ -162,7 +162,11 @@ def _outcomes(completion: pl.DataFrame, expiry: pl.DataFrame) -> pl.DataFrame:
     medians = npmle.quantiles(npmle.fit_records(completion, keys), 0.5).select(
         *keys, pl.col("quantile_s").alias("median_time_to_completion_s")
     )
-    counts = completion.group_by(keys).agg(pl.len().cast(pl.Int64).alias("n_orders"))
+    counts = (
+        weighted(completion)
+        .group_by(keys)
+        .agg(pl.col(WEIGHT).sum().cast(pl.Int64).alias("n_orders"))
+    )
     rates = expiry_summary(expiry, EXPIRY_KEYS).group_by(keys).agg(pl.col("expiry_rate").first())
     return (
         counts.join(final, on=keys, how="left")
@@ -226,7 +230,6 @@ def provider_scorecard(
     quarantine: pl.DataFrame,
     completion: pl.DataFrame,
     expiry: pl.DataFrame,
-    orders: pl.DataFrame,
     *,
     as_of: datetime,
     min_polls: int = MIN_RANK_POLLS,
@@ -241,9 +244,10 @@ def provider_scorecard(
         polls: `poll_rollups` rows.
         latency: `latency_rollups` rows.
         quarantine: `provider` and `quarantined_at` of the quarantine table.
-        completion: per-order completion records (`metrics.completion_records`).
-        expiry: per-order expiry records (`metrics.expiry_records`).
-        orders: the orders table (who was registered when).
+        completion: per-order completion records (`metrics.completion_records`), or collapsed
+            into cells (`pipeline.records.read_record_cells`); `registered_at` says which
+            windows an order is in.
+        expiry: per-order expiry records (`metrics.expiry_records`), or their cells.
         as_of: where the windows end (the refresh).
         min_polls: polls needed to be ranked in a window.
         min_orders: orders needed to be ranked in a window.
@@ -253,23 +257,23 @@ def provider_scorecard(
         all time), `window_end`, then the `provider_reliability` columns.
     """
     parts = []
-    outcomes_by_size: dict[int, pl.DataFrame] = {}
+    completion, expiry = weighted(completion), weighted(expiry)
+    outcomes_by_size: dict[tuple[int, int], pl.DataFrame] = {}
     for window in WINDOWS:
         since = _since(as_of, window)
-        mine = orders.filter(_in_window("registered_at", since))
+        registered = (
+            pl.col("registered_at").is_not_null()
+            if since is None
+            else pl.col("registered_at") >= since
+        )
+        mine = completion.filter(registered), expiry.filter(registered)
         # Windows are nested: two with as many orders hold the same ones (often 30 days and
         # all time), and their outcomes are computed once.
-        if mine.height not in outcomes_by_size:
-            registered = (
-                pl.col("registered_at").is_not_null()
-                if since is None
-                else pl.col("registered_at") >= since
-            )
-            outcomes_by_size[mine.height] = _outcomes(
-                completion.filter(registered), expiry.filter(registered)
-            )
+        size = (int(mine[0][WEIGHT].sum()), int(mine[1][WEIGHT].sum()))
+        if size not in outcomes_by_size:
+            outcomes_by_size[size] = _outcomes(*mine)
         rows = _window_row(
-            polls, latency, quarantine, outcomes_by_size[mine.height], since,
+            polls, latency, quarantine, outcomes_by_size[size], since,
             min_polls=min_polls, min_orders=min_orders,
         )  # fmt: skip
         parts.append(

@@ -51,6 +51,18 @@ CENSORED = 0
 EVENT = 1
 COMPETING = 2
 
+WEIGHT = "orders"
+"""Optional record column: how many identical orders the row stands for (records collapsed
+into cells, `pipeline.records.read_record_cells`); a row counts once without it."""
+
+
+def weighted(records: pl.DataFrame) -> pl.DataFrame:
+    """`records` with its `WEIGHT` column: 1 per row where it has none."""
+    if WEIGHT in records.columns:
+        return records
+    return records.with_columns(pl.lit(1, dtype=pl.Int64).alias(WEIGHT))
+
+
 EVENT_TABLE_COLUMNS = (
     "time_s",
     "n_at_risk",
@@ -78,7 +90,8 @@ def event_table(
     """Kaplan–Meier and Aalen–Johansen estimates at every distinct time of every group.
 
     Args:
-        records: one row per subject with `time` (seconds, ≥ 0) and `code` (0, 1, 2).
+        records: one row per subject with `time` (seconds, ≥ 0) and `code` (0, 1, 2), or per
+            `WEIGHT` identical subjects.
         group_by: columns that define the groups; at least one.
         time: the time column.
         code: the event-code column.
@@ -91,13 +104,15 @@ def event_table(
     if not groups:
         raise ValueError("event_table needs at least one group column")
     code_col = pl.col(code)
+    orders = pl.col(WEIGHT)
     counts = (
-        records.group_by([*groups, pl.col(time).cast(pl.Float64).alias("time_s")])
+        weighted(records)
+        .group_by([*groups, pl.col(time).cast(pl.Float64).alias("time_s")])
         .agg(
-            (code_col == EVENT).sum().cast(pl.Int64).alias("n_event"),
-            (code_col == COMPETING).sum().cast(pl.Int64).alias("n_competing"),
-            (code_col == CENSORED).sum().cast(pl.Int64).alias("n_censored"),
-            pl.len().cast(pl.Int64).alias("_leaving"),
+            orders.filter(code_col == EVENT).sum().cast(pl.Int64).alias("n_event"),
+            orders.filter(code_col == COMPETING).sum().cast(pl.Int64).alias("n_competing"),
+            orders.filter(code_col == CENSORED).sum().cast(pl.Int64).alias("n_censored"),
+            orders.sum().cast(pl.Int64).alias("_leaving"),
         )
         .sort([*groups, "time_s"])
     )

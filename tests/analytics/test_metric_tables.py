@@ -24,6 +24,7 @@ from pipeline.analytics.metrics import (
     expiry_rates,
     expiry_rates_over_time,
     expiry_records,
+    expiry_summary,
     time_to_code,
     time_to_completion,
     time_to_event_summary,
@@ -41,6 +42,7 @@ from pipeline.analytics.scorecard import (
     provider_reliability,
     provider_scorecard,
 )
+from pipeline.analytics.survival import WEIGHT, event_table
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UTC_US = pl.Datetime("us", "UTC")
@@ -106,6 +108,37 @@ def test_summary_counts_median_horizons_and_naive_figures() -> None:
     assert row["cif_1m"] is None  # the open order was last seen at 50 s
     assert (row["naive_median_s"], row["naive_mean_s"]) == (20.0, 20.0)
     assert row["median_resolution_s"] == 4.0
+
+
+def test_rows_standing_for_several_orders_count_as_that_many() -> None:
+    """Records collapsed into cells (one row per identical orders, with their count in
+    `orders`) give the summary, the curves' fit and the expiry figures of the orders one by
+    one; the naive medians become lower weighted medians."""
+    rng = np.random.default_rng(5)
+    times = rng.choice([12.0, 20.0, 31.0, 47.0, 60.0], 200)
+    codes = rng.choice([0, 1, 1, 1, 2], 200)
+    one_by_one = records(
+        [("sms4sats", "tg", int(c), float(t)) for c, t in zip(codes, times, strict=True)]
+    )
+    cells = one_by_one.group_by(one_by_one.columns).agg(pl.len().cast(pl.Int64).alias(WEIGHT))
+    assert cells.height < 30
+    summary, collapsed = time_to_event_summary(one_by_one), time_to_event_summary(cells)
+    naive = ["naive_median_s", "median_resolution_s"]
+    assert_frame_equal(summary.drop(naive), collapsed.drop(naive))
+    assert collapsed["median_resolution_s"].item() == 4.0
+    events = np.sort(times[codes == 1])
+    assert collapsed["naive_median_s"].item() == events[(events.size - 1) // 2]
+    assert_frame_equal(event_table(one_by_one, ["provider"]), event_table(cells, ["provider"]))
+    windows = one_by_one.with_columns(
+        pl.lit(600.0).alias("window_s"),
+        pl.lit(40.0).alias("horizon_s"),
+        pl.lit(True).alias("window_documented"),
+    )
+    expiry_cells = windows.group_by(windows.columns).agg(pl.len().cast(pl.Int64).alias(WEIGHT))
+    assert_frame_equal(
+        expiry_summary(windows, ["provider", "order_kind"]),
+        expiry_summary(expiry_cells, ["provider", "order_kind"]),
+    )
 
 
 def test_finer_groups_need_the_minimum_size_and_the_provider_row_is_always_there() -> None:
@@ -312,7 +345,7 @@ def test_reliability_rates_score_and_ranking() -> None:
     history = build_status_history(observations)
     scorecard = provider_scorecard(
         poll_rollups(observations), latency_rollups(observations), quarantine,
-        completion_records(history, orders), expiry_records(history, orders), orders,
+        completion_records(history, orders), expiry_records(history, orders),
         as_of=T0 + timedelta(days=1),
     )  # fmt: skip
     out = provider_reliability(scorecard)
@@ -379,7 +412,7 @@ def test_scorecard_windows_count_only_their_polls_and_orders() -> None:
     scorecard = provider_scorecard(
         poll_rollups(log), latency_rollups(log), quarantine,
         completion_records(history, everything), expiry_records(history, everything),
-        everything, as_of=T0 + timedelta(minutes=30),
+        as_of=T0 + timedelta(minutes=30),
     )  # fmt: skip
     baanx = {
         row["window"]: (row["polls"], row["n_orders"])

@@ -21,6 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import truth as truth_bench
 
 CASES = [("smsonline", 1.0), ("baanx", 0.25), ("fivesim", 0.5)]
+ORDERS = 200
+"""Enough that one replication's median lies within the tolerance with a wide margin: at 60,
+SMSOnline's median at ratio 1 moves by about 18 % from one seed to the next, against a
+tolerance of 25 %."""
 
 
 @pytest.mark.slow
@@ -33,11 +37,11 @@ def test_the_estimate_lands_on_the_truth_of_the_same_orders(
         seed=3,
         ratio=ratio,
         follow_up=None,
-        orders=60,
+        orders=ORDERS,
         median_s=truth_bench.population_median(slug),
     )
     row = asyncio.run(truth_bench.simulate(replication, tmp_path))
-    assert row["orders"] == 60 and row["open_share_at_stop"] == 0.0
+    assert row["orders"] == ORDERS and row["open_share_at_stop"] == 0.0
     true_median = row["true_median_s"]
     tolerance = max(replication.cadence_s / 4, 0.05 * true_median)
     assert abs(row["median_s"] - true_median) <= tolerance, row
