@@ -5,6 +5,10 @@ order's status history and order row. So a refresh rebuilds the records of the o
 and leaves the rest: reading and deriving every order's history on each refresh would cost what
 the whole history costs, not what changed (`pipeline.derived` decides which orders those are).
 The tables are also plain SQL for teams running their own survival analyses.
+
+The analytics read the records collapsed into cells (`read_record_cells`): identical orders,
+once their times are on a fine grid, enter as one row with a count, so fitting every provider's
+curves costs what the cells cost, not what a year of orders would.
 """
 
 from __future__ import annotations

@@ -1,0 +1,120 @@
+"""Records collapsed into cells (`pipeline.records.read_record_cells`): what each time becomes
+on the grid, and that no order is lost or counted twice."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from pipeline.analytics.events import RECORD_COLUMNS
+from pipeline.analytics.survival import CENSORED, COMPETING, EVENT, WEIGHT
+from pipeline.records import CELL_GRID, RECORD_TABLES, read_record_cells
+from pipeline.warehouse import Warehouse, replace_table
+
+AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+WINDOW_S, HORIZON_S = 600.0, 660.0
+
+
+def _record(code: int, after: float, by: float | None, time_s: float, **extra: object) -> dict:
+    return {
+        "provider": "sms4sats",
+        "order_id": f"o{after}-{by}-{time_s}-{len(extra)}",
+        "order_kind": "sms_receive",
+        "service": "tg",
+        "country": "de",
+        "origin_at": AS_OF - timedelta(days=2, minutes=5),
+        "registered_at": AS_OF - timedelta(days=2),
+        "event_code": code,
+        "lower_s": after,
+        "upper_s": by,
+        "event_after_s": after,
+        "event_by_s": by,
+        "time_s": time_s,
+        **extra,
+    }
+
+
+EXPIRY_COLUMNS = {
+    **RECORD_COLUMNS,
+    "window_s": pl.Float64(),
+    "horizon_s": pl.Float64(),
+    "window_documented": pl.Boolean(),
+}
+
+
+def _cells(warehouse: Warehouse, rows: list[dict], *, expiry: bool = False) -> pl.DataFrame:
+    """`rows` stored as the completion records (or the expiry records, with a 600 s window),
+    the other record tables empty, and read back as cells."""
+    if expiry:
+        rows = [{**r, "window_s": WINDOW_S, "horizon_s": HORIZON_S, "window_documented": True}
+                for r in rows]  # fmt: skip
+    table = "expiry_records" if expiry else "completion_records"
+    with warehouse.transaction() as con:
+        for name in RECORD_TABLES:
+            columns = EXPIRY_COLUMNS if name == "expiry_records" else RECORD_COLUMNS
+            replace_table(con, name, pl.DataFrame(rows if name == table else [], schema=columns))
+        return read_record_cells(con, AS_OF)[table]
+
+
+def test_nearby_times_share_a_cell_and_bounds_only_widen(warehouse: Warehouse) -> None:
+    cells = _cells(
+        warehouse,
+        [
+            _record(EVENT, 100.0, 100.0, 100.0),  # provider event times 0.2 % apart
+            _record(EVENT, 100.2, 100.2, 100.2),
+            _record(EVENT, 99.0, 101.0, 100.0),  # seen between two polls
+            _record(CENSORED, 250.0, None, 250.0),  # still open at its last poll
+            _record(COMPETING, 0.0, 40.0, 20.0),  # before the first poll
+        ],
+    ).sort("event_code", "event_after_s")
+    assert cells[WEIGHT].sum() == 5
+    exact = cells.filter(pl.col("event_code") == EVENT, pl.col(WEIGHT) == 2).row(0, named=True)
+    assert exact["event_after_s"] == exact["event_by_s"]
+    assert abs(math.log(exact["event_by_s"] / 100.1)) <= CELL_GRID
+    interval = cells.filter(pl.col("event_code") == EVENT, pl.col(WEIGHT) == 1).row(0, named=True)
+    assert 99.0 * (1 - CELL_GRID) <= interval["event_after_s"] <= 99.0
+    assert 101.0 <= interval["event_by_s"] <= 101.0 * (1 + CELL_GRID)
+    assert abs(math.log(interval["resolution_s"] / 2.0)) <= CELL_GRID
+    open_order = cells.filter(pl.col("event_code") == CENSORED).row(0, named=True)
+    assert 250.0 * (1 - CELL_GRID) <= open_order["event_after_s"] <= 250.0
+    assert open_order["event_by_s"] is None and open_order["resolution_s"] is None
+    competing = cells.filter(pl.col("event_code") == COMPETING).row(0, named=True)
+    assert competing["event_after_s"] == 0.0  # the origin stays where it is
+
+
+def test_registration_becomes_the_shortest_window_that_holds_it(warehouse: Warehouse) -> None:
+    ages = [timedelta(minutes=10), timedelta(hours=5), timedelta(days=3), timedelta(days=90)]
+    rows = [
+        _record(EVENT, 10.0 * (k + 1), 10.0 * (k + 1), 10.0 * (k + 1), registered_at=AS_OF - age)
+        for k, age in enumerate(ages)
+    ]
+    cells = _cells(warehouse, [*rows, _record(EVENT, 50.0, 50.0, 50.0, registered_at=None)])
+    got = cells.sort("time_s")["registered_at"].to_list()
+    assert got[:3] == [
+        AS_OF - timedelta(hours=1),
+        AS_OF - timedelta(days=1),
+        AS_OF - timedelta(days=7),
+    ]
+    assert got[3] < AS_OF - timedelta(days=30)  # only in the all-time window
+    assert got[4] is None  # in no window, as before
+
+
+def test_expiry_times_never_cross_the_horizon(warehouse: Warehouse) -> None:
+    just_before = HORIZON_S * (1 - CELL_GRID / 10)
+    cells = _cells(
+        warehouse,
+        [
+            _record(EVENT, just_before, just_before, just_before),
+            _record(COMPETING, 700.0, 700.0, 700.0),
+            _record(CENSORED, 5_000.0, None, 5_000.0),
+            _record(EVENT, 9_000.0, 9_000.0, 9_000.0),
+        ],
+        expiry=True,
+    )
+    before = cells.filter(pl.col("time_s") <= HORIZON_S)
+    assert before[WEIGHT].sum() == 1  # the expiry just inside the horizon stays inside
+    after = cells.filter(pl.col("time_s") > HORIZON_S)
+    assert after["time_s"].unique().to_list() == [HORIZON_S + 1]  # later times are one time
+    assert after[WEIGHT].sum() == 3
