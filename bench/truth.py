@@ -61,6 +61,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 
 from pipeline.analytics.survival import Z_95
@@ -97,7 +98,8 @@ FOLLOW_UPS = (0.5, 1.5, None)
 orders open to most resolved; None: one median past the expiry horizon (expiry is measured)."""
 ARRIVAL_WINDOW_MEDIANS = 2.0
 REFRESH_S = 5.0
-"""The loop's refresh period live; scaled up with the cadences (`Replication.refresh_s`)."""
+"""The loop's refresh period, as live: it stays at 5 s whatever the ratio, as when a provider's
+events are faster or slower than the sandbox's."""
 PILOT_ORDERS = 20_000
 PILOT_SEED = 1_000_003
 """The population pilot's sandbox seed (no replication uses it)."""
@@ -217,14 +219,6 @@ class Replication:
         return horizon + self.median_s
 
     @property
-    def refresh_s(self) -> float:
-        """How often the loop re-reads its orders (and the writer flushes): the live period,
-        scaled with the cadences when they are slowed down, so a new order waits the same share
-        of a cadence for its first poll as live (and a slow replication does not spend its time
-        writing a few rows every 5 simulated seconds)."""
-        return REFRESH_S * max(1.0, self.factor)
-
-    @property
     def factor(self) -> float:
         base = REGISTRY.spec(self.slug).policy.cadence_for(OrderState.PROCESSING.value)
         return self.cadence_s / base
@@ -234,11 +228,25 @@ async def simulate(rep: Replication, workdir: Path) -> dict[str, Any]:
     """Run one replication; its estimates, truths and counts."""
     clock = FakeClock(START)
     app = _sandbox_app(rep.slug, rep.sandbox_seed, clock)
+    warehouse = Warehouse(workdir / "warehouse.duckdb")
+    # Held open for the run, so the many short transactions share one database instance
+    # instead of opening (and checkpointing) the file each time; live, a poller releases the
+    # file between writes for other processes.
+    keeper = duckdb.connect(str(warehouse.path))
+    try:
+        return await _run(rep, warehouse, clock, app)
+    finally:
+        keeper.close()
+
+
+async def _run(
+    rep: Replication, warehouse: Warehouse, clock: FakeClock, app: Any
+) -> dict[str, Any]:
+    """`simulate`'s run with the warehouse open."""
     transport = httpx.ASGITransport(app=app)
     settings = Settings.from_env(
-        {"PIPELINE_SANDBOX_URL": BASE_URL, "PIPELINE_DATA_DIR": str(workdir)}
+        {"PIPELINE_SANDBOX_URL": BASE_URL, "PIPELINE_DATA_DIR": str(warehouse.path.parent)}
     )
-    warehouse = Warehouse(workdir / "warehouse.duckdb")
     rng = random.Random(f"truth:{rep.slug}:{rep.seed}:{rep.ratio}")
     window_s = ARRIVAL_WINDOW_MEDIANS * rep.median_s
     arrivals = sorted(
@@ -257,10 +265,14 @@ async def simulate(rep: Replication, workdir: Path) -> dict[str, Any]:
     ):  # fmt: skip
         workload = Workload(client)
         writer = BatchWriter(warehouse)
-        loop = ProviderLoop(rep.slug, warehouse, poller, writer, refresh_every_s=rep.refresh_s)
+        loop = ProviderLoop(rep.slug, warehouse, poller, writer, refresh_every_s=REFRESH_S)
         now = START
-        next_refresh = START
-        new_orders = []  # registered in one batch before the refresh that first reads them
+        new_orders = []  # registered in one batch just before the refresh that first reads them
+        # The live loop re-reads its orders every `REFRESH_S` and otherwise polls from its own
+        # memory of what it asked. Re-reading changes something only when orders were
+        # registered since or some were held back (`ProviderLoop.refresh`), so only those
+        # refreshes run, at the times of the live loop's ticks.
+        refresh_at: datetime | None = None
         while now < stop:
             clock.set(now)
             while arrivals and arrivals[0] <= now:
@@ -279,7 +291,8 @@ async def simulate(rep: Replication, workdir: Path) -> dict[str, Any]:
                         country=created.country,
                     )
                 )
-            if now >= next_refresh:
+                refresh_at = refresh_at or _next_tick(now)
+            if refresh_at is not None and now >= refresh_at:
                 if new_orders:
                     register(warehouse, new_orders, source="truth-bench")
                     new_orders = []
@@ -287,11 +300,14 @@ async def simulate(rep: Replication, workdir: Path) -> dict[str, Any]:
                 # the loop's memory of its own answers bridges the gap; here both line up).
                 await writer.flush()
                 await loop.refresh()
-                next_refresh = now + timedelta(seconds=rep.refresh_s)
+                refresh_at = None
             wait = loop.start_due(now, None, slack_s=DUE_SLACK_S)
             await loop.wait_in_flight()
-            loop.take_period()  # counts are not needed; keep memory flat
-            following = [next_refresh, stop]
+            if loop.take_period().skipped:  # held back until the next refresh
+                refresh_at = refresh_at or _next_tick(now)
+            following = [stop]
+            if refresh_at is not None:
+                following.append(refresh_at)
             if wait is not None:  # as the provider's loop: sleep until the next order is due
                 following.append(now + timedelta(seconds=max(wait, MIN_SLEEP_S)))
             if arrivals:
@@ -300,6 +316,12 @@ async def simulate(rep: Replication, workdir: Path) -> dict[str, Any]:
         await writer.flush()
     await asyncio.to_thread(refresh_derived, warehouse)
     return _compare(rep, warehouse, sandbox_of(app), stop)
+
+
+def _next_tick(moment: datetime) -> datetime:
+    """The live loop's first refresh after `moment` (every `REFRESH_S` from the start)."""
+    ticks = math.floor((moment - START).total_seconds() / REFRESH_S) + 1
+    return START + timedelta(seconds=ticks * REFRESH_S)
 
 
 def run_replication(rep: Replication) -> dict[str, Any]:
