@@ -497,8 +497,7 @@ def _share(flags: list[bool | None]) -> float | None:
 
 def _wilson(flags: list[bool | None]) -> list[float] | None:
     """The 95 % Wilson interval of the share of true flags: how far a coverage measured over
-    these replications can be from the coverage itself (at 64 replications of a true 95 %,
-    anywhere from about 87 % to 98 %)."""
+    these replications can be from the coverage itself (30 of 32 covered, 94 %, is 80-98 %)."""
     known = [f for f in flags if f is not None]
     if not known:
         return None
