@@ -145,8 +145,9 @@ def read_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
 
     The analytics then cost what the cells cost, not what the orders do. To make orders
     combine, times are placed on a relative grid of step `CELL_GRID`: an event's bounds
-    outwards (its interval only widens), an exact time and `time_s` to the nearest step, an
-    open order's last poll downwards (it was open at least that long); `registered_at` becomes
+    outwards (its interval only widens), an exact time and an event's `time_s` to the nearest
+    step, an open order's last poll downwards (it was open at least that long: a curve is
+    never read further than the orders were followed); `registered_at` becomes
     the start of the shortest scorecard window ending at `as_of` that holds it, and
     `origin_at` (expiry) its hour. The expiry rate is read at its horizon: every later time
     counts as one time past it, and no time crosses it.
@@ -201,7 +202,11 @@ _EVENT_BY = (
     f"CASE WHEN event_code = {CENSORED} THEN NULL WHEN {_EXACT} THEN "
     f"{_snap('event_by_s', 'round')} ELSE {_snap('event_by_s', 'ceil')} END"
 )
-_TIME = _snap("time_s", "round")
+_TIME = (
+    f"CASE WHEN event_code = {CENSORED} THEN {_snap('time_s', 'floor')} "
+    f"ELSE {_snap('time_s', 'round')} END"
+)
 _TIME_TO_HORIZON = (
-    f"CASE WHEN time_s > horizon_s THEN horizon_s + 1 ELSE least({_TIME}, horizon_s) END"
+    "CASE WHEN time_s > horizon_s THEN horizon_s + 1 WHEN time_s = horizon_s THEN horizon_s "
+    f"ELSE least({_TIME}, horizon_s) END"
 )

@@ -14,7 +14,8 @@ from pipeline.records import CELL_GRID, RECORD_TABLES, read_record_cells
 from pipeline.warehouse import Warehouse, replace_table
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-WINDOW_S, HORIZON_S = 600.0, 660.0
+WINDOW_S, HORIZON_S = 1440.0, 1500.0
+"""SMSOnline's horizon: a time half a grid step below it rounds to a step above it."""
 
 
 def _record(code: int, after: float, by: float | None, time_s: float, **extra: object) -> dict:
@@ -79,6 +80,7 @@ def test_nearby_times_share_a_cell_and_bounds_only_widen(warehouse: Warehouse) -
     assert abs(math.log(interval["resolution_s"] / 2.0)) <= CELL_GRID
     open_order = cells.filter(pl.col("event_code") == CENSORED).row(0, named=True)
     assert 250.0 * (1 - CELL_GRID) <= open_order["event_after_s"] <= 250.0
+    assert 250.0 * (1 - CELL_GRID) <= open_order["time_s"] <= 250.0
     assert open_order["event_by_s"] is None and open_order["resolution_s"] is None
     competing = cells.filter(pl.col("event_code") == COMPETING).row(0, named=True)
     assert competing["event_after_s"] == 0.0  # the origin stays where it is
@@ -102,19 +104,26 @@ def test_registration_becomes_the_shortest_window_that_holds_it(warehouse: Wareh
 
 
 def test_expiry_times_never_cross_the_horizon(warehouse: Warehouse) -> None:
-    just_before = HORIZON_S * (1 - CELL_GRID / 10)
+    just_before = HORIZON_S - 0.5
     cells = _cells(
         warehouse,
         [
             _record(EVENT, just_before, just_before, just_before),
-            _record(COMPETING, 700.0, 700.0, 700.0),
+            # Followed to just short of the horizon: the rate there stays unknown.
+            _record(CENSORED, just_before, None, just_before),
+            _record(CENSORED, HORIZON_S, None, HORIZON_S),
+            _record(COMPETING, 1600.0, 1600.0, 1600.0),
             _record(CENSORED, 5_000.0, None, 5_000.0),
             _record(EVENT, 9_000.0, 9_000.0, 9_000.0),
         ],
         expiry=True,
     )
-    before = cells.filter(pl.col("time_s") <= HORIZON_S)
-    assert before[WEIGHT].sum() == 1  # the expiry just inside the horizon stays inside
+    followed = cells.filter(pl.col("event_code") == CENSORED, pl.col("time_s") <= HORIZON_S)
+    short, full = sorted(followed["time_s"].to_list())
+    assert just_before * (1 - CELL_GRID) <= short < just_before  # never past where it was seen
+    assert full == HORIZON_S  # followed exactly to the horizon: still reaches it
+    expired = cells.filter(pl.col("event_code") == EVENT, pl.col("time_s") <= HORIZON_S)
+    assert expired[WEIGHT].sum() == 1  # the expiry just inside the horizon stays in it
     after = cells.filter(pl.col("time_s") > HORIZON_S)
     assert after["time_s"].unique().to_list() == [HORIZON_S + 1]  # later times are one time
     assert after[WEIGHT].sum() == 3
