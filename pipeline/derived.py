@@ -350,8 +350,8 @@ def _hour(moment: datetime) -> datetime:
 def compute_metrics(
     con: duckdb.DuckDBPyConnection, *, as_of: datetime | None = None
 ) -> dict[str, pl.DataFrame]:
-    """Every analytics table (`METRIC_TABLES`, in order), from the per-order records, the
-    orders, the rollups and the quarantine; the scorecard's windows end at `as_of` (default:
+    """Every analytics table (`METRIC_TABLES`, in order), from the per-order records (as
+    cells), the rollups and the quarantine; the scorecard's windows end at `as_of` (default:
     now)."""
     as_of = as_of or datetime.now(UTC)
     polls = query(con, "SELECT * FROM poll_rollups")

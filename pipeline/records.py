@@ -146,11 +146,11 @@ def read_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
     The analytics then cost what the cells cost, not what the orders do. To make orders
     combine, times are placed on a relative grid of step `CELL_GRID`: an event's bounds
     outwards (its interval only widens), an exact time and an event's `time_s` to the nearest
-    step, an open order's last poll downwards (it was open at least that long: a curve is
-    never read further than the orders were followed); `registered_at` becomes
-    the start of the shortest scorecard window ending at `as_of` that holds it, and
-    `origin_at` (expiry) its hour. The expiry rate is read at its horizon: every later time
-    counts as one time past it, and no time crosses it.
+    step, an open order's last poll downwards (it was open at least that long: a curve is never
+    read further than the orders were followed). `registered_at` becomes the start of the
+    shortest scorecard window ending at `as_of` that holds it, and `origin_at` (expiry) its
+    hour. The expiry rate is read at its horizon: every later time counts as one time past it,
+    and no time crosses it.
     """
     starts = [
         f"TIMESTAMPTZ '{(as_of - length).isoformat()}'"

@@ -261,11 +261,7 @@ def provider_scorecard(
     outcomes_by_size: dict[tuple[int, int], pl.DataFrame] = {}
     for window in WINDOWS:
         since = _since(as_of, window)
-        registered = (
-            pl.col("registered_at").is_not_null()
-            if since is None
-            else pl.col("registered_at") >= since
-        )
+        registered = pl.col("registered_at").is_not_null() & _in_window("registered_at", since)
         mine = completion.filter(registered), expiry.filter(registered)
         # Windows are nested: two with as many orders hold the same ones (often 30 days and
         # all time), and their outcomes are computed once.
