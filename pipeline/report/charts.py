@@ -73,6 +73,11 @@ TITLE_MIN_CHARS = 24
 """Never wrap a title narrower than this many characters."""
 EDGE_PX = 2
 """Room kept between a title and the figure's edge."""
+EXPIRY_CHART_HOURS = 48
+"""The expiry chart shows at most this many hours of order creation, the most recent: a year of
+hours is a table (`expiry_rates_over_time`), not a chart, and drawing it took minutes."""
+MAX_TICK_LABELS = 12
+"""Label every hour up to this many; past it, every second, third, ... hour."""
 
 
 def label(text: object) -> str:
@@ -241,8 +246,18 @@ def cumulative_incidence_chart(
     return _png(figure, title_text)
 
 
+def recent_hours(rates: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
+    """The rows of the last `EXPIRY_CHART_HOURS` buckets in `rates`, and whether older ones
+    were left out."""
+    hours = rates["bucket_start"].unique().sort()
+    if hours.len() <= EXPIRY_CHART_HOURS:
+        return rates, False
+    return rates.filter(pl.col("bucket_start") >= hours[-EXPIRY_CHART_HOURS]), True
+
+
 def expiry_over_time_chart(rates: pl.DataFrame, *, title: str) -> bytes | None:
-    """Expiry rate per provider and hour of order creation, with 95 % intervals.
+    """Expiry rate per provider and hour of order creation, with 95 % intervals, over the last
+    `EXPIRY_CHART_HOURS` hours that have a rate.
 
     Where the censoring-aware rate is not defined yet (follow-up shorter than the window) the
     share of resolved orders that expired is drawn instead, with hollow markers.
@@ -268,8 +283,9 @@ def expiry_over_time_chart(rates: pl.DataFrame, *, title: str) -> bytes | None:
     ).filter(pl.col("_rate").is_not_null())
     if frame.is_empty():
         return None
-    figure, axes = _new_figure(WIDE)
+    frame, cut = recent_hours(frame)
     buckets = sorted(frame["bucket_start"].unique().to_list())
+    figure, axes = _new_figure(WIDE)
     providers = provider_order(frame["provider"].unique().to_list())
     step = 1.0 / (len(providers) + 1)
     any_fallback = False
@@ -302,13 +318,18 @@ def expiry_over_time_chart(rates: pl.DataFrame, *, title: str) -> bytes | None:
                 s=36,
                 zorder=3,
             )
-    axes.set_xticks(range(len(buckets)))
-    axes.set_xticklabels([b.strftime("%d %b\n%H:%M") for b in buckets], fontsize=8)
+    every = -(-len(buckets) // MAX_TICK_LABELS)
+    labelled = range(0, len(buckets), every)
+    axes.set_xticks(labelled)
+    axes.set_xticklabels([buckets[i].strftime("%d %b\n%H:%M") for i in labelled], fontsize=8)
     axes.set_xlim(-0.6, len(buckets) - 0.4)
     top = frame.select(pl.col("_high").fill_null(pl.col("_rate")).max()).item()
     axes.set_ylim(0, min(1.05, max(0.05, float(top or 0.0)) * 1.1))
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
-    axes.set_xlabel("hour the orders were created (UTC)")
+    axes.set_xlabel(
+        "hour the orders were created (UTC)"
+        + (f", the last {EXPIRY_CHART_HOURS} with orders" if cut else "")
+    )
     axes.set_ylabel("orders that expired")
     title_text = _set_title(axes, title)
     handles, labels = axes.get_legend_handles_labels()

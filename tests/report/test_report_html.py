@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -18,7 +18,7 @@ from markupsafe import escape
 
 from pipeline.analytics.scorecard import WINDOWS
 from pipeline.report import ReportSummary, build_report, default_report_path, sections
-from pipeline.report.charts import expiry_over_time_chart
+from pipeline.report.charts import EXPIRY_CHART_HOURS, expiry_over_time_chart, recent_hours
 from pipeline.report.data import load
 from pipeline.report.html import render
 from pipeline.report.markup import NOT_ENOUGH_DATA, text
@@ -208,3 +208,28 @@ def test_expiry_finding_when_nothing_expired(published: Path) -> None:
     body = sections.expiry(dataclasses.replace(data, expiry_rates=none_expired)).body
     assert "No orders have expired so far" in body
     assert "highest expiry rate" not in body  # never "baanx has the highest expiry rate (0 %)"
+
+
+def test_expiry_chart_draws_the_recent_hours_of_a_long_history() -> None:
+    """A year of hourly buckets is charted as its last `EXPIRY_CHART_HOURS` hours (drawing
+    every hour took minutes and showed nothing readable)."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    hours = [start + timedelta(hours=h) for h in range(24 * 365)]
+    rates = pl.DataFrame(
+        {
+            "provider": "sms4sats",
+            "bucket_start": hours,
+            "expiry_rate": 0.1,
+            "ci_low": 0.05,
+            "ci_high": 0.2,
+            "resolved_share_expired": 0.1,
+            "resolved_share_ci_low": 0.05,
+            "resolved_share_ci_high": 0.2,
+        }
+    )
+    shown, cut = recent_hours(rates)
+    assert cut
+    assert shown["bucket_start"].to_list() == hours[-EXPIRY_CHART_HOURS:]
+    assert not recent_hours(shown)[1]
+    png = expiry_over_time_chart(rates, title="expiry")
+    assert png is not None and png.startswith(PNG_MAGIC)
