@@ -38,7 +38,6 @@ from pipeline.analytics.rollups import (
     POLL_KEYS,
     ROLLUP_INPUT_COLUMNS,
     merge_rollups,
-    to_hours,
 )
 from pipeline.polllog import fold_log
 from pipeline.records import (
@@ -51,6 +50,7 @@ from pipeline.records import (
     write_records,
 )
 from pipeline.warehouse import Warehouse, query, replace_table
+from pipeline.warehouse.schema import LATENCY_ROLLUP_COLUMNS, POLL_ROLLUP_COLUMNS
 from pipeline.warehouse.store import first_row, registered
 
 HISTORY_TABLE = "status_history"
@@ -59,6 +59,7 @@ ROLLUP_TABLES: dict[str, tuple[str, ...]] = {
     "latency_rollups": LATENCY_KEYS,
 }
 """The rollup tables (created by migration 6) and their keys (`pipeline.analytics.rollups`)."""
+ROLLUP_SCHEMAS = {"poll_rollups": POLL_ROLLUP_COLUMNS, "latency_rollups": LATENCY_ROLLUP_COLUMNS}
 ROLLUPS_STATE = "poll_rollups"
 """`derived_state` entry: the newest `polled_at` folded into the rollups."""
 COMPACTED_STATE = "poll_rollups_compacted"
@@ -198,6 +199,7 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
         )
         read += new.height
         written += _fold(con, new).height
+        _commit_part(con)
     _build_records(con)
     newest = first_row(con, "SELECT max(polled_at) FROM observations")[0]
     _set_watermark(con, newest)
@@ -223,6 +225,19 @@ def _time_slices(con: duckdb.DuckDBPyConnection) -> list[tuple[datetime, datetim
     return list(itertools.pairwise(edges))
 
 
+def _commit_part(con: duckdb.DuckDBPyConnection) -> None:
+    """Commit what a full build has written so far, and go on in a new transaction.
+
+    Rows written in one transaction stay in memory until it ends: a whole build held so peaked
+    at 3.8 GB at 20 M observations, against 1.9 GB committed part by part. A build writes its
+    markers (watermarks, records built) last, so one cut short starts again from scratch."""
+    try:
+        con.execute("COMMIT")
+    except duckdb.TransactionException:
+        return  # no transaction open: every statement commits on its own
+    con.execute("BEGIN TRANSACTION")
+
+
 def _update_records(con: duckdb.DuckDBPyConnection, touched: pl.DataFrame) -> None:
     """Rebuild the per-order records (`pipeline.records`) of the `touched` orders."""
     if touched.is_empty():
@@ -242,6 +257,7 @@ def _build_records(con: duckdb.DuckDBPyConnection) -> None:
         history = query(con, f"SELECT * FROM {HISTORY_TABLE} WHERE {_PART}", [parts, part])
         orders = query(con, f"SELECT * FROM orders WHERE {_PART}", [parts, part])
         write_records(con, build_records(history, orders), replace=part == 0)
+        _commit_part(con)
     mark_records_built(con)
 
 
@@ -291,6 +307,9 @@ def _build_rollups(con: duckdb.DuckDBPyConnection, columns: str) -> tuple[int, d
     A minute split between two ranges gets a row from each: rows add up, so that is the same
     rollup (compaction and every reader sum them)."""
     _refuse_if_pruned(con, "poll_rollups")
+    for table in ROLLUP_TABLES:  # rows add up: what a build cut short left would count twice
+        con.execute(f"DELETE FROM {table}")
+    set_derived_state(con, COMPACTED_STATE, None)
     end = int(first_row(con, "SELECT coalesce(max(rowid) + 1, 0) FROM observations")[0])
     read, newest = 0, None
     for low in range(0, end, FULL_BUILD_ROWS):
@@ -302,6 +321,7 @@ def _build_rollups(con: duckdb.DuckDBPyConnection, columns: str) -> tuple[int, d
         if part.is_empty():
             continue
         _append_rollups(con, [part])
+        _commit_part(con)
         read += part.height
         latest = part["polled_at"].max()
         newest = latest if newest is None else max(newest, latest)  # type: ignore[type-var]
@@ -324,18 +344,30 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> 
 
 
 def _compact_rollups(con: duckdb.DuckDBPyConnection, newest: datetime) -> None:
-    """Fold rollup rows older than `MINUTE_GRAIN_S` before `newest` into hour rows, once."""
+    """Fold rollup rows older than `MINUTE_GRAIN_S` before `newest` into hour rows, once.
+
+    In SQL: after a full build of a long log nearly every row is at minute grain, tens of
+    millions of them, which DuckDB sums within its memory limit."""
     cutoff = _hour(newest - timedelta(seconds=MINUTE_GRAIN_S))
     since = derived_state(con, COMPACTED_STATE)
     if since is not None and cutoff <= since:
         return
+    window = "minute < ?" if since is None else "minute >= ? AND minute < ?"
+    bounds = [cutoff] if since is None else [since, cutoff]
     for table, keys in ROLLUP_TABLES.items():
-        window = "minute < ?" if since is None else "minute >= ? AND minute < ?"
-        bounds = [cutoff] if since is None else [since, cutoff]
-        rows = query(con, f"SELECT * FROM {table} WHERE {window}", bounds)
+        counts = [c for c in ROLLUP_SCHEMAS[table] if c not in keys]
+        by_hour = ", ".join(
+            "time_bucket(INTERVAL 1 HOUR, minute) AS minute" if c == "minute" else c for c in keys
+        )
+        sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in counts)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _hour_rows AS SELECT {by_hour}, {sums} "
+            f"FROM {table} WHERE {window} GROUP BY ALL",
+            bounds,
+        )
         con.execute(f"DELETE FROM {table} WHERE {window}", bounds)
-        if rows.height:
-            _insert(con, table, to_hours(rows, keys))
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _hour_rows")
+        con.execute("DROP TABLE _hour_rows")
     set_derived_state(con, COMPACTED_STATE, cutoff)
 
 

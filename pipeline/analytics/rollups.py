@@ -13,7 +13,7 @@ that changed, not the whole log, and memory stays bounded whatever the log's siz
   ±2.5 % of the exact one (a mergeable histogram in the manner of DDSketch).
 
 Rows of either kind add up: merging partial rollups of the same minute (`merge_rollups`) gives
-the rollup of the union. Older minutes are kept at hour grain (`to_hours`).
+the rollup of the union. Older minutes are kept at hour grain (`pipeline.derived`).
 """
 
 from __future__ import annotations
@@ -119,11 +119,6 @@ def merge_rollups(frames: Sequence[pl.DataFrame], keys: Sequence[str]) -> pl.Dat
     frame = pl.concat(frames)
     counts = [c for c in frame.columns if c not in keys]
     return frame.group_by(keys).agg(pl.col(counts).sum()).select(frame.columns)
-
-
-def to_hours(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
-    """Rollup rows at hour grain: `minute` truncated to its hour and equal keys summed."""
-    return merge_rollups([frame.with_columns(pl.col("minute").dt.truncate("1h"))], keys)
 
 
 def latency_quantiles(

@@ -126,3 +126,33 @@ def test_old_minutes_fold_into_hours_without_changing_any_sum(tmp_path: Path) ->
     log = pl.concat([old, recent])
     for stored, expected in zip(_stored(warehouse, True), _expected(log, True), strict=True):
         assert_frame_equal(stored, expected)
+
+
+def test_a_full_build_cut_short_is_built_again_without_counting_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full build commits part by part (to bound memory); one that dies half way leaves
+    rows but no watermark, and the next build must start from empty tables."""
+    monkeypatch.setattr(derived, "FULL_BUILD_ROWS", 97)
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    log = _log(T0, 30, seed=7, prefix="a")
+    _add(warehouse, log)
+    calls = 0
+    real_append = derived._append_rollups
+
+    def dies_on_the_third_part(con: object, parts: list[pl.DataFrame]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+        real_append(con, parts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(derived, "_append_rollups", dies_on_the_third_part)
+    with pytest.raises(KeyboardInterrupt), warehouse.transaction() as con:
+        refresh_rollups(con)
+    assert warehouse.read("SELECT count(*) AS n FROM poll_rollups")["n"][0] > 0  # committed
+    monkeypatch.setattr(derived, "_append_rollups", real_append)
+    with warehouse.transaction() as con:
+        assert refresh_rollups(con).mode == "full"
+    for stored, expected in zip(_stored(warehouse), _expected(log), strict=True):
+        assert_frame_equal(stored, expected)
