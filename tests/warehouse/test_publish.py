@@ -9,11 +9,13 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 from warehouse.test_retention import _log
 
 from pipeline.derived import refresh_derived
 from pipeline.retention import prune
 from pipeline.warehouse import Warehouse, append
+from pipeline.warehouse import publish as publish_module
 from pipeline.warehouse.publish import RECENT, publish_copy
 
 DAY = timedelta(days=1)
@@ -158,4 +160,33 @@ def test_changes_that_leave_the_row_count_unchanged_are_published(tmp_path: Path
     done = publish_copy(warehouse, published)
     assert not done.full
     assert (done.rows_added, done.rows_removed) == (7 + 1, 7 + 1)
+    assert _differences(warehouse, published) == {}
+
+
+def test_tables_of_order_rows_are_synced_by_bucket_of_orders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of some orders changed, removed, duplicated and added, in the history, the records
+    and the orders, reach the copy; orders untouched keep their rows."""
+    monkeypatch.setattr(publish_module, "ORDER_SYNC_MIN_ROWS", 0)  # every table of order rows
+    monkeypatch.setattr(publish_module, "ROWS_PER_BUCKET", 4)
+    orders, observations, _ = _log()
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published.duckdb"
+    _add(warehouse, orders=orders, observations=observations)
+    assert publish_copy(warehouse, published).full
+    ids = orders["order_id"].sort().to_list()
+    with warehouse.connect() as con:
+        con.execute("UPDATE status_history SET n_polls = n_polls + 1 WHERE order_id = ?", [ids[0]])
+        con.execute("DELETE FROM completion_records WHERE order_id = ?", [ids[1]])
+        con.execute(
+            "INSERT INTO status_history SELECT * FROM status_history WHERE order_id = ?", [ids[2]]
+        )
+        con.execute("UPDATE orders SET service = 'changed' WHERE order_id = ?", [ids[3]])
+        con.execute(
+            "INSERT INTO code_records SELECT * REPLACE ('new-order' AS order_id) "
+            "FROM code_records LIMIT 1"
+        )
+    assert _differences(warehouse, published)  # the copy is behind
+    assert not publish_copy(warehouse, published).full
     assert _differences(warehouse, published) == {}
