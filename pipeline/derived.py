@@ -39,6 +39,7 @@ from pipeline.analytics.rollups import (
     ROLLUP_INPUT_COLUMNS,
     merge_rollups,
 )
+from pipeline.analytics.scorecard import window_start_sql
 from pipeline.polllog import fold_log
 from pipeline.records import (
     RECORD_TABLES,
@@ -386,8 +387,7 @@ def compute_metrics(
     cells), the rollups and the quarantine; the scorecard's windows end at `as_of` (default:
     now)."""
     as_of = as_of or datetime.now(UTC)
-    polls = query(con, "SELECT * FROM poll_rollups")
-    latency = query(con, "SELECT * FROM latency_rollups")
+    polls, latency = (_rollups_by_window(con, table, as_of) for table in ROLLUP_TABLES)
     quarantine = query(con, "SELECT provider, quarantined_at FROM quarantine")
     # One record per order and measure is kept up to date with the history; the analytics read
     # them collapsed into cells, so they cost what the cells do (`pipeline.records`).
@@ -407,6 +407,17 @@ def compute_metrics(
     if list(tables) != list(METRIC_TABLES):
         raise RuntimeError(f"compute_metrics wrote {list(tables)}, expected {list(METRIC_TABLES)}")
     return tables
+
+
+def _rollups_by_window(con: duckdb.DuckDBPyConnection, table: str, as_of: datetime) -> pl.DataFrame:
+    """A rollup table with each `minute` moved to the start of the shortest scorecard window
+    holding it and equal keys summed: what the scorecard and the error mix read, in rows that
+    follow providers and windows, not the length of the history (a year of hours at 20 M polls
+    is 1.7 M latency rows)."""
+    keys = ROLLUP_TABLES[table]
+    columns = [window_start_sql(c, as_of) + " AS minute" if c == "minute" else c for c in keys]
+    sums = [f"sum({c})::BIGINT AS {c}" for c in ROLLUP_SCHEMAS[table] if c not in keys]
+    return query(con, f"SELECT {', '.join(columns + sums)} FROM {table} GROUP BY ALL")
 
 
 def refresh_derived(

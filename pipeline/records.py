@@ -29,7 +29,7 @@ from pipeline.analytics.metrics import (
     completion_records,
     expiry_records,
 )
-from pipeline.analytics.scorecard import WINDOWS
+from pipeline.analytics.scorecard import window_start_sql
 from pipeline.analytics.survival import CENSORED, EVENT, WEIGHT
 from pipeline.providers.registry import REGISTRY
 from pipeline.warehouse import replace_table
@@ -152,17 +152,8 @@ def read_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
     hour. The expiry rate is read at its horizon: every later time counts as one time past it,
     and no time crosses it.
     """
-    starts = [
-        f"TIMESTAMPTZ '{(as_of - length).isoformat()}'"
-        for length in sorted(length for length in WINDOWS.values() if length is not None)
-    ]
-    registered = (
-        "CASE "
-        + " ".join(f"WHEN registered_at >= {start} THEN {start}" for start in starts)
-        + f" WHEN registered_at IS NOT NULL THEN {starts[-1]} - INTERVAL 1 MICROSECOND END"
-    )
     windowed = {
-        "registered_at": f"{registered} AS registered_at",
+        "registered_at": f"{window_start_sql('registered_at', as_of)} AS registered_at",
         "origin_at": "date_trunc('hour', origin_at) AS origin_at",
     }
     cells = {}

@@ -13,7 +13,7 @@ from analytics.synthetic import SmsReceiveLifecycle, observation_log
 from polars.testing import assert_frame_equal
 
 from pipeline import derived, records
-from pipeline.analytics import build_status_history
+from pipeline.analytics import build_status_history, error_mix
 from pipeline.analytics.metrics import (
     EXPIRY_KEYS,
     code_summary,
@@ -308,3 +308,8 @@ def test_analytics_read_from_cells_agree_with_the_orders_one_by_one(
     assert (scorecard["n_orders"] == scorecard["n_orders_raw"]).all()
     assert scorecard["n_orders"].n_unique() > 1  # the windows hold different orders
     assert (scorecard["success_rate"] - scorecard["success_rate_raw"]).abs().max() <= 0.005
+    # The rollups are read summed per window: the transport figures are exactly the same.
+    assert scorecard["polls"].n_unique() > 1  # the windows hold different polls
+    for exact in ("polls", "availability", "rate_limited_rate", "latency_p50_ms", "latency_p95_ms"):
+        assert (scorecard[exact] - scorecard[f"{exact}_raw"]).abs().max() < 1e-9, exact
+    assert_frame_equal(warehouse.read("SELECT * FROM error_mix"), error_mix(polls))

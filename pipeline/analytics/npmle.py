@@ -630,12 +630,13 @@ def smooth(curve: Curve, sd: float) -> Curve:
 def _bandwidths(obs: Observations) -> FloatArray:
     """Per group, the kernel standard deviation for its cause-1 events (`smoothing`)."""
     mine = obs.cause == EVENT
-    times = obs.count[mine]  # one value per order, as the rule of thumb counts them
-    group, lower, upper = (np.repeat(a[mine], times) for a in (obs.group, obs.lower, obs.upper))
+    group, lower, upper, count = (a[mine] for a in (obs.group, obs.lower, obs.upper, obs.count))
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(obs.n_groups + 1))
-    lower, upper = lower[order], upper[order]
-    return np.array([bandwidth(lower[a:b], upper[a:b]) for a, b in itertools.pairwise(bounds)])
+    lower, upper, count = lower[order], upper[order], count[order]
+    return np.array(
+        [bandwidth(lower[a:b], upper[a:b], count[a:b]) for a, b in itertools.pairwise(bounds)]
+    )
 
 
 def _limit_unseen_tails(

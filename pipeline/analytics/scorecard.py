@@ -83,6 +83,22 @@ RELIABILITY_COLUMNS = (
 `window_end` in front."""
 
 
+def window_start_sql(column: str, as_of: datetime) -> str:
+    """SQL putting each time in `column` at the start of the shortest window ending at `as_of`
+    that holds it (older than every window: just before the longest one's start; null stays
+    null). Every window's filter then keeps the same rows, and rows that differ only in their
+    time within one window's span can be summed before the scorecard reads them."""
+    starts = [
+        f"TIMESTAMPTZ '{(as_of - length).isoformat()}'"
+        for length in sorted(length for length in WINDOWS.values() if length is not None)
+    ]
+    return (
+        "CASE "
+        + " ".join(f"WHEN {column} >= {start} THEN {start}" for start in starts)
+        + f" WHEN {column} IS NOT NULL THEN {starts[-1]} - INTERVAL 1 MICROSECOND END"
+    )
+
+
 def _since(as_of: datetime, window: str) -> datetime | None:
     length = WINDOWS[window]
     return None if length is None else as_of - length

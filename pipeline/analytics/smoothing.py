@@ -41,20 +41,37 @@ _CHUNK = 1 << 22
 """Grid × cells products evaluated at once (bounds memory)."""
 
 
-def bandwidth(lower: FloatArray, upper: FloatArray) -> float:
+def bandwidth(lower: FloatArray, upper: FloatArray, counts: FloatArray | None = None) -> float:
     """Kernel standard deviation for the events seen in (lower, upper] (lower == upper: an
-    exact time); 0 when the median interval is zero (see the module docstring)."""
-    if upper.size == 0:
+    exact time), each standing for `counts` orders (default one); 0 when the median interval is
+    zero (see the module docstring). Counted events give what as many repeated ones would."""
+    weight = np.ones(upper.size) if counts is None else np.asarray(counts, dtype=np.float64)
+    if upper.size == 0 or weight.sum() <= 0:
         return 0.0
-    width = float(np.median(upper - lower))
+    width = _quantile(upper - lower, weight, 0.5)
     if width <= 0.0:
         return 0.0
     centre = (lower + upper) / 2.0
-    q75, q25 = np.percentile(centre, [75.0, 25.0])
-    spread = min(float(np.std(centre)), float(q75 - q25) / 1.34)
+    n = float(weight.sum())
+    mean = float(np.dot(weight, centre)) / n
+    sd = math.sqrt(max(float(np.dot(weight, (centre - mean) ** 2)) / n, 0.0))
+    iqr = _quantile(centre, weight, 0.75) - _quantile(centre, weight, 0.25)
+    spread = min(sd, iqr / 1.34)
     if spread <= 0.0:
         return width / 2.0
-    return min(width / 2.0, SILVERMAN * spread * centre.size ** (-0.2))
+    return min(width / 2.0, SILVERMAN * spread * n ** (-0.2))
+
+
+def _quantile(values: FloatArray, counts: FloatArray, q: float) -> float:
+    """`np.percentile(values repeated counts times, 100 q)` (linear interpolation between the
+    two nearest ranks) without repeating them."""
+    order = np.argsort(values, kind="stable")
+    ordered, through = values[order], np.cumsum(counts[order])
+    rank = (through[-1] - 1.0) * q
+    below, above = math.floor(rank), math.ceil(rank)
+    at = np.searchsorted(through, [below, above], side="right")
+    low, high = float(ordered[at[0]]), float(ordered[at[1]])
+    return low + (rank - below) * (high - low)
 
 
 def integrated_kernel(u: FloatArray) -> FloatArray:

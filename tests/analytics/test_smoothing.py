@@ -44,6 +44,37 @@ def test_no_events_means_no_bandwidth() -> None:
     assert bandwidth(np.zeros(0), np.zeros(0)) == 0.0
 
 
+def _expanded_bandwidth(lower: np.ndarray, upper: np.ndarray, counts: np.ndarray) -> float:
+    """The rule of thumb on the events repeated, as numpy's median and percentiles read them."""
+    lower, upper = np.repeat(lower, counts), np.repeat(upper, counts)
+    width = float(np.median(upper - lower))
+    if width <= 0.0:
+        return 0.0
+    centre = (lower + upper) / 2.0
+    q75, q25 = np.percentile(centre, [75.0, 25.0])
+    spread = min(float(np.std(centre)), float(q75 - q25) / 1.34)
+    if spread <= 0.0:
+        return width / 2.0
+    return min(width / 2.0, 0.45 * spread * centre.size ** (-0.2))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_counted_events_give_the_bandwidth_of_the_events_repeated(seed: int) -> None:
+    """Cells carry a count of orders; the bandwidth must not depend on whether they are
+    expanded (it was computed on the expansion, a million entries at a million orders)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    lower = np.round(rng.uniform(0, 100, n), int(rng.integers(0, 2)))
+    upper = lower + rng.choice([0.0, 5.0, 15.0, rng.uniform(0, 30)], n)
+    counts = rng.integers(1, 6, n)
+    assert bandwidth(lower, upper, counts.astype(float)) == pytest.approx(
+        _expanded_bandwidth(lower, upper, counts), rel=1e-9, abs=1e-12
+    )
+    assert bandwidth(lower, upper) == pytest.approx(
+        _expanded_bandwidth(lower, upper, np.ones(n, int)), rel=1e-9, abs=1e-12
+    )
+
+
 def test_the_smoothed_curve_keeps_the_mass_and_never_falls() -> None:
     data = _polled(np.random.default_rng(3), 300, cadence_s=15.0)
     obs = npmle.observations(np.zeros(300, int), data["cause"], data["after"], data["by"])

@@ -1,0 +1,175 @@
+"""Benchmark: `pipeline refresh` on a warehouse filled by plain SQL, as a team migrating its own
+poll history would fill it (documented columns only, 12 polls per order, a year of orders).
+
+`analytics_scale.py` generates polls the way the poller writes them (40 per order, a day);
+this one is order-heavy and long: many orders, few polls each, spread over a year, so the costs
+that follow orders (status history, per-order records, expiry by hour of creation, the
+published copy's tables of order rows) dominate. For each size:
+
+1. `fill`: a fresh warehouse (migrations applied) filled by two `INSERT ... SELECT` statements:
+   orders one every 20 s, each polled 12 times 15 s apart (pending, processing, then completed,
+   expired or still open);
+2. `full`: `pipeline refresh` as its own process (the first one: history, rollups, records,
+   analytics, alerts, the first publish and the report);
+3. `tick`: 1,000 polls newer than the newest arrive by SQL, then `pipeline refresh` again.
+
+Each refresh is timed from outside and its peak memory is the child's own max RSS (`wait4`).
+
+Usage:
+    .venv/bin/python bench/refresh_sql_filled.py                         # 2 M and 20 M
+    .venv/bin/python bench/refresh_sql_filled.py --orders 8300000 \\
+        --out bench/results/refresh_sql_filled_100m.json                 # 100 M observations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipeline.providers.registry import PROVIDERS, default_kind
+from pipeline.warehouse import Warehouse
+
+RESULTS = Path(__file__).with_name("results") / "refresh_sql_filled.json"
+ORDERS = (170_000, 1_700_000)
+"""Orders per run: 2.04 M and 20.4 M observations."""
+POLLS_PER_ORDER = 12
+ORDER_EVERY_S = 20
+POLL_EVERY_S = 15
+TICK_POLLS = 1_000
+
+
+def fill(data_dir: Path, n_orders: int) -> dict[str, float]:
+    """A new warehouse in `data_dir` holding `n_orders` orders and their polls."""
+    Warehouse(data_dir / "warehouse.duckdb").initialise()
+    providers = [(slug, default_kind(slug)) for slug in PROVIDERS]
+    started = time.perf_counter()
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+    con.execute("CREATE TEMP TABLE kinds (k INTEGER, provider VARCHAR, order_kind VARCHAR)")
+    con.executemany(
+        "INSERT INTO kinds VALUES (?, ?, ?)", [(k, *p) for k, p in enumerate(providers)]
+    )
+    con.execute(
+        f"""
+        INSERT INTO orders (provider, order_id, order_kind, registered_at, created_at, source)
+        SELECT provider, 'o' || i, order_kind, made_at, made_at, 'sql'
+        FROM (SELECT i, TIMESTAMPTZ '2026-01-01' + to_seconds(i * {ORDER_EVERY_S}) AS made_at,
+                     hash(i) % {len(providers)} AS k FROM range(?) r(i))
+        JOIN kinds USING (k)
+        """,
+        [n_orders],
+    )
+    last = POLLS_PER_ORDER - 1
+    # One order in ten stays open; of the rest, one in seven expires and the others complete.
+    con.execute(
+        f"""
+        INSERT INTO observations (observation_id, provider, order_id, order_kind, polled_at,
+            attempt, http_status, latency_ms, state, provider_status, is_terminal, is_success,
+            has_code)
+        SELECT md5(order_id || '-' || k), provider, order_id, order_kind,
+            registered_at + to_seconds(k * {POLL_EVERY_S} + 3), 1, 200,
+            50 + hash(order_id, k) % 200, state, state, is_terminal, state = 'completed', false
+        FROM (
+            SELECT o.*, k, k = {last} AND NOT open AS is_terminal,
+                CASE WHEN k < 4 THEN 'pending' WHEN k < {last} OR open THEN 'processing'
+                     WHEN hash(order_id) % 7 = 0 THEN 'expired' ELSE 'completed' END AS state
+            FROM (SELECT *, hash(order_id) % 10 = 0 AS open FROM orders) o,
+                 range({POLLS_PER_ORDER}) r(k)
+        )
+        """
+    )
+    observations = con.execute("SELECT count(*) FROM observations").fetchone()[0]  # type: ignore[index]
+    con.close()
+    seconds = time.perf_counter() - started
+    return {
+        "orders": float(n_orders),
+        "observations": float(observations),
+        "fill_s": seconds,
+        "fill_rows_per_s": observations / seconds,
+    }
+
+
+def add_tick(data_dir: Path) -> None:
+    """`TICK_POLLS` polls of the newest orders, 5 s after the newest poll, by SQL."""
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+    con.execute(
+        """
+        INSERT INTO observations (observation_id, provider, order_id, order_kind, polled_at,
+            attempt, http_status, latency_ms, state, provider_status, is_terminal, is_success,
+            has_code)
+        SELECT md5('tick-' || order_id), provider, order_id, order_kind,
+            (SELECT max(polled_at) FROM observations) + INTERVAL 5 SECOND, 1, 200, 60,
+            'completed', 'completed', true, true, false
+        FROM orders ORDER BY registered_at DESC LIMIT ?
+        """,
+        [TICK_POLLS],
+    )
+    con.close()
+
+
+def refresh(data_dir: Path) -> dict[str, float]:
+    """`pipeline refresh` as its own process: seconds and its own peak RSS."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "refresh"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PIPELINE_DATA_DIR": str(data_dir)},
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    if status:
+        raise RuntimeError(f"pipeline refresh failed: {child.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def run(n_orders: int) -> dict[str, dict[str, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        results = {"fill": fill(data_dir, n_orders)}
+        print(n_orders, "fill", results["fill"], flush=True)
+        results["full"] = refresh(data_dir)
+        print(n_orders, "full", results["full"], flush=True)
+        add_tick(data_dir)
+        results["tick"] = refresh(data_dir)
+        print(n_orders, "tick", results["tick"], flush=True)
+        results["files"] = {
+            "warehouse_bytes_per_observation": (data_dir / "warehouse.duckdb").stat().st_size
+            / results["fill"]["observations"],
+            "published_mb": (data_dir / "published" / "warehouse.duckdb").stat().st_size / 1e6,
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, nargs="*", default=list(ORDERS))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    results = {str(n): run(n) for n in args.orders}
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": "python " + " ".join(sys.argv),
+                "machine": f"{platform.machine()}, {platform.python_version()}, "
+                f"{os.cpu_count()} cores",
+                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
