@@ -66,8 +66,9 @@ ROLLUPS_STATE = "poll_rollups"
 COMPACTED_STATE = "poll_rollups_compacted"
 """`derived_state` entry: rollup rows before this hour are at hour grain."""
 LATE_OBSERVATIONS_S = 900.0
-"""A refresh re-adds the minutes from this long before the newest poll it has seen, so an
-observation written up to this late (a writer held back by a lock) is still counted."""
+"""Polls stored up to this long after newer ones (a writer held back by a lock, a shard's log
+folded in later) are still counted: a refresh that finds new rows this close behind its
+watermark re-reads this margin (`_read_from`)."""
 MINUTE_GRAIN_S = 2 * 24 * 3600.0
 """Rollups keep minute grain for this long past the newest poll, then hour grain."""
 PRUNED_STATE = "observations_pruned_before"
@@ -133,11 +134,11 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     """Fold observations newer than the last refresh into `status_history`.
 
     The first refresh builds the table from the whole log. Later ones read only the observations
-    from `LATE_OBSERVATIONS_S` before the watermark (the newest `polled_at` already folded in)
-    and the touched orders' current intervals, so their cost follows the new observations, not
-    the stored history. The margin catches rows stored after newer ones (a slow answer, or
-    another shard's log file folded in later); an order's rows already folded are skipped
-    (`status_history_delta`).
+    past the watermark (the newest `polled_at` already folded in), or from `LATE_OBSERVATIONS_S`
+    before it when polls were stored late in that margin (a slow answer, or another shard's log
+    file folded in later: `_read_from`), and the touched orders' current intervals, so their
+    cost follows the new observations, not the stored history. An order's rows already folded
+    are skipped (`status_history_delta`).
     """
     watermark = _watermark(con)
     if watermark is None or not _table_exists(con, HISTORY_TABLE):
@@ -147,7 +148,7 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     new = query(
         con,
         f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations WHERE polled_at > ?",
-        [watermark - timedelta(seconds=LATE_OBSERVATIONS_S)],
+        [_read_from(con, HISTORY_TABLE, watermark)],
     )
     if new.is_empty():
         return HistoryUpdate("incremental", 0, 0, watermark)
@@ -278,8 +279,9 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> RollupUpdate:
     """Fold the observations since the last refresh into the poll and latency rollups.
 
     The first refresh builds them from the whole log, `FULL_BUILD_ROWS` at a time. Later ones
-    re-add the minutes from `LATE_OBSERVATIONS_S` before the watermark on, reading only those
-    polls; rows older than `MINUTE_GRAIN_S` are then folded to hour grain once.
+    re-add the minutes from the watermark's on (from `LATE_OBSERVATIONS_S` before it when polls
+    were stored late there: `_read_from`), reading only those polls; rows older than
+    `MINUTE_GRAIN_S` are then folded to hour grain once.
     """
     watermark = derived_state(con, ROLLUPS_STATE)
     columns = ", ".join(ROLLUP_INPUT_COLUMNS)
@@ -287,7 +289,7 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> RollupUpdate:
         mode, read, newest = "full", *_build_rollups(con, columns)
     else:
         mode = "incremental"
-        start = _minute(watermark - timedelta(seconds=LATE_OBSERVATIONS_S))
+        start = _minute(_read_from(con, ROLLUPS_STATE, watermark))
         new = query(con, f"SELECT {columns} FROM observations WHERE polled_at >= ?", [start])
         for table in ROLLUP_TABLES:
             con.execute(f"DELETE FROM {table} WHERE minute >= ?", [start])
@@ -296,7 +298,7 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> RollupUpdate:
         latest: datetime | None = new["polled_at"].max() if read else None  # type: ignore[assignment]
         newest = watermark if latest is None else max(watermark, latest)
     if newest is not None:
-        set_derived_state(con, ROLLUPS_STATE, newest)
+        _set_watermark_of(con, ROLLUPS_STATE, newest)
         _compact_rollups(con, newest)
     rows = {t: int(first_row(con, f"SELECT count(*) FROM {t}")[0]) for t in ROLLUP_TABLES}
     return RollupUpdate(mode, read, rows, newest)
@@ -448,7 +450,10 @@ def _watermark(con: duckdb.DuckDBPyConnection) -> datetime | None:
 
 
 def _set_watermark(con: duckdb.DuckDBPyConnection, value: datetime | None) -> None:
-    set_derived_state(con, HISTORY_TABLE, value)
+    if value is None:
+        set_derived_state(con, HISTORY_TABLE, None)
+    else:
+        _set_watermark_of(con, HISTORY_TABLE, value)
 
 
 def derived_state(con: duckdb.DuckDBPyConnection, name: str) -> datetime | None:
@@ -459,4 +464,41 @@ def derived_state(con: duckdb.DuckDBPyConnection, name: str) -> datetime | None:
 
 def set_derived_state(con: duckdb.DuckDBPyConnection, name: str, value: datetime | None) -> None:
     """Store `value` under `name` in `derived_state`."""
-    con.execute("INSERT OR REPLACE INTO derived_state VALUES (?, ?, now())", [name, value])
+    con.execute(
+        "INSERT OR REPLACE INTO derived_state (name, value, updated_at) VALUES (?, ?, now())",
+        [name, value],
+    )
+
+
+def _set_watermark_of(con: duckdb.DuckDBPyConnection, name: str, watermark: datetime) -> None:
+    """Store `watermark` under `name` with the polls in the late margin behind it
+    (`_read_from`)."""
+    con.execute(
+        "INSERT OR REPLACE INTO derived_state (name, value, updated_at, rows_behind) "
+        "VALUES (?, ?, now(), ?)",
+        [name, watermark, _rows_behind(con, watermark)],
+    )
+
+
+def _rows_behind(con: duckdb.DuckDBPyConnection, watermark: datetime) -> int:
+    """Polls in the `LATE_OBSERVATIONS_S` before `watermark`, through it."""
+    return int(
+        first_row(
+            con,
+            "SELECT count(*) FROM observations WHERE polled_at > ? AND polled_at <= ?",
+            [watermark - timedelta(seconds=LATE_OBSERVATIONS_S), watermark],
+        )[0]
+    )
+
+
+def _read_from(con: duckdb.DuckDBPyConnection, name: str, watermark: datetime) -> datetime:
+    """Where the refresh of the table whose watermark is `name` reads polls from (exclusive).
+
+    Polls can be stored after newer ones (a slow answer, another shard's log folded in later),
+    so a refresh re-reads the `LATE_OBSERVATIONS_S` behind its watermark; when the polls there
+    are as many as when the watermark was set, none arrived late, and only newer ones are read.
+    At 100 M observations that margin held a million polls, re-read on every tick."""
+    stored = first_row(con, "SELECT rows_behind FROM derived_state WHERE name = ?", [name])
+    if stored and stored[0] is not None and stored[0] == _rows_behind(con, watermark):
+        return watermark
+    return watermark - timedelta(seconds=LATE_OBSERVATIONS_S)

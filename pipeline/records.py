@@ -117,7 +117,10 @@ def records_outdated(con: duckdb.DuckDBPyConnection) -> bool:
 def mark_records_built(con: duckdb.DuckDBPyConnection) -> None:
     """Record that every stored record was built by today's rules (`records_state`)."""
     con.execute("DELETE FROM derived_state WHERE name LIKE ?", [f"{RECORDS_STATE} %"])
-    con.execute("INSERT INTO derived_state VALUES (?, now(), now())", [records_state()])
+    con.execute(
+        "INSERT INTO derived_state (name, value, updated_at) VALUES (?, now(), now())",
+        [records_state()],
+    )
 
 
 CELL_GRID = 0.005

@@ -210,6 +210,53 @@ def test_a_row_stored_after_newer_ones_is_still_folded_in(warehouse: Warehouse) 
     )
 
 
+def test_a_refresh_reads_the_late_margin_only_when_a_poll_arrived_late(
+    warehouse: Warehouse,
+) -> None:
+    """With nothing stored late, a refresh reads only the polls past its watermarks (the
+    rollups: from the watermark's minute); a poll stored behind the watermark makes it read
+    the margin again, and the result equals a build from scratch."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    newest = observations["polled_at"].max()
+    assert isinstance(newest, datetime)
+    tick = pl.col("polled_at") > newest - timedelta(seconds=20)
+    # The last four minutes of polls of a few orders not polled in the tick arrive late.
+    recent = ~tick & (pl.col("polled_at") > newest - timedelta(minutes=4))
+    in_tick = observations.filter(tick)["order_id"].implode()
+    late_orders = observations.filter(recent & ~pl.col("order_id").is_in(in_tick))["order_id"]
+    late = observations.filter(recent & pl.col("order_id").is_in(late_orders.unique().head(3)))
+    assert late.height > 0
+    _append(
+        warehouse,
+        "observations",
+        observations.filter(~tick).join(late, on="observation_id", how="anti"),
+    )
+    refresh_derived(warehouse)
+    _append(warehouse, "observations", observations.filter(tick))
+    with warehouse.transaction() as con:
+        history, rollups = derived.refresh_status_history(con), derived.refresh_rollups(con)
+    assert history.new_observations == observations.filter(tick).height
+    assert rollups.observations_read < 2 * observations.filter(tick).height + 60
+
+    _append(warehouse, "observations", late)
+    with warehouse.transaction() as con:
+        history, rollups = derived.refresh_status_history(con), derived.refresh_rollups(con)
+    margin = pl.col("polled_at") > newest - timedelta(seconds=derived.LATE_OBSERVATIONS_S)
+    assert history.new_observations == observations.filter(margin).height
+    stored = warehouse.read(
+        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
+    )
+    as_text = pl.col("state", "previous_state").cast(pl.String)
+    assert_frame_equal(
+        stored.with_columns(as_text),
+        build_status_history(observations).with_columns(as_text),
+        check_dtypes=False,
+    )
+    polls = warehouse.read("SELECT sum(polls) AS n FROM poll_rollups")["n"].item()
+    assert polls == observations.height
+
+
 def test_records_from_an_earlier_release_are_rebuilt(warehouse: Warehouse) -> None:
     """A warehouse whose record tables lack a column, or one of them, gets them rebuilt from
     the status history on the next refresh."""

@@ -277,6 +277,13 @@ DROP TABLE observations;
 ALTER TABLE observations_unkeyed RENAME TO observations;
 """,
     ),
+    Migration(
+        8,
+        "derived_state: rows behind a watermark",
+        # How many polls lay in the late margin behind a watermark when it was set: unchanged
+        # at the next refresh, nothing arrived late and only newer polls are read.
+        "ALTER TABLE derived_state ADD COLUMN rows_behind BIGINT;",
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -53,7 +53,7 @@ def test_observations_lose_their_key_index_and_keep_every_row(tmp_path: Path) ->
         "INSERT INTO schema_migrations VALUES (?, ?, now())",
         [(m.version, m.name) for m in MIGRATIONS[:6]],
     )
-    assert migrate(con) == [7]
+    assert migrate(con) == [7, 8]
     constraints = con.execute(
         "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'observations' "
         "AND constraint_type = 'PRIMARY KEY'"
