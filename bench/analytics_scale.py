@@ -53,7 +53,7 @@ RESULTS = Path(__file__).with_name("results") / "analytics_scale.json"
 SIZES = (1_000_000, 10_000_000)
 POLL_EVERY_S = 5
 POLLS_PER_ORDER = 40  # mean; sets orders = size / POLLS_PER_ORDER
-CHUNK_ROWS = 10_000_000
+CHUNK_ROWS = 4_000_000
 """Observations generated and loaded at once (bounds the load step's memory)."""
 START = datetime(2026, 1, 1, tzinfo=UTC)
 AS_OF = START + timedelta(days=1, hours=1)

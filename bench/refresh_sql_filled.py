@@ -1,14 +1,14 @@
 """Benchmark: `pipeline refresh` on a warehouse filled by plain SQL, as a team migrating its own
-poll history would fill it (documented columns only, 12 polls per order, a year of orders).
+poll history would fill it (documented columns only, 12 polls per order, 18 months of orders).
 
 `analytics_scale.py` generates polls the way the poller writes them (40 per order, a day);
-this one is order-heavy and long: many orders, few polls each, spread over a year, so the costs
+this one is order-heavy and long: many orders, few polls each, over 18 months, so the costs
 that follow orders (status history, per-order records, expiry by hour of creation, the
 published copy's tables of order rows) dominate. For each size:
 
 1. `fill`: a fresh warehouse (migrations applied) filled by two `INSERT ... SELECT` statements:
-   orders one every 20 s, each polled 12 times 15 s apart (pending, processing, then completed,
-   expired or still open);
+   orders made evenly over 18 months, each polled 12 times 15 s apart (pending, processing,
+   then completed, expired or still open);
 2. `full`: `pipeline refresh` as its own process (the first one: history, rollups, records,
    analytics, alerts, the first publish and the report);
 3. `tick`: 1,000 polls newer than the newest arrive by SQL, then `pipeline refresh` again.
@@ -43,7 +43,8 @@ RESULTS = Path(__file__).with_name("results") / "refresh_sql_filled.json"
 ORDERS = (170_000, 1_700_000)
 """Orders per run: 2.04 M and 20.4 M observations."""
 POLLS_PER_ORDER = 12
-ORDER_EVERY_S = 20
+SPAN_S = 548 * 86_400
+"""Orders are made evenly over 18 months, as at the 100 M target (200 k polls a day)."""
 POLL_EVERY_S = 15
 TICK_POLLS = 1_000
 
@@ -62,7 +63,7 @@ def fill(data_dir: Path, n_orders: int) -> dict[str, float]:
         f"""
         INSERT INTO orders (provider, order_id, order_kind, registered_at, created_at, source)
         SELECT provider, 'o' || i, order_kind, made_at, made_at, 'sql'
-        FROM (SELECT i, TIMESTAMPTZ '2026-01-01' + to_seconds(i * {ORDER_EVERY_S}) AS made_at,
+        FROM (SELECT i, TIMESTAMPTZ '2025-01-01' + to_seconds(i * {SPAN_S / n_orders}) AS made_at,
                      hash(i) % {len(providers)} AS k FROM range(?) r(i))
         JOIN kinds USING (k)
         """,
