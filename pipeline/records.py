@@ -147,13 +147,16 @@ def read_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
     analytics read, with `orders` (`pipeline.analytics.survival.WEIGHT`) counting its orders.
 
     The analytics then cost what the cells cost, not what the orders do. To make orders
-    combine, times are placed on a relative grid of step `CELL_GRID`: an event's bounds
-    outwards (its interval only widens), an exact time and an event's `time_s` to the nearest
-    step, an open order's last poll downwards (it was open at least that long: a curve is never
-    read further than the orders were followed). `registered_at` becomes the start of the
+    combine, every time is placed on the nearest step of a relative grid of step `CELL_GRID`.
+    One rule for all keeps the order of any two times (a time equal to or below another is
+    still so), which is what the NPMLE's cells and the Kaplan–Meier risk sets are made of:
+    rounding an event's bounds outwards and an open order's last poll downwards put an order
+    still open at the very poll that saw others' outcomes before that poll, and a provider
+    polled on a shared grid lost its median. `registered_at` becomes the start of the
     shortest scorecard window ending at `as_of` that holds it, and `origin_at` (expiry) its
     hour. The expiry rate is read at its horizon: every later time counts as one time past it,
-    and no time crosses it.
+    and no time crosses it (one just short of it goes down the grid, so an order not followed
+    to the horizon never makes the rate there known).
     """
     windowed = {
         "registered_at": f"{window_start_sql('registered_at', as_of)} AS registered_at",
@@ -190,17 +193,11 @@ def _snap(value: str, direction: str) -> str:
 _EXACT = f"event_code <> {CENSORED} AND event_after_s >= event_by_s"
 _EVENT_AFTER = (
     f"CASE WHEN {_EXACT} THEN {_snap('event_by_s', 'round')} "
-    f"ELSE {_snap('event_after_s', 'floor')} END"
+    f"ELSE {_snap('event_after_s', 'round')} END"
 )
-_EVENT_BY = (
-    f"CASE WHEN event_code = {CENSORED} THEN NULL WHEN {_EXACT} THEN "
-    f"{_snap('event_by_s', 'round')} ELSE {_snap('event_by_s', 'ceil')} END"
-)
-_TIME = (
-    f"CASE WHEN event_code = {CENSORED} THEN {_snap('time_s', 'floor')} "
-    f"ELSE {_snap('time_s', 'round')} END"
-)
+_EVENT_BY = f"CASE WHEN event_code = {CENSORED} THEN NULL ELSE {_snap('event_by_s', 'round')} END"
+_TIME = _snap("time_s", "round")
 _TIME_TO_HORIZON = (
     "CASE WHEN time_s > horizon_s THEN horizon_s + 1 WHEN time_s = horizon_s THEN horizon_s "
-    f"ELSE least({_TIME}, horizon_s) END"
+    f"WHEN {_TIME} >= horizon_s THEN {_snap('time_s', 'floor')} ELSE {_TIME} END"
 )
