@@ -3,7 +3,8 @@
 Groups: `ingestion` (orders and one observations asset per provider, polled by long runs that
 `ingestion_sensor` chains), then the derived groups `history`, `analytics` and `reporting`,
 refreshed by declarative automation, and `alerts` (rules, SLOs, messages, status page) every
-minute. `dagster_housekeeping` keeps the instance's history bounded.
+minute. `dagster_housekeeping` keeps the instance's history bounded. The job `poll_shard` polls
+one shard of the orders into the poll log, for pollers on several processes or machines.
 """
 
 import dagster as dg
@@ -28,6 +29,7 @@ from pipeline.assets.automation import (
 from pipeline.assets.housekeeping import DagsterRetention, dagster_housekeeping
 from pipeline.assets.ingestion import orders, provider_observations
 from pipeline.assets.resources import build_resources
+from pipeline.assets.shards import poll_shard_job
 from pipeline.settings import Settings
 
 defs = dg.Definitions(
@@ -42,7 +44,7 @@ defs = dg.Definitions(
         report,
         alerts,
     ],
-    jobs=[ingestion_job, orders_job, derived_job],
+    jobs=[ingestion_job, orders_job, derived_job, poll_shard_job],
     sensors=[ingestion_sensor, inbox_sensor, automation_sensor, dagster_housekeeping],
     resources={
         **build_resources(),

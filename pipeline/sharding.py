@@ -16,8 +16,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pipeline.polling.client import Poller
+from pipeline.polling.tick import TickResult, run_window
+from pipeline.polllog import LogStore
+from pipeline.providers.registry import ADAPTERS
+from pipeline.settings import Settings
 from pipeline.warehouse import Warehouse, WarehouseLockedError, append
 from pipeline.warehouse.connection import connection
 from pipeline.warehouse.store import query
@@ -94,3 +100,46 @@ def sync_orders(main: Warehouse, state: Warehouse, shard: Shard) -> int | None:
         return None
     with state.transaction() as con:
         return append(con, "orders", orders)
+
+
+def shard_store(settings: Settings, shard: Shard) -> tuple[Warehouse, LogStore]:
+    """The shard's own warehouse, with its orders copied from the main one, and the log store
+    its answers go to."""
+    state = Warehouse(shard.state_path(settings.data_dir), lock_timeout_s=settings.lock_timeout_s)
+    state.initialise()
+    sync_orders(main_warehouse(settings), state, shard)
+    return state, LogStore(settings.log_dir, state, shard.name)
+
+
+def main_warehouse(settings: Settings) -> Warehouse:
+    return Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
+
+
+async def poll_shard(
+    settings: Settings,
+    shard: Shard,
+    *,
+    providers: Sequence[str],
+    duration_s: float,
+    tick_s: float,
+    on_tick: Callable[[TickResult], None] | None = None,
+) -> TickResult:
+    """Poll shard `shard`'s orders for `duration_s` seconds, answers to the poll log: what
+    `pipeline poll --shard K/N --duration S` and the Dagster job `poll_shard` run."""
+    state, store = shard_store(settings, shard)
+    main = main_warehouse(settings)
+
+    def copy_new_orders() -> None:
+        sync_orders(main, state, shard)
+
+    async with Poller(settings, {slug: ADAPTERS[slug] for slug in providers}) as poller:
+        return await run_window(
+            state,
+            poller,
+            duration_s=duration_s,
+            providers=providers,
+            tick_s=tick_s,
+            on_tick=on_tick,
+            before_tick=copy_new_orders,
+            store=store,
+        )

@@ -9,10 +9,7 @@ from typing import TYPE_CHECKING
 from pipeline.providers.registry import PROVIDERS
 
 if TYPE_CHECKING:
-    from pipeline.polling.writer import ObservationStore
-    from pipeline.settings import Settings
     from pipeline.sharding import Shard
-    from pipeline.warehouse import Warehouse
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -62,21 +59,28 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.polling.tick import TickResult, run_tick, run_window
     from pipeline.providers.registry import ADAPTERS
     from pipeline.settings import Settings
-    from pipeline.sharding import sync_orders
-    from pipeline.warehouse import Warehouse
+    from pipeline.sharding import main_warehouse, poll_shard, shard_store
 
     settings = Settings.from_env()
-    warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
+    warehouse = main_warehouse(settings)
     providers = args.provider or list(PROVIDERS)
-    # A shard reads due orders from its own warehouse and writes to the log (`pipeline.sharding`).
-    polled, store = warehouse, None
-    if args.shard is not None:
-        polled, store = _shard_store(settings, warehouse, args.shard)
+    if args.shard is not None and args.duration:
+        result = event_loop.run(
+            poll_shard(
+                settings,
+                args.shard,
+                providers=providers,
+                duration_s=args.duration,
+                tick_s=args.tick,
+            )
+        )
+        print(format_summary(result))
+        print(f"{args.shard.name}: answers in the poll log {settings.log_dir}")
+        return 1 if result.write_errors else 0
+    # One tick of a shard reads due orders from its own warehouse and writes to the log.
+    polled, store = shard_store(settings, args.shard) if args.shard else (warehouse, None)
 
-    def before_tick() -> None:
-        if args.shard is not None:
-            sync_orders(warehouse, polled, args.shard)
-            return  # registering writes the main warehouse: left to `track` and the inbox
+    def register_inbox() -> None:
         if args.no_inbox or not settings.inbox_dir.is_dir():
             return
         for path, outcome in process_inbox(warehouse, settings.inbox_dir):
@@ -91,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
                     duration_s=args.duration,
                     providers=providers,
                     tick_s=args.tick,
-                    before_tick=before_tick,
-                    store=store,
+                    before_tick=register_inbox,
                 )
-            before_tick()
+            if args.shard is None:
+                register_inbox()
             return await run_tick(
                 polled, poller, providers=providers, tick_s=args.tick, store=store
             )
@@ -117,20 +121,6 @@ def _shard(text: str) -> Shard:
         return Shard.parse(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _shard_store(
-    settings: Settings, main: Warehouse, shard: Shard
-) -> tuple[Warehouse, ObservationStore]:
-    """The shard's own warehouse (orders copied from `main`) and its log store."""
-    from pipeline.polllog import LogStore
-    from pipeline.sharding import sync_orders
-    from pipeline.warehouse import Warehouse
-
-    state = Warehouse(shard.state_path(settings.data_dir), lock_timeout_s=settings.lock_timeout_s)
-    state.initialise()
-    sync_orders(main, state, shard)
-    return state, LogStore(settings.log_dir, state, shard.name)
 
 
 def format_summary(result: object) -> str:
