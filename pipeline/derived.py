@@ -47,6 +47,7 @@ from pipeline.records import (
     mark_records_built,
     read_record_cells,
     records_outdated,
+    unmark_records_built,
     update_records,
     write_records,
 )
@@ -100,6 +101,10 @@ ANALYTICS_OBSERVATION_COLUMNS = ", ".join((*OBSERVATION_FIELDS, "attempt"))
 _DELTA_VIEW = "_history_delta"
 _PART = "hash(provider, order_id) % ? = ?"
 """One share of the orders, for the records build that reads the history a share at a time."""
+
+
+NO_TRANSACTION = "no transaction is active"
+"""What DuckDB's error says when COMMIT finds no transaction open."""
 
 
 class PrunedLogError(RuntimeError):
@@ -191,6 +196,7 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     """
     _refuse_if_pruned(con, HISTORY_TABLE)
     replace_table(con, HISTORY_TABLE, pl.DataFrame(schema=HISTORY_COLUMNS))
+    _set_watermark(con, None)  # committed with the first slice: a build cut short starts over
     read = written = 0
     for start, end in _time_slices(con):
         new = query(
@@ -235,8 +241,12 @@ def _commit_part(con: duckdb.DuckDBPyConnection) -> None:
     markers (watermarks, records built) last, so one cut short starts again from scratch."""
     try:
         con.execute("COMMIT")
-    except duckdb.TransactionException:
-        return  # no transaction open: every statement commits on its own
+    except duckdb.TransactionException as error:
+        # DuckDB raises this one class both when no transaction is open (every statement then
+        # commits on its own) and when the commit itself failed, which must not pass silently.
+        if NO_TRANSACTION not in str(error):
+            raise
+        return
     con.execute("BEGIN TRANSACTION")
 
 
@@ -253,6 +263,7 @@ def _update_records(con: duckdb.DuckDBPyConnection, touched: pl.DataFrame) -> No
 
 def _build_records(con: duckdb.DuckDBPyConnection) -> None:
     """Every order's records from the stored status history, a share of the orders at a time."""
+    unmark_records_built(con)  # committed with the first part: a build cut short starts over
     total = int(first_row(con, f"SELECT count(*) FROM {HISTORY_TABLE}")[0])
     parts = max(1, -(-total // FULL_BUILD_ROWS))
     for part in range(parts):

@@ -116,11 +116,16 @@ def records_outdated(con: duckdb.DuckDBPyConnection) -> bool:
 
 def mark_records_built(con: duckdb.DuckDBPyConnection) -> None:
     """Record that every stored record was built by today's rules (`records_state`)."""
-    con.execute("DELETE FROM derived_state WHERE name LIKE ?", [f"{RECORDS_STATE} %"])
+    unmark_records_built(con)
     con.execute(
         "INSERT INTO derived_state (name, value, updated_at) VALUES (?, now(), now())",
         [records_state()],
     )
+
+
+def unmark_records_built(con: duckdb.DuckDBPyConnection) -> None:
+    """Forget how the stored records were built: they are rebuilt at the next refresh."""
+    con.execute("DELETE FROM derived_state WHERE name LIKE ?", [f"{RECORDS_STATE} %"])
 
 
 CELL_GRID = 0.005
@@ -191,8 +196,12 @@ def _snap(value: str, direction: str) -> str:
 
 
 _EXACT = f"event_code <> {CENSORED} AND event_after_s >= event_by_s"
+# An interval narrower than a step would round to one point and read as an exact time (and a
+# group of them would lose its smoothing): it keeps one step below its upper bound instead.
 _EVENT_AFTER = (
     f"CASE WHEN {_EXACT} THEN {_snap('event_by_s', 'round')} "
+    f"WHEN {_snap('event_after_s', 'round')} >= {_snap('event_by_s', 'round')} "
+    f"THEN {_snap('event_by_s', 'round')} * exp(-{CELL_GRID}) "
     f"ELSE {_snap('event_after_s', 'round')} END"
 )
 _EVENT_BY = f"CASE WHEN event_code = {CENSORED} THEN NULL ELSE {_snap('event_by_s', 'round')} END"

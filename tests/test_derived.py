@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -255,6 +256,70 @@ def test_a_refresh_reads_the_late_margin_only_when_a_poll_arrived_late(
     )
     polls = warehouse.read("SELECT sum(polls) AS n FROM poll_rollups")["n"].item()
     assert polls == observations.height
+
+
+def test_a_watermark_stored_without_its_count_reads_the_margin(warehouse: Warehouse) -> None:
+    """Watermarks stored before the count was kept (migration 8 adds it, null) make the next
+    refresh re-read the whole margin, as every refresh did then."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    newest = observations["polled_at"].max()
+    assert isinstance(newest, datetime)
+    tick = pl.col("polled_at") > newest - timedelta(seconds=20)
+    _append(warehouse, "observations", observations.filter(~tick))
+    refresh_derived(warehouse)
+    with warehouse.connect() as con:
+        watermark = derived.derived_state(con, derived.HISTORY_TABLE)
+        con.execute("UPDATE derived_state SET rows_behind = NULL")
+    assert watermark is not None
+    _append(warehouse, "observations", observations.filter(tick))
+    with warehouse.transaction() as con:
+        history = derived.refresh_status_history(con)
+    margin = pl.col("polled_at") > watermark - timedelta(seconds=derived.LATE_OBSERVATIONS_S)
+    assert history.new_observations == observations.filter(margin).height
+
+
+def derived_watermark(warehouse: Warehouse) -> datetime | None:
+    with warehouse.connect(read_only=True) as con:
+        return derived.derived_state(con, derived.HISTORY_TABLE)
+
+
+def test_a_full_build_whose_commit_fails_stops_and_is_built_again(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full build commits slice by slice; a commit that fails (here a key conflict made in
+    the slice's transaction) must stop the build with its error, store no watermark, and leave
+    the next refresh to build everything again."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    _append(warehouse, "observations", observations)
+    monkeypatch.setattr(derived, "FULL_BUILD_ROWS", 500)
+    real_fold, calls = derived._fold, [0]
+
+    def conflicting_fold(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> pl.DataFrame:
+        calls[0] += 1
+        folded = real_fold(con, new)
+        if calls[0] == 2:  # another connection stores the same key first: this commit fails
+            con.execute("INSERT INTO derived_state (name) VALUES ('conflict')")
+            con.cursor().execute("INSERT INTO derived_state (name) VALUES ('conflict')")
+        return folded
+
+    monkeypatch.setattr(derived, "_fold", conflicting_fold)
+    with pytest.raises(duckdb.Error), warehouse.transaction() as con:
+        derived.refresh_status_history(con)
+    assert derived_watermark(warehouse) is None
+    monkeypatch.setattr(derived, "_fold", real_fold)
+    with warehouse.transaction() as con:
+        assert derived.refresh_status_history(con).mode == "full"
+    stored = warehouse.read(
+        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
+    )
+    as_text = pl.col("state", "previous_state").cast(pl.String)
+    assert_frame_equal(
+        stored.with_columns(as_text),
+        build_status_history(observations).with_columns(as_text),
+        check_dtypes=False,
+    )
 
 
 def test_records_from_an_earlier_release_are_rebuilt(warehouse: Warehouse) -> None:

@@ -152,3 +152,14 @@ def test_expiry_times_never_cross_the_horizon(warehouse: Warehouse) -> None:
     after = cells.filter(pl.col("time_s") > HORIZON_S)
     assert after["time_s"].unique().to_list() == [HORIZON_S + 1]  # later times are one time
     assert after[WEIGHT].sum() == 3
+
+
+def test_an_interval_narrower_than_a_step_stays_an_interval(warehouse: Warehouse) -> None:
+    """Polls 2 s apart at 1,500 s: both bounds round to one point, which would read as an exact
+    time (and switch the smoothing off for a provider polled so): it keeps a step's width."""
+    cells = _cells(warehouse, [_record(EVENT, 1503.0, 1505.0, 1504.0)])
+    row = cells.row(0, named=True)
+    assert row["event_after_s"] < row["event_by_s"]
+    assert _near(row["event_by_s"], 1505.0)
+    assert row["event_after_s"] <= 1503.0
+    assert abs(math.log(row["event_by_s"] / row["event_after_s"]) - CELL_GRID) < 1e-9

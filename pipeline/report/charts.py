@@ -328,7 +328,7 @@ def expiry_over_time_chart(rates: pl.DataFrame, *, title: str) -> bytes | None:
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_xlabel(
         "hour the orders were created (UTC)"
-        + (f", the last {EXPIRY_CHART_HOURS} with orders" if cut else "")
+        + (f", the last {EXPIRY_CHART_HOURS} with a rate" if cut else "")
     )
     axes.set_ylabel("orders that expired")
     title_text = _set_title(axes, title)
