@@ -14,9 +14,6 @@ has none of them (`ReportData.alert_tables` is False).
 
 On sandbox data (`load` given the sandbox's truth file) `ReportData.truth` holds the true
 medians of the same orders (`pipeline.analytics.truth.true_medians`), shown beside the estimates.
-
-`code_records` and `incidence_curves` (the curves of given records) stay importable from here for
-the notebook; they live in `pipeline.analytics.curves`.
 """
 
 from __future__ import annotations
@@ -34,10 +31,8 @@ from pipeline.alerts.incidents import FIRING, PENDING
 from pipeline.analytics.curves import (
     MEASURE_CODE,
     MEASURE_COMPLETION,
-    code_records,
     curves_of,
 )
-from pipeline.analytics.curves import provider_curves as incidence_curves
 from pipeline.analytics.metrics import LEVEL_PROVIDER
 from pipeline.analytics.truth import missing_truth, true_medians
 from pipeline.derived import METRIC_TABLES
@@ -51,8 +46,6 @@ __all__ = [
     "TOP_REASONS",
     "ReportData",
     "TruthMedians",
-    "code_records",
-    "incidence_curves",
     "load",
 ]
 
