@@ -49,6 +49,10 @@ ORDER_SYNC_MIN_ROWS = 50_000
 """Smaller tables of order rows are replaced whole: cheaper than comparing them."""
 ROWS_PER_BUCKET = 64
 """Rows per bucket of orders compared at once: a changed order rewrites about this many."""
+PUBLISH_MEMORY_LIMIT = "2GB"
+"""DuckDB's memory while publishing. Copying streams the data: with the warehouse's default
+(4 GB) the first copy at 100 M observations and 8.3 M orders held 4.4 GB of the process; with
+this it held 2.2 GB, in the same 135 s."""
 _COPY = "published_copy"
 _BUCKET = "INTERVAL 1 HOUR"
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)  # the bucket of rows without a time
@@ -76,6 +80,7 @@ def publish_copy(warehouse: Warehouse, published_path: Path) -> Published:
     staging.unlink(missing_ok=True)
     try:
         with warehouse.connect() as con:
+            con.execute(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
             source = first_row(con, "SELECT current_database()")[0]
             changes = None
             if published_path.is_file():
