@@ -185,6 +185,19 @@ def test_refresh_on_an_empty_warehouse_writes_empty_tables(warehouse: Warehouse)
         assert warehouse.read(f"SELECT count(*) AS n FROM {table}")["n"].item() == 0
 
 
+def _assert_history_built_from(warehouse: Warehouse, observations: pl.DataFrame) -> None:
+    """The stored status history is the one built from `observations` at once."""
+    stored = warehouse.read(
+        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
+    )
+    as_text = pl.col("state", "previous_state").cast(pl.String)
+    assert_frame_equal(
+        stored.with_columns(as_text),
+        build_status_history(observations).with_columns(as_text),
+        check_dtypes=False,
+    )
+
+
 def test_a_row_stored_after_newer_ones_is_still_folded_in(warehouse: Warehouse) -> None:
     """One shard's log file (or a slow answer) lands after a refresh has passed its poll time:
     the refresh re-reads `LATE_OBSERVATIONS_S` behind its watermark and folds the row in."""
@@ -200,15 +213,7 @@ def test_a_row_stored_after_newer_ones_is_still_folded_in(warehouse: Warehouse) 
     refresh_derived(warehouse)
     _append(warehouse, "observations", late)
     refresh_derived(warehouse)
-    stored = warehouse.read(
-        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
-    )
-    as_text = pl.col("state", "previous_state").cast(pl.String)
-    assert_frame_equal(
-        stored.with_columns(as_text),
-        build_status_history(observations).with_columns(as_text),
-        check_dtypes=False,
-    )
+    _assert_history_built_from(warehouse, observations)
 
 
 def test_a_refresh_reads_the_late_margin_only_when_a_poll_arrived_late(
@@ -245,15 +250,7 @@ def test_a_refresh_reads_the_late_margin_only_when_a_poll_arrived_late(
         history, rollups = derived.refresh_status_history(con), derived.refresh_rollups(con)
     margin = pl.col("polled_at") > newest - timedelta(seconds=derived.LATE_OBSERVATIONS_S)
     assert history.new_observations == observations.filter(margin).height
-    stored = warehouse.read(
-        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
-    )
-    as_text = pl.col("state", "previous_state").cast(pl.String)
-    assert_frame_equal(
-        stored.with_columns(as_text),
-        build_status_history(observations).with_columns(as_text),
-        check_dtypes=False,
-    )
+    _assert_history_built_from(warehouse, observations)
     polls = warehouse.read("SELECT sum(polls) AS n FROM poll_rollups")["n"].item()
     assert polls == observations.height
 
@@ -311,15 +308,7 @@ def test_a_full_build_whose_commit_fails_stops_and_is_built_again(
     monkeypatch.setattr(derived, "_fold", real_fold)
     with warehouse.transaction() as con:
         assert derived.refresh_status_history(con).mode == "full"
-    stored = warehouse.read(
-        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
-    )
-    as_text = pl.col("state", "previous_state").cast(pl.String)
-    assert_frame_equal(
-        stored.with_columns(as_text),
-        build_status_history(observations).with_columns(as_text),
-        check_dtypes=False,
-    )
+    _assert_history_built_from(warehouse, observations)
 
 
 def test_records_from_an_earlier_release_are_rebuilt(warehouse: Warehouse) -> None:
