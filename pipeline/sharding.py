@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.polling.client import Poller
@@ -112,6 +112,7 @@ def shard_store(settings: Settings, shard: Shard) -> tuple[Warehouse, LogStore]:
 
 
 def main_warehouse(settings: Settings) -> Warehouse:
+    """The warehouse every shard copies its orders from and the refresh folds the log into."""
     return Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
 
 
@@ -122,7 +123,6 @@ async def poll_shard(
     providers: Sequence[str],
     duration_s: float,
     tick_s: float,
-    on_tick: Callable[[TickResult], None] | None = None,
 ) -> TickResult:
     """Poll shard `shard`'s orders for `duration_s` seconds, answers to the poll log: what
     `pipeline poll --shard K/N --duration S` and the Dagster job `poll_shard` run."""
@@ -139,7 +139,6 @@ async def poll_shard(
             duration_s=duration_s,
             providers=providers,
             tick_s=tick_s,
-            on_tick=on_tick,
             before_tick=copy_new_orders,
             store=store,
         )

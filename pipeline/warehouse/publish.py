@@ -43,8 +43,8 @@ LOG_TABLES: dict[str, str] = {
 """Append-only tables (rows are added, and removed only by retention) → their time column."""
 RECENT = timedelta(hours=2)
 """Hours counted on every publish: behind the newest published row, where new rows land."""
-ORDER_COLUMNS = ("provider", "order_id")
-"""Columns that make a table's rows belong to orders (`_sync_orders`)."""
+ORDER_COLUMNS = KEYS["orders"]
+"""Columns that make a table's rows belong to orders (`_sync_orders`): the orders' key."""
 ORDER_SYNC_MIN_ROWS = 50_000
 """Smaller tables of order rows are replaced whole: cheaper than comparing them."""
 ROWS_PER_BUCKET = 64
