@@ -40,12 +40,13 @@ from pipeline.analytics.rollups import (
     merge_rollups,
 )
 from pipeline.analytics.scorecard import window_start_sql
+from pipeline.cells import read_record_cells
 from pipeline.polllog import fold_log
 from pipeline.records import (
     RECORD_TABLES,
+    build_all_cells,
     build_records,
     mark_records_built,
-    read_record_cells,
     records_outdated,
     unmark_records_built,
     update_records,
@@ -271,6 +272,7 @@ def _build_records(con: duckdb.DuckDBPyConnection) -> None:
         orders = query(con, f"SELECT * FROM orders WHERE {_PART}", [parts, part])
         write_records(con, build_records(history, orders), replace=part == 0)
         _commit_part(con)
+    build_all_cells(con)
     mark_records_built(con)
 
 

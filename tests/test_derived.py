@@ -23,6 +23,7 @@ from pipeline.analytics.metrics import (
 )
 from pipeline.analytics.scorecard import provider_scorecard
 from pipeline.analytics.survival import WEIGHT
+from pipeline.cells import CELL_GRID, CELL_TABLES, read_record_cells
 from pipeline.derived import METRIC_TABLES, refresh_derived
 from pipeline.records import RECORD_TABLES, build_records
 from pipeline.warehouse import Warehouse, append
@@ -114,7 +115,7 @@ def test_records_and_metrics_after_ticks_equal_a_full_rebuild(
     _append(fresh, "observations", observations)
     refresh_derived(fresh, as_of=as_of)
     assert warehouse.read("SELECT count(*) AS n FROM completion_records")["n"].item() == 120
-    for table in (*RECORD_TABLES, *METRIC_TABLES):
+    for table in (*RECORD_TABLES, *CELL_TABLES.values(), *METRIC_TABLES):
         assert_frame_equal(_sorted_table(warehouse, table), _sorted_table(fresh, table)), table
 
 
@@ -362,7 +363,7 @@ def test_analytics_read_from_cells_agree_with_the_orders_one_by_one(
     refresh_derived(warehouse, as_of=as_of)
     raw = {table: warehouse.read(f"SELECT * FROM {table}") for table in RECORD_TABLES}
     with warehouse.transaction() as con:
-        cells = records.read_record_cells(con, as_of)
+        cells = read_record_cells(con, as_of)
     for table, frame in cells.items():
         assert frame[WEIGHT].sum() == raw[table].height
         assert frame.height < raw[table].height
@@ -384,7 +385,7 @@ def test_analytics_read_from_cells_agree_with_the_orders_one_by_one(
             ("median_ci_high_s", 4),
         ):
             drift = (both[median] / both[f"{median}_raw"] - 1).abs().max()
-            assert drift <= grid_steps * records.CELL_GRID, (table, median, drift)
+            assert drift <= grid_steps * CELL_GRID, (table, median, drift)
         for cif in ("cif_1m", "cif_2m", "cif_5m"):
             assert (both[cif] - both[f"{cif}_raw"]).abs().max() <= 0.01, (table, cif)
 

@@ -1,4 +1,4 @@
-"""Records collapsed into cells (`pipeline.records.read_record_cells`): what each time becomes
+"""Records collapsed into cells (`pipeline.cells.read_record_cells`): what each time becomes
 on the grid, and that no order is lost or counted twice."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import polars as pl
 from pipeline.analytics.events import RECORD_COLUMNS
 from pipeline.analytics.metrics import completion_summary
 from pipeline.analytics.survival import CENSORED, COMPETING, EVENT, WEIGHT
-from pipeline.records import CELL_GRID, RECORD_TABLES, read_record_cells
+from pipeline.cells import CELL_GRID, read_record_cells
+from pipeline.records import RECORD_TABLES
 from pipeline.warehouse import Warehouse, replace_table
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -159,7 +159,7 @@ def time_to_event_summary(
 
     Args:
         records: per-order records (`pipeline.analytics.events.time_to_event_records`), or
-            records collapsed into cells (`pipeline.records.read_record_cells`).
+            records collapsed into cells (`pipeline.cells.read_record_cells`).
         levels: grouping levels from `GROUP_LEVELS`.
         min_group_orders: smallest finer group reported.
         horizons_s: label → horizon for the cumulative incidence columns.

@@ -261,7 +261,7 @@ def provider_scorecard(
         latency: `latency_rollups` rows.
         quarantine: `provider` and `quarantined_at` of the quarantine table.
         completion: per-order completion records (`metrics.completion_records`), or collapsed
-            into cells (`pipeline.records.read_record_cells`); `registered_at` says which
+            into cells (`pipeline.cells.read_record_cells`); `registered_at` says which
             windows an order is in.
         expiry: per-order expiry records (`metrics.expiry_records`), or their cells.
         as_of: where the windows end (the refresh).

@@ -53,7 +53,7 @@ COMPETING = 2
 
 WEIGHT = "orders"
 """Optional record column: how many identical orders the row stands for (records collapsed
-into cells, `pipeline.records.read_record_cells`); a row counts once without it."""
+into cells, `pipeline.cells.read_record_cells`); a row counts once without it."""
 
 
 def weighted(records: pl.DataFrame) -> pl.DataFrame:

@@ -20,7 +20,7 @@ from polars.testing import assert_frame_equal
 from pipeline.analytics.curves import provider_curves
 from pipeline.analytics.metrics import code_records
 from pipeline.analytics.survival import QUANTILE_TOLERANCE
-from pipeline.records import CELL_GRID, read_record_cells
+from pipeline.cells import CELL_GRID, read_record_cells
 from pipeline.report import charts
 from pipeline.report.data import ReportData, load
 from pipeline.warehouse import Warehouse, query
