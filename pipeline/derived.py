@@ -30,7 +30,6 @@ from pipeline.analytics.metrics import (
     EXPIRY_KEYS,
     code_summary,
     completion_summary,
-    expiry_over_time,
     expiry_summary,
 )
 from pipeline.analytics.rollups import (
@@ -41,6 +40,7 @@ from pipeline.analytics.rollups import (
 )
 from pipeline.analytics.scorecard import window_start_sql
 from pipeline.cells import read_record_cells
+from pipeline.expiry_hours import expiry_rates_by_hour
 from pipeline.polllog import fold_log
 from pipeline.records import (
     RECORD_TABLES,
@@ -414,7 +414,7 @@ def compute_metrics(
         "time_to_completion": completion_summary(completion),
         "incidence_curves": curves_from(code, completion),
         "expiry_rates": expiry_summary(expiry, EXPIRY_KEYS),
-        "expiry_rates_over_time": expiry_over_time(expiry),
+        "expiry_rates_over_time": expiry_rates_by_hour(con, expiry),
         "provider_scorecard": scorecard,
         "provider_reliability": provider_reliability(scorecard),
         "error_mix": error_mix(polls),

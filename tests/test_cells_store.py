@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import numpy as np
 import polars as pl
-from analytics.synthetic import SmsReceiveLifecycle, observation_log
+from daily_orders import DAYS, daily_orders, store
 from polars.testing import assert_frame_equal
 
 from pipeline.cells import (
@@ -19,53 +18,7 @@ from pipeline.cells import (
     read_record_cells,
 )
 from pipeline.derived import refresh_derived
-from pipeline.warehouse import Warehouse, append
-from pipeline.warehouse.frames import observation_id
-from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
-
-DAYS = 40
-"""Days over which batches of orders are registered: the oldest age past every window."""
-
-
-def _batches() -> tuple[pl.DataFrame, pl.DataFrame]:
-    """A batch of SMS orders registered on each of `DAYS` days, a day apart."""
-    log = observation_log(
-        SmsReceiveLifecycle(),
-        n_orders=6,
-        rng=np.random.default_rng(11),
-        creation_span_s=600,
-        cutoff_s=1800,
-        error_rate=0.0,
-        unknown_rate=0.0,
-    )
-    orders, observations = [], []
-    for day in range(DAYS):
-        shift = timedelta(days=day)
-        renamed = pl.col("order_id") + f"-d{day}"
-        orders.append(
-            log.orders.with_columns(renamed, pl.col("registered_at", "created_at") + shift)
-        )
-        observations.append(log.observations.with_columns(renamed, pl.col("polled_at") + shift))
-    return pl.concat(orders), pl.concat(observations)
-
-
-def _store(warehouse: Warehouse, table: str, frame: pl.DataFrame) -> None:
-    columns = ORDER_COLUMNS if table == "orders" else OBSERVATION_COLUMNS
-    if table == "observations":
-        frame = frame.with_columns(
-            observation_id=pl.struct("provider", "order_id", "polled_at", "attempt").map_elements(
-                lambda r: observation_id(
-                    r["provider"], r["order_id"], r["polled_at"], r["attempt"]
-                ),
-                return_dtype=pl.String,
-            )
-        )
-    conformed = frame.select(
-        (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
-        for c, t in columns.items()
-    )
-    with warehouse.transaction() as con:
-        append(con, table, conformed)
+from pipeline.warehouse import Warehouse
 
 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
@@ -83,14 +36,14 @@ def _assert_stored_equal_counted(warehouse: Warehouse, as_of: datetime) -> None:
 def test_stored_cells_follow_each_refresh_and_age_out_of_the_windows(
     warehouse: Warehouse,
 ) -> None:
-    orders, observations = _batches()
+    orders, observations = daily_orders()
     first = orders["registered_at"].min()
     assert isinstance(first, datetime)
     # Day by day, as a live deployment grows: each refresh adds a day of orders and polls.
     for day in range(DAYS):
         end = first + timedelta(days=day + 1)
-        _store(warehouse, "orders", orders.filter(pl.col("registered_at") < end))
-        _store(warehouse, "observations", observations.filter(pl.col("polled_at") < end))
+        store(warehouse, "orders", orders.filter(pl.col("registered_at") < end))
+        store(warehouse, "observations", observations.filter(pl.col("polled_at") < end))
         refresh_derived(warehouse, as_of=end)
         if day in (0, 10, DAYS - 1):
             _assert_stored_equal_counted(warehouse, end)
@@ -121,9 +74,9 @@ def test_stored_cells_follow_each_refresh_and_age_out_of_the_windows(
 
 def test_cells_are_rebuilt_when_missing(warehouse: Warehouse) -> None:
     """A warehouse from before the cells were stored gets them on its next refresh."""
-    orders, observations = _batches()
-    _store(warehouse, "orders", orders)
-    _store(warehouse, "observations", observations)
+    orders, observations = daily_orders()
+    store(warehouse, "orders", orders)
+    store(warehouse, "observations", observations)
     newest = observations["polled_at"].max()
     assert isinstance(newest, datetime)
     refresh_derived(warehouse, as_of=newest)
