@@ -3,12 +3,13 @@ age out of every scorecard window, and hundreds of hours of creation."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 from analytics.synthetic import SmsReceiveLifecycle, observation_log
 
+from pipeline.derived import refresh_derived
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse.frames import observation_id
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
@@ -56,3 +57,23 @@ def store(warehouse: Warehouse, table: str, frame: pl.DataFrame) -> None:
     )
     with warehouse.transaction() as con:
         append(con, table, conformed)
+
+
+def store_until(
+    warehouse: Warehouse, orders: pl.DataFrame, observations: pl.DataFrame, end: datetime
+) -> None:
+    """Store the orders registered and the polls made before `end`."""
+    store(warehouse, "orders", orders.filter(pl.col("registered_at") < end))
+    store(warehouse, "observations", observations.filter(pl.col("polled_at") < end))
+
+
+def refreshed_at_once(warehouse: Warehouse) -> datetime:
+    """Every day's orders and polls stored and refreshed at once; the newest poll (the
+    refresh's `as_of`)."""
+    orders, observations = daily_orders()
+    store(warehouse, "orders", orders)
+    store(warehouse, "observations", observations)
+    newest = observations["polled_at"].max()
+    assert isinstance(newest, datetime)
+    refresh_derived(warehouse, as_of=newest)
+    return newest

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import polars as pl
-from daily_orders import DAYS, daily_orders, store
+from daily_orders import DAYS, daily_orders, refreshed_at_once, store_until
 from polars.testing import assert_frame_equal
 
 from pipeline.cells import (
@@ -42,8 +42,7 @@ def test_stored_cells_follow_each_refresh_and_age_out_of_the_windows(
     # Day by day, as a live deployment grows: each refresh adds a day of orders and polls.
     for day in range(DAYS):
         end = first + timedelta(days=day + 1)
-        store(warehouse, "orders", orders.filter(pl.col("registered_at") < end))
-        store(warehouse, "observations", observations.filter(pl.col("polled_at") < end))
+        store_until(warehouse, orders, observations, end)
         refresh_derived(warehouse, as_of=end)
         if day in (0, 10, DAYS - 1):
             _assert_stored_equal_counted(warehouse, end)
@@ -74,12 +73,7 @@ def test_stored_cells_follow_each_refresh_and_age_out_of_the_windows(
 
 def test_cells_are_rebuilt_when_missing(warehouse: Warehouse) -> None:
     """A warehouse from before the cells were stored gets them on its next refresh."""
-    orders, observations = daily_orders()
-    store(warehouse, "orders", orders)
-    store(warehouse, "observations", observations)
-    newest = observations["polled_at"].max()
-    assert isinstance(newest, datetime)
-    refresh_derived(warehouse, as_of=newest)
+    newest = refreshed_at_once(warehouse)
     with warehouse.connect() as con:
         con.execute("DROP TABLE completion_cells")
     refresh_derived(warehouse, as_of=newest)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 import pytest
-from daily_orders import daily_orders, store
+from daily_orders import daily_orders, refreshed_at_once, store_until
 from polars.testing import assert_frame_equal
 
 from pipeline import expiry_hours
@@ -42,8 +42,7 @@ def test_a_refresh_estimates_only_the_hours_whose_orders_changed(
     assert isinstance(first, datetime)
     # Mid-batch: orders of the last hour before the cut are still open and change after it.
     cut = first + timedelta(days=29, seconds=900)
-    store(warehouse, "orders", orders.filter(pl.col("registered_at") < cut))
-    store(warehouse, "observations", observations.filter(pl.col("polled_at") < cut))
+    store_until(warehouse, orders, observations, cut)
     refresh_derived(warehouse, as_of=cut)
     old_hours = set(warehouse.read("SELECT bucket_start FROM expiry_rates_over_time")[
         "bucket_start"].to_list())  # fmt: skip
@@ -51,8 +50,7 @@ def test_a_refresh_estimates_only_the_hours_whose_orders_changed(
 
     calls = _hours_estimated(monkeypatch)
     end = cut + timedelta(days=2)
-    store(warehouse, "orders", orders.filter(pl.col("registered_at") < end))
-    store(warehouse, "observations", observations.filter(pl.col("polled_at") < end))
+    store_until(warehouse, orders, observations, end)
     refresh_derived(warehouse, as_of=end)
 
     (estimated,) = calls
@@ -67,12 +65,7 @@ def test_a_refresh_estimates_only_the_hours_whose_orders_changed(
 def test_rows_stored_by_another_release_are_all_estimated_again(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    orders, observations = daily_orders()
-    store(warehouse, "orders", orders)
-    store(warehouse, "observations", observations)
-    newest = observations["polled_at"].max()
-    assert isinstance(newest, datetime)
-    refresh_derived(warehouse, as_of=newest)
+    newest = refreshed_at_once(warehouse)
     with warehouse.connect() as con:
         con.execute("ALTER TABLE expiry_rates_over_time DROP COLUMN ci_low")
     calls = _hours_estimated(monkeypatch)

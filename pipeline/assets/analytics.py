@@ -182,7 +182,7 @@ def published_warehouse(
     done = publish_copy(warehouse.warehouse(), settings.published_path)
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(done.path.resolve())),
+            "path": dg.MetadataValue.path(str(done.path.absolute())),
             "size_mb": dg.MetadataValue.float(done.path.stat().st_size / 1e6),
             "copied_whole": dg.MetadataValue.bool(done.full),
             "log_rows_added": dg.MetadataValue.int(done.rows_added),

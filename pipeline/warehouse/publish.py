@@ -1,9 +1,10 @@
 """The published copy: a copy of the warehouse that readers open read-only, never taking the
 writer's lock.
 
-The first publish copies the whole database. Later ones start from a plain file copy of the
-previous published copy (sequential bytes, far cheaper than re-encoding every row) and bring it
-up to date:
+The first publish copies the whole database. Readers open a link to one of two copies; later
+publishes bring the other copy, one publish behind, up to date in place and point the link at
+it (when a reader still holds that copy, they start from a plain file copy of the current one
+instead):
 
 - the append-only logs (`LOG_TABLES`) by hour: only the hours whose row count or key checksum
   differ are compared row by row, and only hours near the newest published row are summarised
@@ -17,8 +18,9 @@ up to date:
   columns and rows but not its keys, which readers do not need.
 
 A schema change (a migration, a new derived table or column) falls back to the full copy. The
-result is written under a hidden name and swapped in atomically, so a reader never sees half a
-copy and one that has the old copy open keeps reading it until it reconnects.
+link is swapped atomically after the copy is complete, so a reader never sees half a copy and
+one that has the old copy open keeps reading it until it reconnects. The two copies take twice
+the disk of one: the price of never copying the whole file on a refresh.
 """
 
 from __future__ import annotations
@@ -74,18 +76,27 @@ def publish(warehouse: Warehouse, published_path: Path) -> Path:
 
 
 def publish_copy(warehouse: Warehouse, published_path: Path) -> Published:
-    """`publish`, saying whether it copied everything and how many log rows it changed."""
+    """`publish`, saying whether it copied everything and how many log rows it changed.
+
+    `published_path` is a link to one of two copies (`_slots`). Each publish brings the other
+    one up to date in place and points the link at it: the copy readers had stays as it was
+    for them, and no publish copies the whole file. When a reader still has that other copy
+    open (its lock stops the update) or it is missing or unreadable, the current copy is
+    copied first and the result put in its place (a reader keeps the file it opened)."""
     published_path.parent.mkdir(parents=True, exist_ok=True)
+    target = _next_slot(published_path)
     staging = published_path.with_name(f".{published_path.name}.{uuid.uuid4().hex}.tmp")
     staging.unlink(missing_ok=True)
     try:
         with warehouse.connect() as con:
             con.execute(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
             source = first_row(con, "SELECT current_database()")[0]
-            changes = None
-            if published_path.is_file():
+            changes = _update(con, source, target) if target.is_file() else None
+            if changes is None and published_path.is_file():
                 shutil.copyfile(published_path, staging)
                 changes = _update(con, source, staging)
+                if changes is not None:
+                    os.replace(staging, target)
             if changes is None:
                 staging.unlink(missing_ok=True)
                 con.execute(f"ATTACH '{staging}' AS {_COPY}")
@@ -93,13 +104,39 @@ def publish_copy(warehouse: Warehouse, published_path: Path) -> Published:
                     con.execute(f'COPY FROM DATABASE "{source}" TO {_COPY}')
                 finally:
                     con.execute(f"DETACH {_COPY}")
-        os.replace(staging, published_path)
+                os.replace(staging, target)
+        _point(published_path, target)
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
     if changes is None:
         return Published(published_path, full=True)
     return Published(published_path, full=False, rows_added=changes[0], rows_removed=changes[1])
+
+
+def _slots(published_path: Path) -> tuple[Path, Path]:
+    """The two copies `published_path` links to in turn, hidden beside it."""
+    hidden = f".{published_path.name}"
+    return published_path.with_name(f"{hidden}.1"), published_path.with_name(f"{hidden}.2")
+
+
+def _next_slot(published_path: Path) -> Path:
+    """The copy the link does not point at now (the first one before any link exists)."""
+    first, second = _slots(published_path)
+    if published_path.is_symlink() and published_path.resolve() == first.resolve():
+        return second
+    return first
+
+
+def _point(published_path: Path, target: Path) -> None:
+    """Point `published_path` at `target` atomically (a plain file there is replaced)."""
+    link = published_path.with_name(f".{published_path.name}.{uuid.uuid4().hex}.link")
+    os.symlink(target.name, link)
+    try:
+        os.replace(link, published_path)
+    except BaseException:
+        link.unlink(missing_ok=True)
+        raise
 
 
 def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple[int, int] | None:

@@ -4,6 +4,8 @@ change or an unreadable copy) it holds exactly the warehouse's rows in every tab
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -83,8 +85,106 @@ def test_every_publish_leaves_a_copy_equal_to_the_warehouse(tmp_path: Path) -> N
     assert done.rows_removed == pruned.observations + pruned.payloads
     assert _differences(warehouse, published) == {}
 
+    publish_copy(warehouse, published)  # the other copy catches up with the prune
     again = publish_copy(warehouse, published)
     assert (again.full, again.rows_added, again.rows_removed) == (False, 0, 0)
+
+
+def test_publishes_alternate_between_two_copies_updated_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once both copies exist, a publish copies no file: it brings the copy one publish behind
+    up to date and points the link at it."""
+    orders, observations, _ = _log()
+    start = observations["polled_at"].min()
+    assert isinstance(start, datetime)
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published" / "warehouse.duckdb"
+    _add(
+        warehouse,
+        orders=orders,
+        observations=observations.filter(pl.col("polled_at") < start + DAY),
+    )
+    publish_copy(warehouse, published)
+    publish_copy(warehouse, published)
+    targets = {published.resolve()}
+
+    def no_copy(*args: object) -> None:
+        raise AssertionError("a publish copied the whole file")
+
+    monkeypatch.setattr(publish_module.shutil, "copyfile", no_copy)
+    for day in (1, 2, 3):
+        day_start = start + day * DAY
+        polled = pl.col("polled_at")
+        _add(
+            warehouse,
+            observations=observations.filter(polled >= day_start, polled < day_start + DAY),
+        )
+        assert not publish_copy(warehouse, published).full
+        assert _differences(warehouse, published) == {}
+        targets.add(published.resolve())
+    assert published.is_symlink()
+    assert len(targets) == 2
+    assert sorted(p.name for p in published.parent.iterdir()) == [
+        ".warehouse.duckdb.1", ".warehouse.duckdb.2", "warehouse.duckdb"
+    ]  # fmt: skip
+
+
+_READER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+count = lambda: con.sql("SELECT count(*) FROM observations").fetchall()[0][0]
+print(count(), flush=True)
+sys.stdin.readline()
+print(count(), flush=True)
+"""
+
+
+def test_a_reader_keeps_its_copy_while_publishes_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader (another process) holding the published copy open reads the same rows until it
+    reconnects, while publishes go on around it: the one that would update its copy in place
+    finds it locked and writes a new file in its stead."""
+    orders, observations, _ = _log()
+    start = observations["polled_at"].min()
+    assert isinstance(start, datetime)
+    polled = pl.col("polled_at")
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published" / "warehouse.duckdb"
+    _add(warehouse, orders=orders, observations=observations.filter(polled < start + DAY))
+    publish_copy(warehouse, published)
+    copied: list[object] = []
+    real_copy = publish_module.shutil.copyfile
+    monkeypatch.setattr(
+        publish_module.shutil, "copyfile", lambda *a: copied.append(a) or real_copy(*a)
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(published)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdin is not None
+        seen = int(reader.stdout.readline())
+        for day in (1, 2, 3):
+            day_start = start + day * DAY
+            _add(
+                warehouse,
+                observations=observations.filter(polled >= day_start, polled < day_start + DAY),
+            )
+            assert not publish_copy(warehouse, published).full
+            assert _differences(warehouse, published) == {}
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert int(reader.stdout.readline()) == seen
+        # Copied twice: the second copy did not exist yet, then the reader held it.
+        assert len(copied) == 2
+    finally:
+        reader.kill()
+        reader.wait()
+    assert seen < warehouse.read("SELECT count(*) AS n FROM observations")["n"].item()
 
 
 def _published_without_late_rows(
@@ -129,7 +229,8 @@ def test_a_new_table_or_an_unreadable_copy_is_published_in_full(tmp_path: Path) 
     assert publish_copy(warehouse, published).full
     assert _differences(warehouse, published) == {}
 
-    published.write_bytes(b"not a database")
+    for copy in published.parent.glob(f".{published.name}.*"):
+        copy.write_bytes(b"not a database")
     assert publish_copy(warehouse, published).full
     assert _differences(warehouse, published) == {}
     assert not list(published.parent.glob(".*.tmp"))  # no staging file left behind
