@@ -190,7 +190,8 @@ def step_load(size: int, workdir: Path) -> dict[str, float]:
 
 def step_full(workdir: Path) -> dict[str, float]:
     """The first refresh (history, rollups, records and every analytics table from the whole
-    log), then the first publish, which copies the whole database."""
+    log), then the first publish, which copies the whole database, and a second one, which
+    makes the other of the two published copies (later publishes update one in place)."""
     warehouse = Warehouse(workdir / "warehouse.duckdb")
     started = time.perf_counter()
     refresh_derived(warehouse, as_of=AS_OF)
@@ -199,10 +200,14 @@ def step_full(workdir: Path) -> dict[str, float]:
     started = time.perf_counter()
     published = publish_copy(warehouse, workdir / PUBLISHED)
     assert published.full
+    first_publish_s = time.perf_counter() - started
+    started = time.perf_counter()
+    assert not publish_copy(warehouse, workdir / PUBLISHED).full
     return {
         "seconds": seconds,
         "peak_rss_mb": peak,
-        "first_publish_s": time.perf_counter() - started,
+        "first_publish_s": first_publish_s,
+        "second_publish_s": time.perf_counter() - started,
         "first_publish_peak_rss_mb": _peak_mb(),
     }
 
@@ -240,8 +245,8 @@ def step_tick(workdir: Path) -> dict[str, float]:
 
 
 def step_report(workdir: Path) -> dict[str, float]:
-    """Publish the read-only copy after the tick (the previous copy brought up to date) and
-    render the HTML report from it."""
+    """Publish the read-only copy after the tick (the copy a publish behind brought up to date
+    in place) and render the HTML report from it."""
     started = time.perf_counter()
     published = publish_copy(Warehouse(workdir / "warehouse.duckdb"), workdir / PUBLISHED)
     publish_s = time.perf_counter() - started

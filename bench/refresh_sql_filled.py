@@ -11,7 +11,9 @@ published copy's tables of order rows) dominate. For each size:
    then completed, expired or still open);
 2. `full`: `pipeline refresh` as its own process (the first one: history, rollups, records,
    analytics, alerts, the first publish and the report);
-3. `tick`: 1,000 polls newer than the newest arrive by SQL, then `pipeline refresh` again.
+3. `tick`: 1,000 polls newer than the newest arrive by SQL, then `pipeline refresh` again;
+4. `next_tick`: the same with 1,000 other orders: the steady state, where the publish updates
+   the copy a publish behind in place (after `tick` it had to make that copy first).
 
 Each refresh is timed from outside and its peak memory is the child's own max RSS (`wait4`).
 
@@ -105,21 +107,21 @@ def _connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def add_tick(data_dir: Path) -> None:
-    """`TICK_POLLS` polls of the newest orders still open, 5 s after the newest poll, by SQL:
-    each completes."""
+def add_tick(data_dir: Path, tick: int = 0) -> None:
+    """`TICK_POLLS` polls of the newest orders still open (skipping the `tick` × `TICK_POLLS`
+    newest, polled by earlier ticks), 5 s after the newest poll, by SQL: each completes."""
     con = _connect(data_dir)
     con.execute(
         """
         INSERT INTO observations (observation_id, provider, order_id, order_kind, polled_at,
             attempt, http_status, latency_ms, state, provider_status, is_terminal, is_success,
             has_code)
-        SELECT md5('tick-' || order_id), provider, order_id, order_kind,
+        SELECT md5('tick-' || ? || '-' || order_id), provider, order_id, order_kind,
             (SELECT max(polled_at) FROM observations) + INTERVAL 5 SECOND, 1, 200, 60,
             'completed', 'completed', true, true, false
-        FROM orders WHERE hash(order_id) % 10 = 0 ORDER BY registered_at DESC LIMIT ?
+        FROM orders WHERE hash(order_id) % 10 = 0 ORDER BY registered_at DESC LIMIT ? OFFSET ?
         """,
-        [TICK_POLLS],
+        [tick, TICK_POLLS, tick * TICK_POLLS],
     )
     con.close()
 
@@ -150,6 +152,9 @@ def run(n_orders: int) -> dict[str, dict[str, float]]:
         add_tick(data_dir)
         results["tick"] = refresh(data_dir)
         print(n_orders, "tick", results["tick"], flush=True)
+        add_tick(data_dir, 1)
+        results["next_tick"] = refresh(data_dir)
+        print(n_orders, "next_tick", results["next_tick"], flush=True)
         results["files"] = {
             "warehouse_bytes_per_observation": (data_dir / "warehouse.duckdb").stat().st_size
             / results["fill"]["observations"],

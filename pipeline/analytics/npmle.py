@@ -62,7 +62,9 @@ Left truncation is not modelled: a late-registered order is recorded whatever ha
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -718,11 +720,10 @@ def _fit(obs: Observations, *, tolerance: float, max_iterations: int) -> Fit:
             groups.append(result)
             curves.append(Curve(np.zeros(0), np.zeros(0), np.zeros(0), np.inf))
             continue
-        data = _group(cells, patterns, g)
-        result = _solve(data, tolerance=tolerance, max_iterations=max_iterations)
+        result, curve = _solved(cells, patterns, g, tolerance, max_iterations)
         mass[c0:c1] = result.mass
         groups.append(result)
-        curves.append(_curve(data, result, cells, c0, g))
+        curves.append(curve)
     curves = _limit_unseen_tails(obs, cells, mass, curves)
     sds = _bandwidths(obs)
     return Fit(
@@ -734,6 +735,41 @@ def _fit(obs: Observations, *, tolerance: float, max_iterations: int) -> Fit:
         smoothed=[smooth(curve, sd) for curve, sd in zip(curves, sds, strict=True)],
         bandwidths=sds,
     )
+
+
+SOLVED_GROUPS_KEPT = 256
+"""Groups whose fit is remembered (`_solved`): a refresh fits the same provider-wide groups
+for its summaries, its curves and the scorecard's all-time row."""
+_SOLVED: OrderedDict[bytes, tuple[GroupFit, Curve]] = OrderedDict()
+
+
+def _solved(
+    cells: Cells, patterns: Patterns, g: int, tolerance: float, max_iterations: int
+) -> tuple[GroupFit, Curve]:
+    """Group `g`'s NPMLE and raw curve, from memory when a group with the same cells and
+    observations was fitted before (the result is a function of those alone)."""
+    c0, c1 = int(cells.group_start[g]), int(cells.group_start[g + 1])
+    data = _group(cells, patterns, g)
+    digest = hashlib.blake2b(repr((tolerance, max_iterations)).encode(), digest_size=20)
+    for part in (
+        data.cause, data.weight, data.a1, data.b1, data.a2, data.b2,
+        cells.left[c0:c1], cells.right[c0:c1], cells.tail_left[g : g + 1],
+    ):  # fmt: skip
+        digest.update(np.ascontiguousarray(part).tobytes())
+        digest.update(b"|")
+    key = digest.digest()
+    if key in _SOLVED:
+        _SOLVED.move_to_end(key)
+        return _SOLVED[key]
+    result = _solve(data, tolerance=tolerance, max_iterations=max_iterations)
+    curve = _curve(data, result, cells, c0, g)
+    for shared in (result.mass, curve.time, curve.cif, curve.variance):
+        shared.flags.writeable = False  # handed out again: nobody may change it in place
+    solved = result, curve
+    _SOLVED[key] = solved
+    if len(_SOLVED) > SOLVED_GROUPS_KEPT:
+        _SOLVED.popitem(last=False)
+    return solved
 
 
 EVENT_AFTER = "event_after_s"

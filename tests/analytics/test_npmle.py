@@ -388,3 +388,39 @@ def test_orders_entered_once_with_a_count_fit_as_if_entered_one_by_one() -> None
         np.testing.assert_allclose(mine.variance, theirs.variance, rtol=1e-6, atol=1e-12)
     with pytest.raises(ValueError, match="counts"):
         npmle.observations([0], [1], [1.0], [2.0], count=[0])
+
+
+def test_a_group_fitted_again_comes_from_memory_and_a_changed_one_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refresh fits the provider-wide groups several times (summaries, curves, scorecard):
+    a group with the same cells and observations is solved once, with the same result; a
+    group differing by one order is solved again, alone or beside the same groups."""
+    rng = np.random.default_rng(21)
+    cause, lower, upper, _ = polled_sample(rng, 400, scale=80.0, cadence=15.0, open_share=0.2)
+    group = rng.integers(0, 2, cause.size)
+    monkeypatch.setattr(npmle, "_SOLVED", npmle.OrderedDict())
+    solved: list[int] = []
+    real_solve = npmle._solve
+
+    def counting(data: object, **kwargs: float) -> npmle.GroupFit:
+        solved.append(1)
+        return real_solve(data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(npmle, "_solve", counting)
+    first = npmle.fit(npmle.observations(group, cause, lower, upper))
+    assert len(solved) == 2
+    again = npmle.fit(npmle.observations(group, cause, lower, upper))
+    assert len(solved) == 2
+    assert cells_with_mass(again) == cells_with_mass(first)
+    for mine, theirs in zip(again.smoothed, first.smoothed, strict=True):
+        np.testing.assert_array_equal(mine.cif, theirs.cif)
+    changed = npmle.fit(  # one more order in group 0: seen between polls at 10 s and 20 s
+        npmle.observations(
+            np.append(group, 0), np.append(cause, 1), np.append(lower, 10.0), np.append(upper, 20.0)
+        )
+    )
+    assert len(solved) == 3  # group 0 changed; group 1 as before
+    assert cells_with_mass(changed) != cells_with_mass(first)
+    with pytest.raises(ValueError, match="read-only"):
+        first.groups[0].mass[0] = 0.5
