@@ -9,14 +9,15 @@ changed.
 
 One thing the cells keep per order: `registered_at`, because the scorecard's windows (the last
 hour, day, 7 and 30 days) end at the refresh and so move. Orders registered before every
-window any refresh can ask for lose it once (`age_cells`: it becomes `-infinity`, older than
-every window), and only then collapse with their like; a refresh asking for windows that reach
+window any refresh can ask for (31 to 32 days before the newest registration, at the start of a
+day) lose it once (`age_cells`: it becomes `AGED`, older than every window), and only then
+collapse with their like; a refresh asking for windows that reach
 before that line (an `as_of` in the past) counts the records instead, as exactly.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import polars as pl
@@ -43,9 +44,10 @@ AGED_STATE = "record_cells_aged_before"
 AGE_MARGIN = timedelta(days=1)
 """How far behind the longest window the aging line stays: the line moves at most once a day,
 and a refresh may ask for windows ending up to a day before the newest registration."""
-AGED = "'-infinity'::TIMESTAMPTZ"
+AGED = "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
 """What an aged order's `registered_at` becomes: before every window, and not null (an order
-without a registration time is in no window, an aged one is in the all-time row)."""
+without a registration time is in no window, an aged one is in the all-time row). A real time,
+not `-infinity`, which polars and pandas cannot hold; any registration this old is aged too."""
 
 _COMMON = ("provider", "event_code")
 _CELL_KEYS: dict[str, tuple[str, ...]] = {
@@ -190,6 +192,9 @@ def age_cells(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None:
     before it drop their registration time and merge with their like."""
     if newest is None:
         return
+    # A registration time in the future (a unit mixed up upstream) must not move the line
+    # past every window for good: every later read would count the records again.
+    newest = min(newest, datetime.now(UTC))
     line = _start_of_day(newest - _LONGEST_WINDOW - AGE_MARGIN)
     current = aged_before(con)
     if current is not None and line <= current:
@@ -238,6 +243,8 @@ def read_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
     Read from the stored cells when they are there and aged no later than `as_of`'s longest
     window starts; counted from the records otherwise.
     """
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)  # as the windows read it
     if not _cells_stored(con) or not _aged_outside_windows(con, as_of):
         return count_record_cells(con, as_of)
     window = window_start_sql("registered_at", as_of)

@@ -10,11 +10,17 @@ keep their stored rows.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import duckdb
+import numpy as np
 import polars as pl
 
+from pipeline.analytics import metrics, survival
 from pipeline.analytics.metrics import EXPIRY_KEYS, expiry_over_time
 from pipeline.analytics.survival import WEIGHT
+from pipeline.records import records_state
 from pipeline.warehouse import query, replace_table
 from pipeline.warehouse.store import first_row
 
@@ -23,9 +29,9 @@ FINGERPRINTS = "expiry_hour_fingerprints"
 """Per provider, order kind and hour: the fingerprint of the cells its stored row came from."""
 HOUR = "bucket_start"
 _KEYS = [*EXPIRY_KEYS, HOUR]
-RULES = 1
-"""Raise when what an hour's row is computed from or how changes: every hour is estimated
-again (a fingerprint also covers the columns and their types)."""
+ESTIMATOR_MODULES = (metrics, survival)
+"""The code an hour's row is computed by: a change to it (or to polars or numpy, or to the
+records' rules) gives every hour a new fingerprint, and every hour is estimated again."""
 
 
 def expiry_rates_by_hour(con: duckdb.DuckDBPyConnection, cells: pl.DataFrame) -> pl.DataFrame:
@@ -41,7 +47,10 @@ def expiry_rates_by_hour(con: duckdb.DuckDBPyConnection, cells: pl.DataFrame) ->
         .agg(pl.col(WEIGHT).sum())
     )
     fingerprints = hours.group_by(_KEYS).agg(
-        pl.struct(pl.all().exclude(_KEYS)).hash(seed=RULES).sum().alias("fingerprint")
+        pl.struct(pl.all().exclude(_KEYS))
+        .hash(seed=_seed(hours.columns))
+        .sum()
+        .alias("fingerprint")
     )
     stored = _stored(con)
     changed = fingerprints
@@ -53,6 +62,17 @@ def expiry_rates_by_hour(con: duckdb.DuckDBPyConnection, cells: pl.DataFrame) ->
         fresh = expiry_over_time(hours.rename({HOUR: "origin_at"}))
     replace_table(con, FINGERPRINTS, fingerprints)
     return (fresh if kept is None else pl.concat([kept, fresh])).sort(_KEYS)
+
+
+def _seed(columns: list[str]) -> int:
+    """The fingerprints' seed: the estimator's code and libraries, the records' rules and the
+    cells' column names (the row hash covers their values and types)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for module in ESTIMATOR_MODULES:
+        digest.update(Path(str(module.__file__)).read_bytes())
+    for part in (pl.__version__, np.__version__, records_state(), *columns):
+        digest.update(part.encode())
+    return int.from_bytes(digest.digest(), "little")
 
 
 def _kept(

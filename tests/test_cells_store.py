@@ -3,7 +3,7 @@ the scorecard's windows, they hold exactly what counting every record gives."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 from daily_orders import DAYS, daily_orders, refreshed_at_once, store_until
@@ -13,6 +13,7 @@ from pipeline.cells import (
     AGE_MARGIN,
     AGED,
     CELL_TABLES,
+    age_cells,
     aged_before,
     count_record_cells,
     read_record_cells,
@@ -69,6 +70,29 @@ def test_stored_cells_follow_each_refresh_and_age_out_of_the_windows(
         past = read_record_cells(con, first + timedelta(days=20))["completion_records"]
         counted = count_record_cells(con, first + timedelta(days=20))["completion_records"]
     assert_frame_equal(_sorted(past), _sorted(counted))
+    # Readers of the published copy load the stored cells as they are; a time without a zone
+    # is read as UTC.
+    stored_cells = warehouse.read("SELECT * FROM completion_cells")
+    assert min(stored_cells["registered_at"].to_list()).year == 1
+    with warehouse.transaction() as con:
+        naive = read_record_cells(con, as_of.replace(tzinfo=None))["completion_records"]
+    assert_frame_equal(_sorted(naive), _sorted(_counted_completion(warehouse, as_of)))
+
+
+def _counted_completion(warehouse: Warehouse, as_of: datetime) -> pl.DataFrame:
+    with warehouse.transaction() as con:
+        return count_record_cells(con, as_of)["completion_records"]
+
+
+def test_a_registration_in_the_future_does_not_age_every_order(warehouse: Warehouse) -> None:
+    """A registration time far ahead (a unit mixed up upstream) moves the aging line no later
+    than today's windows allow, so the stored cells stay in use."""
+    refreshed_at_once(warehouse)
+    with warehouse.transaction() as con:
+        age_cells(con, datetime(2200, 1, 1, tzinfo=UTC))
+        line = aged_before(con)
+    assert line is not None
+    assert line <= datetime.now(UTC) - timedelta(days=31)
 
 
 def test_cells_are_rebuilt_when_missing(warehouse: Warehouse) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -290,4 +292,33 @@ def test_tables_of_order_rows_are_synced_by_bucket_of_orders(
         )
     assert _differences(warehouse, published)  # the copy is behind
     assert not publish_copy(warehouse, published).full
+    assert _differences(warehouse, published) == {}
+
+
+def test_two_publishes_at_once_take_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A publish started while another is under way waits for it and then updates the other
+    copy, never the one the first just made current (readers would find it locked)."""
+    orders, observations, _ = _log()
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published" / "warehouse.duckdb"
+    _add(warehouse, orders=orders, observations=observations)
+    publish_copy(warehouse, published)
+    publish_copy(warehouse, published)
+    updated: list[str] = []
+    started = threading.Event()
+    real_update = publish_module._update
+
+    def slow_update(con: duckdb.DuckDBPyConnection, source: str, copy: Path) -> object:
+        updated.append(copy.name)
+        started.set()
+        time.sleep(0.5)  # the second publish starts meanwhile
+        return real_update(con, source, copy)
+
+    monkeypatch.setattr(publish_module, "_update", slow_update)
+    first = threading.Thread(target=publish_copy, args=(warehouse, published))
+    first.start()
+    assert started.wait(30)
+    publish_copy(warehouse, published)
+    first.join()
+    assert len(updated) == 2 and updated[0] != updated[1], updated
     assert _differences(warehouse, published) == {}
