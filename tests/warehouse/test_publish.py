@@ -322,3 +322,21 @@ def test_two_publishes_at_once_take_turns(tmp_path: Path, monkeypatch: pytest.Mo
     first.join()
     assert len(updated) == 2 and updated[0] != updated[1], updated
     assert _differences(warehouse, published) == {}
+
+
+def test_where_links_cannot_be_made_the_copy_itself_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(*args: object) -> None:
+        raise OSError("links are not supported here")
+
+    monkeypatch.setattr(publish_module.os, "symlink", no_links)
+    orders, observations, _ = _log()
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published" / "warehouse.duckdb"
+    _add(warehouse, orders=orders.head(20), observations=observations)
+    for _ in range(3):
+        publish_copy(warehouse, published)
+        assert published.is_file() and not published.is_symlink()
+        assert _differences(warehouse, published) == {}
+        _add(warehouse, orders=orders)
