@@ -215,7 +215,14 @@ def test_a_429_storm_ends_poll_duration_on_time_with_every_attempt_recorded(
         )
         elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
-    assert elapsed <= duration_s + 10, f"poll --duration {duration_s} took {elapsed:.0f} s"
+    # The window itself, from its first ask to its last, keeps to the duration (the process's
+    # start-up and summary around it depend on how busy the machine is; the outer bound only
+    # catches a run that would not stop).
+    span = warehouse.read("SELECT epoch(max(polled_at) - min(polled_at)) AS s FROM observations")[
+        "s"
+    ].item()
+    assert span <= duration_s + 2, f"polls went on for {span:.0f} s of a {duration_s} s window"
+    assert elapsed <= duration_s + 45, f"poll --duration {duration_s} took {elapsed:.0f} s"
     stored = warehouse.read(
         "SELECT provider, count(*) AS attempts, "
         "count(*) FILTER (error_class = 'rate_limited') AS rate_limited, "
