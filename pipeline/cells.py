@@ -33,11 +33,12 @@ sampling error of any figure read off them, and coarse enough that a million ord
 tens of thousands of cells."""
 
 CELL_TABLES = {
-    "code_records": "code_cells",
-    "completion_records": "completion_cells",
-    "expiry_records": "expiry_cells",
+    "code_records": "_code_cells",
+    "completion_records": "_completion_cells",
+    "expiry_records": "_expiry_cells",
 }
-"""Record table → the table of its cells."""
+"""Record table → the table of its cells (bookkeeping: the leading `_` keeps it out of the
+published copy, `pipeline.warehouse.publish.PRIVATE_PREFIX`)."""
 
 AGED_STATE = "record_cells_aged_before"
 """`derived_state` entry: orders registered before it have lost `registered_at` in the cells."""

@@ -25,7 +25,7 @@ from pipeline.warehouse import query, replace_table
 from pipeline.warehouse.store import first_row
 
 TABLE = "expiry_rates_over_time"
-FINGERPRINTS = "expiry_hour_fingerprints"
+FINGERPRINTS = "_expiry_hour_fingerprints"
 """Per provider, order kind and hour: the fingerprint of the cells its stored row came from."""
 HOUR = "bucket_start"
 _KEYS = [*EXPIRY_KEYS, HOUR]

@@ -52,9 +52,9 @@ def test_stored_cells_follow_each_refresh_and_age_out_of_the_windows(
     with warehouse.transaction() as con:
         line = aged_before(con)
         aged = con.sql(
-            f"SELECT sum(orders) FROM completion_cells WHERE registered_at = {AGED}"
+            f"SELECT sum(orders) FROM _completion_cells WHERE registered_at = {AGED}"
         ).fetchall()[0][0]
-        stored_rows = con.sql("SELECT count(*) FROM completion_cells").fetchall()[0][0]
+        stored_rows = con.sql("SELECT count(*) FROM _completion_cells").fetchall()[0][0]
     assert line is not None
     assert newest - timedelta(days=30) - AGE_MARGIN - timedelta(days=1) < line
     # The orders of the days before the line hold no registration time any more, and collapse.
@@ -70,9 +70,8 @@ def test_stored_cells_follow_each_refresh_and_age_out_of_the_windows(
         past = read_record_cells(con, first + timedelta(days=20))["completion_records"]
         counted = count_record_cells(con, first + timedelta(days=20))["completion_records"]
     assert_frame_equal(_sorted(past), _sorted(counted))
-    # Readers of the published copy load the stored cells as they are; a time without a zone
-    # is read as UTC.
-    stored_cells = warehouse.read("SELECT * FROM completion_cells")
+    # The stored cells load into polars as they are; a time without a zone is read as UTC.
+    stored_cells = warehouse.read("SELECT * FROM _completion_cells")
     assert min(stored_cells["registered_at"].to_list()).year == 1
     with warehouse.transaction() as con:
         naive = read_record_cells(con, as_of.replace(tzinfo=None))["completion_records"]
@@ -99,6 +98,6 @@ def test_cells_are_rebuilt_when_missing(warehouse: Warehouse) -> None:
     """A warehouse from before the cells were stored gets them on its next refresh."""
     newest = refreshed_at_once(warehouse)
     with warehouse.connect() as con:
-        con.execute("DROP TABLE completion_cells")
+        con.execute("DROP TABLE _completion_cells")
     refresh_derived(warehouse, as_of=newest)
     _assert_stored_equal_counted(warehouse, newest)

@@ -20,7 +20,7 @@ from pipeline.derived import refresh_derived
 from pipeline.retention import prune
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse import publish as publish_module
-from pipeline.warehouse.publish import RECENT, publish_copy
+from pipeline.warehouse.publish import PRIVATE_PREFIX, RECENT, publish_copy
 
 DAY = timedelta(days=1)
 
@@ -47,6 +47,10 @@ def _differences(warehouse: Warehouse, published: Path) -> dict[str, int]:
         }
         for name in ("source", "copy")
     }
+    private = {t for t in tables["source"] if t.startswith(PRIVATE_PREFIX)}
+    assert private, "a refresh keeps bookkeeping tables"
+    assert not private & tables["copy"], "bookkeeping tables are not published"
+    tables["source"] -= private
     out = {table: -1 for table in tables["source"] ^ tables["copy"]}
     for table in tables["source"] & tables["copy"]:
         out[table] = sum(
