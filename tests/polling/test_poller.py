@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -183,9 +184,18 @@ def test_a_new_unrecognised_status_is_logged_once_with_provider_and_value_never_
         return httpx.Response(200, json={"orderId": "x", "status": "ON_HOLD", "note": "body-1234"})
 
     register(warehouse, _orders("baanx", 3), source="test")
+
+    async def two_ticks() -> TickResult:
+        # One polling process, its orders asked twice: the second tick five minutes on, when
+        # every order is due again, whatever the machine's speed.
+        transport = httpx.MockTransport(handler)
+        async with Poller(SETTINGS, ADAPTERS, transport=transport, retry=FAST_RETRY) as poller:
+            await run_tick(warehouse, poller)
+            return await run_tick(warehouse, poller, now=datetime.now(UTC) + timedelta(minutes=5))
+
     with caplog.at_level(logging.WARNING, logger="pipeline.polling.client"):
-        _tick(warehouse, httpx.MockTransport(handler))
-        _tick(warehouse, httpx.MockTransport(handler))
+        second = asyncio.run(two_ticks())
+    assert second.providers["baanx"].polled == 3  # asked again, not logged again
     notes = [r.getMessage() for r in caplog.records if "unrecognised status" in r.getMessage()]
     assert notes == ["baanx: new unrecognised status 'ON_HOLD'"]
     assert "body-1234" not in caplog.text
