@@ -53,6 +53,7 @@ from pipeline.records import (
     write_records,
 )
 from pipeline.warehouse import Warehouse, query, replace_table
+from pipeline.warehouse.changes import note_changed_orders, note_rewritten
 from pipeline.warehouse.schema import LATENCY_ROLLUP_COLUMNS, POLL_ROLLUP_COLUMNS
 from pipeline.warehouse.store import first_row, registered
 
@@ -159,7 +160,9 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     if new.is_empty():
         return HistoryUpdate("incremental", 0, 0, watermark)
     delta = _fold(con, new)
-    _update_records(con, delta.select("provider", "order_id").unique())
+    touched = delta.select("provider", "order_id").unique()
+    _update_records(con, touched)
+    note_changed_orders(con, (HISTORY_TABLE, *RECORD_TABLES), touched)
     latest = new["polled_at"].max()
     newest = max(watermark, latest) if isinstance(latest, datetime) else watermark
     _set_watermark(con, newest)
@@ -198,6 +201,8 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     _refuse_if_pruned(con, HISTORY_TABLE)
     replace_table(con, HISTORY_TABLE, pl.DataFrame(schema=HISTORY_COLUMNS))
     _set_watermark(con, None)  # committed with the first slice: a build cut short starts over
+    # Noted before and after: a copy published from a build cut short is compared whole too.
+    note_rewritten(con, [HISTORY_TABLE])
     read = written = 0
     for start, end in _time_slices(con):
         new = query(
@@ -210,6 +215,7 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
         written += _fold(con, new).height
         _commit_part(con)
     _build_records(con)
+    note_rewritten(con, [HISTORY_TABLE])
     newest = first_row(con, "SELECT max(polled_at) FROM observations")[0]
     _set_watermark(con, newest)
     return HistoryUpdate("full", read, written, newest)
@@ -265,6 +271,7 @@ def _update_records(con: duckdb.DuckDBPyConnection, touched: pl.DataFrame) -> No
 def _build_records(con: duckdb.DuckDBPyConnection) -> None:
     """Every order's records from the stored status history, a share of the orders at a time."""
     unmark_records_built(con)  # committed with the first part: a build cut short starts over
+    note_rewritten(con, RECORD_TABLES)  # and after, as for the history
     total = int(first_row(con, f"SELECT count(*) FROM {HISTORY_TABLE}")[0])
     parts = max(1, -(-total // FULL_BUILD_ROWS))
     for part in range(parts):
@@ -273,6 +280,7 @@ def _build_records(con: duckdb.DuckDBPyConnection) -> None:
         write_records(con, build_records(history, orders), replace=part == 0)
         _commit_part(con)
     build_all_cells(con)
+    note_rewritten(con, RECORD_TABLES)
     mark_records_built(con)
 
 

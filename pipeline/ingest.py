@@ -23,7 +23,6 @@ import duckdb
 import polars as pl
 
 from pipeline.model import Observation
-from pipeline.validation import quarantine_frame, split_valid
 from pipeline.warehouse import Warehouse, WarehouseLockedError, append
 from pipeline.warehouse.connection import is_lock_error
 from pipeline.warehouse.frames import (
@@ -184,6 +183,10 @@ def prepare_batch(
     observations: Sequence[Observation], refused: list[Refused], batch_id: str | None
 ) -> PreparedBatch:
     """Set aside the rows a store would refuse and validate the rest (module docstring)."""
+    # Imported here: pandera takes half a second to import, which `pipeline refresh` (run
+    # every few minutes from cron) would pay on every run with no batch to validate.
+    from pipeline.validation import quarantine_frame, split_valid
+
     kept, unstorable = split_storable(observations)
     refused = refused + unstorable
     validated = split_valid(observations_frame(kept), batch_id=batch_id)

@@ -119,14 +119,15 @@ def _fit_title(figure: Figure, title: Text) -> None:
 
     Matplotlib neither wraps a title nor keeps it inside the figure (constrained layout makes
     room above the axes, not beside them), so a long finding would be cut at the right edge.
-    Where it starts depends on the laid-out axes, so each attempt lays the figure out first.
+    Where it starts depends on the laid-out axes, so each attempt lays the figure out first
+    (without rasterising it: that is left to the one `savefig`).
     """
-    canvas = FigureCanvasAgg(figure)
+    renderer = FigureCanvasAgg(figure).get_renderer()
     text = title.get_text()
     right = figure.bbox.x1 - EDGE_PX
     for _ in range(TITLE_FIT_ATTEMPTS):
-        canvas.draw()
-        box = title.get_window_extent(canvas.get_renderer())
+        figure.draw_without_rendering()
+        box = title.get_window_extent(renderer)
         if box.x1 <= right:
             return
         longest = max(len(line) for line in title.get_text().splitlines())

@@ -11,9 +11,11 @@ instead):
   unless the row counts or oldest times disagree (retention removed old rows, or a late poll
   log was folded in);
 - tables of order rows (`provider` and `order_id` columns, at least `ORDER_SYNC_MIN_ROWS` rows:
-  the status history, the per-order records, the orders) by buckets of orders: only the
-  buckets whose row count or row checksum differ are rewritten, and a refresh touches few
-  orders;
+  the status history, the per-order records, the orders) by order: the rows of the orders a
+  refresh noted as changed since the copy's mark (`pipeline.warehouse.changes`) are rewritten;
+  where no note can say (the orders table, filled by anyone; a table rebuilt whole), the
+  orders are compared by buckets: only the buckets whose row count or row checksum differ are
+  rewritten;
 - every other table (analytics, rollups, scheduler and alert state) is replaced whole, with its
   columns and rows but not its keys, which readers do not need;
 - tables whose names begin with `_` (`PRIVATE_PREFIX`: a refresh's own bookkeeping) are left
@@ -38,6 +40,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.warehouse.changes import MARK_TABLE, newest_seq, noted_since
 from pipeline.warehouse.store import KEYS, Warehouse, first_row
 
 LOG_TABLES: dict[str, str] = {
@@ -112,6 +115,7 @@ def publish_copy(warehouse: Warehouse, published_path: Path) -> Published:
                 try:
                     con.execute(f'COPY FROM DATABASE "{source}" TO {_COPY}')
                     _drop_private_tables(con)
+                    _set_mark(con, newest_seq(con, source))
                     con.execute(f"CHECKPOINT {_COPY}")
                 finally:
                     con.execute(f"DETACH {_COPY}")
@@ -168,6 +172,8 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
             return None
         # One transaction: every table is read as of one moment, as a whole copy would be.
         con.execute("BEGIN TRANSACTION")
+        mark = _mark(con)
+        through = newest_seq(con, source)
         _drop_private_tables(con)  # published by an earlier release
         added = removed = 0
         for table in sorted(tables):
@@ -177,7 +183,8 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
             elif _holds_orders(tables[table]) and _rows(con, source, table) >= (
                 ORDER_SYNC_MIN_ROWS
             ):
-                _sync_orders(con, source, table)
+                if not _sync_noted_orders(con, source, table, mark):
+                    _sync_orders(con, source, table)
             else:
                 # Re-created, not emptied: deleting keyed rows one by one from a table's index
                 # costs many times the copy, and a read-only copy needs no keys.
@@ -185,6 +192,7 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
                     f'CREATE OR REPLACE TABLE {_COPY}."{table}" AS '
                     f'SELECT * FROM "{source}"."{table}"'
                 )
+        _set_mark(con, through)
         con.execute("COMMIT")
         # Written into the file now: a WAL left beside it would be named after the copy, not
         # after the link readers open.
@@ -200,7 +208,7 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
 
 def _drop_private_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table in _all_columns(con, _COPY):
-        if table.startswith(PRIVATE_PREFIX):
+        if table.startswith(PRIVATE_PREFIX) and table != MARK_TABLE:
             con.execute(f'DROP TABLE {_COPY}."{table}"')
 
 
@@ -237,6 +245,43 @@ def _holds_orders(columns: list[tuple[str, str]]) -> bool:
 
 def _rows(con: duckdb.DuckDBPyConnection, database: str, table: str) -> int:
     return int(first_row(con, f'SELECT count(*) FROM "{database}"."{table}"')[0])
+
+
+def _mark(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The change note the copy is up to date to (`pipeline.warehouse.changes`); None when it
+    does not say (made by an earlier release)."""
+    if MARK_TABLE not in _all_columns(con, _COPY):
+        return None
+    row = first_row(con, f"SELECT max(seq) FROM {_COPY}.{MARK_TABLE}")
+    return None if row[0] is None else int(row[0])
+
+
+def _set_mark(con: duckdb.DuckDBPyConnection, seq: int) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE {_COPY}.{MARK_TABLE} AS SELECT ?::BIGINT AS seq", [seq])
+
+
+def _sync_noted_orders(
+    con: duckdb.DuckDBPyConnection, source: str, table: str, mark: int | None
+) -> bool:
+    """Rewrite the copy's rows of the orders noted as changed in `table` since the copy's
+    `mark` (`pipeline.warehouse.changes`); False when the log cannot say which they are, or the
+    two sides' row counts differ afterwards (`_sync_orders` then compares every row).
+
+    At 1.7 M orders, 2,000 touched, this replaces the 0.9 s comparison of the status history's
+    4.9 M rows on both sides, and rewrites those orders' rows instead of 128 k."""
+    changed = None if mark is None else noted_since(con, source, table, mark)
+    if changed is None:
+        return False
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _noted AS {changed}")
+    on = " AND ".join(f"r.{column} = k.{column}" for column in ORDER_COLUMNS)
+    columns = ", ".join(ORDER_COLUMNS)
+    con.execute(f'DELETE FROM {_COPY}."{table}" r USING _noted k WHERE {on}')
+    con.execute(
+        f'INSERT INTO {_COPY}."{table}" SELECT r.* FROM "{source}"."{table}" r '
+        f"SEMI JOIN _noted USING ({columns})"
+    )
+    con.execute("DROP TABLE _noted")
+    return _rows(con, source, table) == _rows(con, _COPY, table)
 
 
 def _sync_orders(con: duckdb.DuckDBPyConnection, source: str, table: str) -> None:

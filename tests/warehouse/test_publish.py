@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,9 +18,11 @@ import pytest
 from warehouse.test_retention import _log
 
 from pipeline.derived import refresh_derived
+from pipeline.records import RECORD_TABLES, unmark_records_built
 from pipeline.retention import prune
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse import publish as publish_module
+from pipeline.warehouse.changes import CHANGES_TABLE, MARK_TABLE
 from pipeline.warehouse.publish import PRIVATE_PREFIX, RECENT, publish_copy
 
 DAY = timedelta(days=1)
@@ -50,7 +53,9 @@ def _differences(warehouse: Warehouse, published: Path) -> dict[str, int]:
     private = {t for t in tables["source"] if t.startswith(PRIVATE_PREFIX)}
     assert private, "a refresh keeps bookkeeping tables"
     assert not private & tables["copy"], "bookkeeping tables are not published"
+    assert MARK_TABLE in tables["copy"], "a copy says which change notes it holds"
     tables["source"] -= private
+    tables["copy"] -= {MARK_TABLE}
     out = {table: -1 for table in tables["source"] ^ tables["copy"]}
     for table in tables["source"] & tables["copy"]:
         out[table] = sum(
@@ -284,6 +289,8 @@ def test_tables_of_order_rows_are_synced_by_bucket_of_orders(
     assert publish_copy(warehouse, published).full
     ids = orders["order_id"].sort().to_list()
     with warehouse.connect() as con:
+        # Edits by hand are in no change note: without the notes, every table is compared.
+        con.execute(f"DROP TABLE {CHANGES_TABLE}")
         con.execute("UPDATE status_history SET n_polls = n_polls + 1 WHERE order_id = ?", [ids[0]])
         con.execute("DELETE FROM completion_records WHERE order_id = ?", [ids[1]])
         con.execute(
@@ -296,6 +303,89 @@ def test_tables_of_order_rows_are_synced_by_bucket_of_orders(
         )
     assert _differences(warehouse, published)  # the copy is behind
     assert not publish_copy(warehouse, published).full
+    assert _differences(warehouse, published) == {}
+
+
+def _compared_row_by_row(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tables publishes compare row by row from now on (`_sync_orders`), in order."""
+    compared: list[str] = []
+    real = publish_module._sync_orders
+
+    def spy(con: duckdb.DuckDBPyConnection, source: str, table: str) -> None:
+        compared.append(table)
+        real(con, source, table)
+
+    monkeypatch.setattr(publish_module, "_sync_orders", spy)
+    return compared
+
+
+def _published_half_days(
+    tmp_path: Path, halves: int
+) -> tuple[Warehouse, Path, Callable[[int], None]]:
+    """A warehouse holding the first `halves` half days of polls, published twice (both copies
+    exist), and a function adding (and refreshing) the polls of half day `n`."""
+    orders, observations, _ = _log()
+    start = observations["polled_at"].min()
+    assert isinstance(start, datetime)
+    polled = pl.col("polled_at")
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published" / "warehouse.duckdb"
+    half = DAY / 2
+    _add(warehouse, orders=orders, observations=observations.filter(polled < start + halves * half))
+    publish_copy(warehouse, published)
+    publish_copy(warehouse, published)
+
+    def add_half_day(n: int) -> None:
+        since = start + n * half
+        _add(warehouse, observations=observations.filter(polled >= since, polled < since + half))
+
+    return warehouse, published, add_half_day
+
+
+def test_orders_a_refresh_noted_reach_the_copy_without_comparing_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The status history and the records reach the copy through the refresh's change notes:
+    they are not compared row by row, the orders table (anyone may fill it) still is, and each
+    copy ends equal to the warehouse."""
+    monkeypatch.setattr(publish_module, "ORDER_SYNC_MIN_ROWS", 0)  # every table of order rows
+    warehouse, published, add_half_day = _published_half_days(tmp_path, 1)
+    compared = _compared_row_by_row(monkeypatch)
+    for half in (1, 2, 3):
+        add_half_day(half)
+        behind = _differences(warehouse, published)
+        assert {"status_history", *RECORD_TABLES} <= set(behind), behind
+        assert not publish_copy(warehouse, published).full
+        assert _differences(warehouse, published) == {}
+    assert "orders" in compared
+    assert not {"status_history", *RECORD_TABLES} & set(compared), compared
+
+
+def test_tables_rebuilt_whole_or_edited_by_hand_are_compared_row_by_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a full rebuild of the records, each copy compares them row by row once; a row of
+    the history deleted by hand (no note says so) is found by the row counts."""
+    monkeypatch.setattr(publish_module, "ORDER_SYNC_MIN_ROWS", 0)
+    warehouse, published, add_half_day = _published_half_days(tmp_path, 1)
+    compared = _compared_row_by_row(monkeypatch)
+    with warehouse.connect() as con:
+        unmark_records_built(con)  # the next refresh rebuilds every record
+    add_half_day(1)
+    for _copy in (1, 2):
+        publish_copy(warehouse, published)
+        assert set(RECORD_TABLES) <= set(compared), compared
+        assert "status_history" not in compared
+        assert _differences(warehouse, published) == {}
+        compared.clear()
+
+    with warehouse.connect() as con:
+        con.execute(
+            "DELETE FROM status_history WHERE rowid = (SELECT max(rowid) FROM status_history)"
+        )
+    assert "status_history" in _differences(warehouse, published)
+    publish_copy(warehouse, published)
+    assert "status_history" in compared
     assert _differences(warehouse, published) == {}
 
 
