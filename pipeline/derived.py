@@ -201,8 +201,7 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     _refuse_if_pruned(con, HISTORY_TABLE)
     replace_table(con, HISTORY_TABLE, pl.DataFrame(schema=HISTORY_COLUMNS))
     _set_watermark(con, None)  # committed with the first slice: a build cut short starts over
-    # Noted before and after: a copy published from a build cut short is compared whole too.
-    note_rewritten(con, [HISTORY_TABLE])
+    note_rewritten(con, [HISTORY_TABLE])  # before and after the build (`note_rewritten`)
     read = written = 0
     for start, end in _time_slices(con):
         new = query(
@@ -271,7 +270,7 @@ def _update_records(con: duckdb.DuckDBPyConnection, touched: pl.DataFrame) -> No
 def _build_records(con: duckdb.DuckDBPyConnection) -> None:
     """Every order's records from the stored status history, a share of the orders at a time."""
     unmark_records_built(con)  # committed with the first part: a build cut short starts over
-    note_rewritten(con, RECORD_TABLES)  # and after, as for the history
+    note_rewritten(con, RECORD_TABLES)  # before and after the build (`note_rewritten`)
     total = int(first_row(con, f"SELECT count(*) FROM {HISTORY_TABLE}")[0])
     parts = max(1, -(-total // FULL_BUILD_ROWS))
     for part in range(parts):

@@ -19,7 +19,7 @@ instead):
 - every other table (analytics, rollups, scheduler and alert state) is replaced whole, with its
   columns and rows but not its keys, which readers do not need;
 - tables whose names begin with `_` (`PRIVATE_PREFIX`: a refresh's own bookkeeping) are left
-  out.
+  out; the copy's own `_published_changes` says which change note it is up to date to.
 
 A schema change (a migration, a new derived table or column) falls back to the full copy. The
 link is swapped atomically after the copy is complete, so a reader never sees half a copy and
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.warehouse.changes import MARK_TABLE, newest_seq, noted_since
+from pipeline.warehouse.changes import MARK_TABLE, Note, newest_note, noted_since
 from pipeline.warehouse.store import KEYS, Warehouse, first_row
 
 LOG_TABLES: dict[str, str] = {
@@ -62,8 +62,9 @@ PUBLISH_MEMORY_LIMIT = "2GB"
 (4 GB) the first copy at 100 M observations and 8.3 M orders held 4.4 GB of the process; with
 this it held 2.2 GB, in the same 135 s."""
 PRIVATE_PREFIX = "_"
-"""Tables named so are a refresh's own bookkeeping (the stored record cells, fingerprints):
-readers have no use for them, and they are not published."""
+"""Tables named so are a refresh's own bookkeeping (the stored record cells, fingerprints,
+change notes): readers have no use for them, and they are not published. A copy keeps one of
+its own, `MARK_TABLE`."""
 _COPY = "published_copy"
 _PUBLISHING = threading.Lock()
 _BUCKET = "INTERVAL 1 HOUR"
@@ -113,9 +114,12 @@ def publish_copy(warehouse: Warehouse, published_path: Path) -> Published:
                 staging.unlink(missing_ok=True)
                 con.execute(f"ATTACH '{staging}' AS {_COPY}")
                 try:
+                    # Read before copying: a note committed meanwhile is applied again later,
+                    # where one read after could claim changes the copy does not hold.
+                    through = newest_note(con, source)
                     con.execute(f'COPY FROM DATABASE "{source}" TO {_COPY}')
                     _drop_private_tables(con)
-                    _set_mark(con, newest_seq(con, source))
+                    _set_mark(con, through)
                     con.execute(f"CHECKPOINT {_COPY}")
                 finally:
                     con.execute(f"DETACH {_COPY}")
@@ -173,7 +177,7 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
         # One transaction: every table is read as of one moment, as a whole copy would be.
         con.execute("BEGIN TRANSACTION")
         mark = _mark(con)
-        through = newest_seq(con, source)
+        through = newest_note(con, source)
         _drop_private_tables(con)  # published by an earlier release
         added = removed = 0
         for table in sorted(tables):
@@ -247,21 +251,26 @@ def _rows(con: duckdb.DuckDBPyConnection, database: str, table: str) -> int:
     return int(first_row(con, f'SELECT count(*) FROM "{database}"."{table}"')[0])
 
 
-def _mark(con: duckdb.DuckDBPyConnection) -> int | None:
+def _mark(con: duckdb.DuckDBPyConnection) -> Note | None:
     """The change note the copy is up to date to (`pipeline.warehouse.changes`); None when it
     does not say (made by an earlier release)."""
-    if MARK_TABLE not in _all_columns(con, _COPY):
+    columns = _all_columns(con, _COPY).get(MARK_TABLE)
+    if columns != [("seq", "BIGINT"), ("token", "VARCHAR")]:
         return None
-    row = first_row(con, f"SELECT max(seq) FROM {_COPY}.{MARK_TABLE}")
-    return None if row[0] is None else int(row[0])
+    row = first_row(con, f"SELECT seq, token FROM {_COPY}.{MARK_TABLE}")
+    return Note(int(row[0]), str(row[1])) if row else None
 
 
-def _set_mark(con: duckdb.DuckDBPyConnection, seq: int) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE {_COPY}.{MARK_TABLE} AS SELECT ?::BIGINT AS seq", [seq])
+def _set_mark(con: duckdb.DuckDBPyConnection, note: Note) -> None:
+    con.execute(
+        f"CREATE OR REPLACE TABLE {_COPY}.{MARK_TABLE} AS "
+        "SELECT ?::BIGINT AS seq, ?::VARCHAR AS token",
+        [note.seq, note.token],
+    )
 
 
 def _sync_noted_orders(
-    con: duckdb.DuckDBPyConnection, source: str, table: str, mark: int | None
+    con: duckdb.DuckDBPyConnection, source: str, table: str, mark: Note | None
 ) -> bool:
     """Rewrite the copy's rows of the orders noted as changed in `table` since the copy's
     `mark` (`pipeline.warehouse.changes`); False when the log cannot say which they are, or the

@@ -9,7 +9,9 @@ import pytest
 from pipeline.warehouse import changes
 from pipeline.warehouse.changes import (
     CHANGES_TABLE,
-    newest_seq,
+    NO_NOTE,
+    Note,
+    newest_note,
     note_changed_orders,
     note_rewritten,
     noted_since,
@@ -20,41 +22,64 @@ def _orders(*ids: str) -> pl.DataFrame:
     return pl.DataFrame({"provider": ["p"] * len(ids), "order_id": list(ids)})
 
 
-def _noted(con: duckdb.DuckDBPyConnection, table: str, mark: int) -> set[str] | None:
+def _noted(con: duckdb.DuckDBPyConnection, table: str, mark: Note) -> set[str] | None:
     query = noted_since(con, "memory", table, mark)
     return None if query is None else {row[1] for row in con.execute(query).fetchall()}
 
 
+def _newest(con: duckdb.DuckDBPyConnection) -> Note:
+    return newest_note(con, "memory")
+
+
 def test_notes_say_which_orders_changed_since_a_mark() -> None:
     con = duckdb.connect()
-    assert newest_seq(con, "memory") == 0
+    assert _newest(con) == NO_NOTE
     note_changed_orders(con, ["history"], _orders("a", "b"))
+    first = _newest(con)
     note_changed_orders(con, ["history", "records"], _orders("c", "c"))
+    second = _newest(con)
     note_changed_orders(con, ["history"], _orders())  # nothing changed: no note
-    assert newest_seq(con, "memory") == 2
-    assert _noted(con, "history", 1) == {"c"}
-    assert _noted(con, "history", 2) == set()
-    assert _noted(con, "history", 0) is None, "before the first note, the notes cannot say"
-    assert _noted(con, "records", 1) is None, "the records' notes start at 2"
-    assert _noted(con, "records", 2) == set()
-    assert _noted(con, "orders", 2) is None, "a table nobody notes"
+    assert (first.seq, second.seq) == (1, 2) and _newest(con) == second
+    assert _noted(con, "history", first) == {"c"}
+    assert _noted(con, "history", second) == set()
+    assert _noted(con, "history", NO_NOTE) is None, "before the first note, the notes cannot say"
+    assert _noted(con, "records", first) is None, "the records' notes start at the second"
+    assert _noted(con, "records", second) == set()
+    assert _noted(con, "orders", second) is None, "a table nobody notes"
 
     note_rewritten(con, ["history"])
-    assert _noted(con, "history", 2) is None, "rewritten whole after the mark"
-    assert _noted(con, "history", 3) == set()
-    assert _noted(con, "records", 2) == set(), "another table's rebuild is not its own"
+    assert _noted(con, "history", second) is None, "rewritten whole after the mark"
+    assert _noted(con, "history", _newest(con)) == set()
+    assert _noted(con, "records", second) == set(), "another table's rebuild is not its own"
+
+
+def test_a_mark_from_another_log_is_not_taken_for_one_of_these_notes() -> None:
+    """A warehouse restored from a backup, or whose log was dropped, numbers its notes again:
+    a copy's mark then names a note this log does not hold, and the log cannot say."""
+    con = duckdb.connect()
+    for order in ("a", "b", "c"):
+        note_changed_orders(con, ["history"], _orders(order))
+    mark = _newest(con)
+    con.execute(f"DROP TABLE {CHANGES_TABLE}")
+    for order in ("x", "y", "z", "w"):
+        note_changed_orders(con, ["history"], _orders(order))
+    assert _newest(con).seq > mark.seq
+    assert _noted(con, "history", mark) is None
+    assert _noted(con, "history", Note(mark.seq, _newest(con).token)) is None
 
 
 def test_old_notes_are_trimmed_to_a_whole_table_row(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(changes, "KEEP_NOTES", 2)
     con = duckdb.connect()
+    marks = []
     for n in range(5):
         note_changed_orders(con, ["history"], _orders(f"o{n}"))
-    assert _noted(con, "history", 3) == {"o3", "o4"}
-    assert _noted(con, "history", 2) is None, "a mark older than the kept notes"
+        marks.append(_newest(con))
+    assert _noted(con, "history", marks[2]) == {"o3", "o4"}, "a mark at the cut"
+    assert _noted(con, "history", marks[1]) is None, "a mark older than the kept notes"
     rows = con.execute(f"SELECT count(*) FROM {CHANGES_TABLE}").fetchall()[0][0]
     assert rows == 3  # o3, o4 and the whole-table row where the trimmed notes were
     note_rewritten(con, ["records"])  # another table's row does not stop the trim
     note_changed_orders(con, ["history"], _orders("o6"))
-    assert _noted(con, "history", 5) == {"o6"}
-    assert _noted(con, "history", 4) is None
+    assert _noted(con, "history", marks[4]) == {"o6"}
+    assert _noted(con, "history", marks[3]) is None

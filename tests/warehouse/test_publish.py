@@ -22,7 +22,7 @@ from pipeline.records import RECORD_TABLES, unmark_records_built
 from pipeline.retention import prune
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse import publish as publish_module
-from pipeline.warehouse.changes import CHANGES_TABLE, MARK_TABLE
+from pipeline.warehouse.changes import CHANGES_TABLE, MARK_TABLE, note_changed_orders
 from pipeline.warehouse.publish import PRIVATE_PREFIX, RECENT, publish_copy
 
 DAY = timedelta(days=1)
@@ -383,6 +383,32 @@ def test_tables_rebuilt_whole_or_edited_by_hand_are_compared_row_by_row(
         con.execute(
             "DELETE FROM status_history WHERE rowid = (SELECT max(rowid) FROM status_history)"
         )
+    assert "status_history" in _differences(warehouse, published)
+    publish_copy(warehouse, published)
+    assert "status_history" in compared
+    assert _differences(warehouse, published) == {}
+
+
+def test_a_warehouse_whose_notes_start_again_is_compared_row_by_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warehouse restored from a backup, or whose log was dropped, numbers its notes again
+    from 1: the copies' marks name notes it does not hold, so the publish compares every row,
+    and a change that leaves every row count as it was still reaches the copy."""
+    monkeypatch.setattr(publish_module, "ORDER_SYNC_MIN_ROWS", 0)
+    warehouse, published, add_half_day = _published_half_days(tmp_path, 1)
+    add_half_day(1)
+    publish_copy(warehouse, published)
+    publish_copy(warehouse, published)  # both copies hold everything, marked at the last note
+    compared = _compared_row_by_row(monkeypatch)
+    order = warehouse.read("SELECT provider, order_id FROM status_history LIMIT 1")
+    with warehouse.connect() as con:
+        con.execute(f"DROP TABLE {CHANGES_TABLE}")
+        con.execute(
+            "UPDATE status_history SET n_polls = n_polls + 1 WHERE order_id = ?",
+            [order["order_id"].item()],
+        )
+        note_changed_orders(con, ["status_history"], order)  # note 1, below the marks
     assert "status_history" in _differences(warehouse, published)
     publish_copy(warehouse, published)
     assert "status_history" in compared
