@@ -1,7 +1,9 @@
 """The published copy: a copy of the warehouse that readers open read-only, never taking the
 writer's lock.
 
-The first publish copies the whole database. Readers open a link to one of two copies; later
+The first publish copies the warehouse's file, checkpointed, and brings that up to date as
+below (`_copy_warehouse_file`; when the file changed while being copied, DuckDB writes every
+table into a new file instead). Readers open a link to one of two copies; later
 publishes bring the other copy, one publish behind, up to date in place and point the link at
 it (when a reader still holds that copy, they start from a plain file copy of the current one
 instead):
@@ -105,32 +107,67 @@ def publish_copy(warehouse: Warehouse, published_path: Path) -> Published:
             con.execute(f"SET memory_limit = '{PUBLISH_MEMORY_LIMIT}'")
             source = first_row(con, "SELECT current_database()")[0]
             changes = _update(con, source, target) if target.is_file() else None
+            whole = False
             if changes is None and published_path.is_file():
                 shutil.copyfile(published_path, staging)
                 changes = _update(con, source, staging)
-                if changes is not None:
-                    os.replace(staging, target)
             if changes is None:
-                staging.unlink(missing_ok=True)
-                con.execute(f"ATTACH '{staging}' AS {_COPY}")
-                try:
-                    # Read before copying: a note committed meanwhile is applied again later,
-                    # where one read after could claim changes the copy does not hold.
-                    through = newest_note(con, source)
-                    con.execute(f'COPY FROM DATABASE "{source}" TO {_COPY}')
-                    _drop_private_tables(con)
-                    _set_mark(con, through)
-                    con.execute(f"CHECKPOINT {_COPY}")
-                finally:
-                    con.execute(f"DETACH {_COPY}")
+                whole = True
+                changes = _copy_warehouse_file(con, source, warehouse.path, staging)
+            if changes is None:
+                _copy_through_duckdb(con, source, staging)
+            if staging.is_file():
                 os.replace(staging, target)
         _point(published_path, target)
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
-    if changes is None:
+    if whole or changes is None:
         return Published(published_path, full=True)
     return Published(published_path, full=False, rows_added=changes[0], rows_removed=changes[1])
+
+
+def _copy_warehouse_file(
+    con: duckdb.DuckDBPyConnection, source: str, path: Path, staging: Path
+) -> tuple[int, int] | None:
+    """A new copy from the warehouse's own file: checkpointed, copied byte for byte, then
+    brought up to date like any copy (`_update`: the bookkeeping tables dropped, every table
+    compared). At 1.7 M orders this took seconds where `_copy_through_duckdb`, which writes
+    every row again, took 46 s of a 127 s first refresh. None when the copy cannot be trusted:
+    the checkpoint was refused (another connection of this process has a transaction open) or
+    the file changed while it was being copied (one of them checkpointed meanwhile)."""
+    try:
+        con.execute("CHECKPOINT")
+    except duckdb.Error:
+        return None
+    before = _stamp(path)
+    shutil.copyfile(path, staging)
+    if _stamp(path) != before:
+        staging.unlink()
+        return None
+    # Rows committed after the checkpoint are in the WAL, not in the copy: `_update` adds them.
+    return _update(con, source, staging)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
+def _copy_through_duckdb(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> None:
+    """A new copy at `staging`, every table written again by DuckDB from one snapshot."""
+    staging.unlink(missing_ok=True)
+    con.execute(f"ATTACH '{staging}' AS {_COPY}")
+    try:
+        # Read before copying: a note committed meanwhile is applied again later, where one
+        # read after could claim changes the copy does not hold.
+        through = newest_note(con, source)
+        con.execute(f'COPY FROM DATABASE "{source}" TO {_COPY}')
+        _drop_private_tables(con)
+        _set_mark(con, through)
+        con.execute(f"CHECKPOINT {_COPY}")
+    finally:
+        con.execute(f"DETACH {_COPY}")
 
 
 def _slots(published_path: Path) -> tuple[Path, Path]:

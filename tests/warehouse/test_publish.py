@@ -101,6 +101,37 @@ def test_every_publish_leaves_a_copy_equal_to_the_warehouse(tmp_path: Path) -> N
     assert (again.full, again.rows_added, again.rows_removed) == (False, 0, 0)
 
 
+def test_the_first_copy_is_the_warehouse_file_brought_up_to_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first publish copies the warehouse's file instead of writing every row again; when
+    the file changes while it is copied, DuckDB writes the copy instead. Either way the copy
+    equals the warehouse, without its bookkeeping tables."""
+    orders, observations, _ = _log()
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    _add(warehouse, orders=orders, observations=observations)
+    written: list[Path] = []
+    real_write = publish_module._copy_through_duckdb
+
+    def spy(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> None:
+        written.append(staging)
+        real_write(con, source, staging)
+
+    monkeypatch.setattr(publish_module, "_copy_through_duckdb", spy)
+    published = tmp_path / "published" / "warehouse.duckdb"
+    assert publish_copy(warehouse, published).full
+    assert written == []
+    assert _differences(warehouse, published) == {}
+
+    stamps = iter(range(1000))
+    monkeypatch.setattr(publish_module, "_stamp", lambda path: next(stamps))  # always moving
+    again = tmp_path / "again" / "warehouse.duckdb"
+    assert publish_copy(warehouse, again).full
+    assert len(written) == 1
+    assert _differences(warehouse, again) == {}
+    assert not list(again.parent.glob(".*.tmp"))
+
+
 def test_publishes_alternate_between_two_copies_updated_in_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
