@@ -44,6 +44,24 @@ def test_the_same_observation_twice_stores_one_row(warehouse: Warehouse) -> None
     assert warehouse.read("SELECT count(*) AS n FROM observations")["n"].item() == 1
 
 
+def test_a_batch_stores_each_new_observation_once_whatever_lies_in_its_span(
+    warehouse: Warehouse,
+) -> None:
+    """Repeats within a batch are stored once, both when nothing is stored in the batch's time
+    span (no key is checked) and when stored rows lie in it (only new keys go in)."""
+    first = observations_frame([_observation("a"), _observation("b")])
+    with warehouse.transaction() as con:
+        assert append(con, "observations", pl.concat([first, first])) == 2
+    later = POLLED_AT + timedelta(seconds=1)
+    overlapping = observations_frame(
+        [_observation("b"), _observation("c", polled_at=later), _observation("c", polled_at=later)]
+    )
+    with warehouse.transaction() as con:
+        assert append(con, "observations", overlapping) == 1
+    stored = warehouse.read("SELECT order_id FROM observations ORDER BY order_id")
+    assert stored["order_id"].to_list() == ["a", "b", "c"]
+
+
 def test_a_retry_is_a_distinct_row_with_a_distinct_key(warehouse: Warehouse) -> None:
     frame = observations_frame([_observation(), _observation(attempt=2)])
     with warehouse.transaction() as con:
