@@ -5,7 +5,8 @@ Each step runs in its own process so its peak memory (max RSS) is its own:
    resolve) and bulk-load all but its last minute into a fresh DuckDB warehouse through Arrow;
 2. `full`: the first refresh (status history, rollups, records, every analytics table) and the
    first publish (a full copy);
-3. `tick`: the last minute arrives as one write, then the incremental refresh;
+3. `tick`: two writes of a quarter minute each, each followed by the incremental refresh (the
+   second is the steady state);
 4. `report`: bring the published copy up to date and render the HTML report;
 5. `command`: a second tick, then `pipeline refresh` as its own process (everything a cron
    refresh does, end to end, with the process's start-up);
@@ -213,12 +214,29 @@ def step_full(workdir: Path) -> dict[str, float]:
 
 
 def step_tick(workdir: Path) -> dict[str, float]:
-    """The log's last minute arrives as one tick's write, then a refresh."""
+    """The first half of the log's last half minute arrives as one tick's write, then the
+    incremental refresh; then the second half and a refresh again. The first refresh after a
+    full build also pays DuckDB's one-time tidying of the rebuilt tables when it commits (the
+    checkpoint: 0.28 s at 11.9 M observations, 0.02 s on the tick after), so the second is
+    the steady state, reported unprefixed; the first is `first_*`."""
     tick = pl.read_parquet(workdir / TICK)
+    middle = tick["polled_at"].min() + (tick["polled_at"].max() - tick["polled_at"].min()) / 2  # type: ignore[operator]
+    polled = pl.col("polled_at")
+    first = _tick(workdir, tick.filter(polled <= middle))
+    steady = _tick(workdir, tick.filter(polled > middle))
+    return {
+        **steady,
+        **{f"first_{name}": value for name, value in first.items()},
+        "peak_rss_mb": _peak_mb(),
+    }
+
+
+def _tick(workdir: Path, tick: pl.DataFrame) -> dict[str, float]:
+    """One tick's write, then the refresh, timed to the end of its commit and close."""
     warehouse = Warehouse(workdir / "warehouse.duckdb")
     started = time.perf_counter()
     with warehouse.transaction() as con:
-        opened = time.perf_counter() - started  # the first open after the full refresh
+        opened = time.perf_counter() - started
         started = time.perf_counter()
         append(con, "observations", tick)
         written = time.perf_counter() - started
@@ -232,18 +250,16 @@ def step_tick(workdir: Path) -> dict[str, float]:
             replace_table(con, table, frame)
         metrics_s = time.perf_counter() - started
         started = time.perf_counter()
-    commit_s = time.perf_counter() - started
     return {
         "tick_observations": float(tick.height),
         "open_s": opened,
         "write_s": written,
         "history_and_rollups_s": history_s,
         "metrics_s": metrics_s,
-        "commit_s": commit_s,
+        "commit_s": time.perf_counter() - started,
         "refresh_s": time.perf_counter() - refresh_started,
         "history_rows_read": float(history.new_observations),
         "rollup_rows_read": float(rollups.observations_read),
-        "peak_rss_mb": _peak_mb(),
     }
 
 
