@@ -25,7 +25,7 @@ import polars as pl
 from pipeline.analytics.metrics import RESOLUTION
 from pipeline.analytics.scorecard import WINDOWS, window_start_sql
 from pipeline.analytics.survival import CENSORED, EVENT, WEIGHT
-from pipeline.warehouse.store import first_row, query
+from pipeline.warehouse.store import first_row, query, tables_exist
 
 CELL_GRID = 0.005
 """Relative step of the grid record times are placed on: half a percent, far inside the
@@ -254,7 +254,7 @@ def read_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
     """
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)  # as the windows read it
-    if not _cells_stored(con) or not _aged_outside_windows(con, as_of):
+    if not tables_exist(con, list(CELL_TABLES.values())) or not _aged_outside_windows(con, as_of):
         return count_record_cells(con, as_of)
     window = window_start_sql("registered_at", as_of)
     cells = {}
@@ -280,13 +280,3 @@ def _aged_outside_windows(con: duckdb.DuckDBPyConnection, as_of: datetime) -> bo
     `as_of`."""
     line = aged_before(con)
     return line is None or line <= as_of - _LONGEST_WINDOW
-
-
-def _cells_stored(con: duckdb.DuckDBPyConnection) -> bool:
-    names = ", ".join(f"'{cells}'" for cells in CELL_TABLES.values())
-    row = first_row(
-        con,
-        "SELECT count(*) FROM information_schema.tables "
-        f"WHERE table_catalog = current_database() AND table_name IN ({names})",
-    )
-    return int(row[0]) == len(CELL_TABLES)

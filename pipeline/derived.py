@@ -55,7 +55,7 @@ from pipeline.records import (
 from pipeline.warehouse import Warehouse, query, replace_table
 from pipeline.warehouse.changes import note_changed_orders, note_rewritten
 from pipeline.warehouse.schema import LATENCY_ROLLUP_COLUMNS, POLL_ROLLUP_COLUMNS
-from pipeline.warehouse.store import first_row, registered
+from pipeline.warehouse.store import first_row, registered, tables_exist
 
 HISTORY_TABLE = "status_history"
 ROLLUP_TABLES: dict[str, tuple[str, ...]] = {
@@ -148,7 +148,7 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     are skipped (`status_history_delta`).
     """
     watermark = _watermark(con)
-    if watermark is None or not _table_exists(con, HISTORY_TABLE):
+    if watermark is None or not tables_exist(con, [HISTORY_TABLE]):
         return _build_status_history(con)
     if records_outdated(con):
         _build_records(con)
@@ -456,13 +456,6 @@ def refresh_derived(
         for table, frame in compute_metrics(con, as_of=as_of).items():
             counts[table] = replace_table(con, table, frame)
     return counts
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = first_row(
-        con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    )
-    return bool(row[0])
 
 
 def _watermark(con: duckdb.DuckDBPyConnection) -> datetime | None:

@@ -22,7 +22,7 @@ from pipeline.analytics.metrics import EXPIRY_KEYS, expiry_over_time
 from pipeline.analytics.survival import WEIGHT
 from pipeline.records import records_state
 from pipeline.warehouse import query, replace_table
-from pipeline.warehouse.store import first_row
+from pipeline.warehouse.store import tables_exist
 
 TABLE = "expiry_rates_over_time"
 FINGERPRINTS = "_expiry_hour_fingerprints"
@@ -94,12 +94,6 @@ def _kept(
 def _stored(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame] | None:
     """The stored table and the fingerprints it was computed from; None when either is
     missing."""
-    present = first_row(
-        con,
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_catalog = current_database() AND table_name IN (?, ?)",
-        [TABLE, FINGERPRINTS],
-    )
-    if int(present[0]) < 2:
+    if not tables_exist(con, [TABLE, FINGERPRINTS]):
         return None
     return query(con, f"SELECT * FROM {TABLE}"), query(con, f"SELECT * FROM {FINGERPRINTS}")

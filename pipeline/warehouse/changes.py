@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from pipeline.warehouse.store import first_row, registered
+from pipeline.warehouse.store import first_row, registered, tables_exist
 
 CHANGES_TABLE = "_order_changes"
 """The log: (seq, token, table_name, provider, order_id); provider NULL = the whole table."""
@@ -89,7 +89,7 @@ def note_rewritten(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> Non
 
 def newest_note(con: duckdb.DuckDBPyConnection, database: str) -> Note:
     """The newest note in `database` (`NO_NOTE`: none, or no log)."""
-    if not _has_log(con, database):
+    if not tables_exist(con, [CHANGES_TABLE], database=database):
         return NO_NOTE
     row = first_row(
         con,
@@ -104,7 +104,7 @@ def noted_since(
     """A query of the orders whose rows in `table` changed after note `mark`, or None when
     the log cannot say: it does not hold `mark` (another log, or trimmed), the table was
     rewritten whole after it, or nobody notes the table."""
-    if not _has_log(con, database):
+    if not tables_exist(con, [CHANGES_TABLE], database=database):
         return None
     log = f'"{database}".{CHANGES_TABLE}'
     known, whole = first_row(
@@ -149,13 +149,3 @@ def _trim(con: duckdb.DuckDBPyConnection, seq: int) -> None:
         [cut, token or uuid.uuid4().hex],
     )
     con.execute("DROP TABLE _trimmed")
-
-
-def _has_log(con: duckdb.DuckDBPyConnection, database: str) -> bool:
-    row = first_row(
-        con,
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_catalog = ? AND table_schema = 'main' AND table_name = ?",
-        [database, CHANGES_TABLE],
-    )
-    return bool(row[0])

@@ -156,6 +156,20 @@ def append_new(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) 
     return new
 
 
+def tables_exist(
+    con: duckdb.DuckDBPyConnection, tables: Sequence[str], *, database: str | None = None
+) -> bool:
+    """Whether every one of `tables` is a table of `database` (default: the connection's)."""
+    row = first_row(
+        con,
+        "SELECT count(DISTINCT table_name) FROM information_schema.tables "
+        "WHERE table_catalog = coalesce(?, current_database()) AND table_schema = 'main' "
+        "AND table_name IN (SELECT unnest(?::VARCHAR[]))",
+        [database, list(tables)],
+    )
+    return int(row[0]) == len(set(tables))
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
     """Replace a derived table with `frame` (derived tables can always be rebuilt)."""
     with registered(con, _BATCH_VIEW, frame):
@@ -174,7 +188,9 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
 @contextmanager
 def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
     """`frame` visible to SQL as view `name` (zero-copy through Arrow) for the block's duration."""
-    con.register(name, frame.to_arrow())
+    # Arrow's string views are polars' own strings: the default (large strings) copied every
+    # string, 0.8 s of a 4.75 M-row bulk load's 4.3 s.
+    con.register(name, frame.to_arrow(compat_level=pl.CompatLevel.newest()))
     yield
     # Not in a `finally`: after a failed statement the transaction is aborted, unregistering
     # would fail too and hide the real error. The view dies with the connection anyway.
