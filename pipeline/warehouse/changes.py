@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from pipeline.warehouse.store import first_row, registered, tables_exist
+from pipeline.warehouse.store import first_row, registered
 
 CHANGES_TABLE = "_order_changes"
 """The log: (seq, token, table_name, provider, order_id); provider NULL = the whole table."""
@@ -35,6 +35,13 @@ MARK_TABLE = "_published_changes"
 KEEP_NOTES = 256
 """Notes kept: a copy more than this many refreshes behind compares every row once."""
 _NOTED_VIEW = "_noted_orders"
+_LOG_COLUMNS = [
+    ("seq", "BIGINT"),
+    ("token", "VARCHAR"),
+    ("table_name", "VARCHAR"),
+    ("provider", "VARCHAR"),
+    ("order_id", "VARCHAR"),
+]
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ def note_rewritten(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> Non
 
 def newest_note(con: duckdb.DuckDBPyConnection, database: str) -> Note:
     """The newest note in `database` (`NO_NOTE`: none, or no log)."""
-    if not tables_exist(con, [CHANGES_TABLE], database=database):
+    if not _has_log(con, database):
         return NO_NOTE
     row = first_row(
         con,
@@ -104,7 +111,7 @@ def noted_since(
     """A query of the orders whose rows in `table` changed after note `mark`, or None when
     the log cannot say: it does not hold `mark` (another log, or trimmed), the table was
     rewritten whole after it, or nobody notes the table."""
-    if not tables_exist(con, [CHANGES_TABLE], database=database):
+    if not _has_log(con, database):
         return None
     log = f'"{database}".{CHANGES_TABLE}'
     known, whole = first_row(
@@ -123,10 +130,11 @@ def noted_since(
 
 
 def _next_note(con: duckdb.DuckDBPyConnection) -> Note:
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {CHANGES_TABLE} (seq BIGINT NOT NULL, "
-        "token VARCHAR NOT NULL, table_name VARCHAR NOT NULL, provider VARCHAR, order_id VARCHAR)"
-    )
+    if not _has_log(con, None):
+        # Missing, or written by another release: started afresh. Copies then find their mark
+        # missing from it and are compared whole once.
+        declared = ", ".join(f"{name} {dtype}" for name, dtype in _LOG_COLUMNS)
+        con.execute(f"CREATE OR REPLACE TABLE {CHANGES_TABLE} ({declared})")
     newest = newest_note(con, first_row(con, "SELECT current_database()")[0])
     return Note(newest.seq + 1, uuid.uuid4().hex)
 
@@ -149,3 +157,14 @@ def _trim(con: duckdb.DuckDBPyConnection, seq: int) -> None:
         [cut, token or uuid.uuid4().hex],
     )
     con.execute("DROP TABLE _trimmed")
+
+
+def _has_log(con: duckdb.DuckDBPyConnection, database: str | None) -> bool:
+    """Whether `database` (default: the connection's) holds a log this release can read."""
+    columns = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = coalesce(?, current_database()) AND table_schema = 'main' "
+        "AND table_name = ? ORDER BY ordinal_position",
+        [database, CHANGES_TABLE],
+    ).fetchall()
+    return columns == _LOG_COLUMNS

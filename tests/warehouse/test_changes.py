@@ -83,3 +83,17 @@ def test_old_notes_are_trimmed_to_a_whole_table_row(monkeypatch: pytest.MonkeyPa
     note_changed_orders(con, ["history"], _orders("o6"))
     assert _noted(con, "history", marks[4]) == {"o6"}
     assert _noted(con, "history", marks[3]) is None
+
+
+def test_a_log_written_by_another_release_is_not_read_and_starts_afresh() -> None:
+    con = duckdb.connect()
+    con.execute(
+        f"CREATE TABLE {CHANGES_TABLE} (seq BIGINT, table_name VARCHAR, provider VARCHAR, "
+        "order_id VARCHAR)"
+    )
+    con.execute(f"INSERT INTO {CHANGES_TABLE} VALUES (7, 'history', NULL, NULL)")
+    assert _newest(con) == NO_NOTE
+    assert _noted(con, "history", Note(7, "")) is None
+    note_changed_orders(con, ["history"], _orders("a"))
+    assert _newest(con).seq == 1
+    assert _noted(con, "history", _newest(con)) == set()
