@@ -32,8 +32,10 @@ CHANGES_TABLE = "_order_changes"
 """The log: (seq, token, table_name, provider, order_id); provider NULL = the whole table."""
 MARK_TABLE = "_published_changes"
 """In a published copy: the note (seq, token) the copy holds every change up to."""
-KEEP_NOTES = 256
-"""Notes kept: a copy more than this many refreshes behind compares every row once."""
+KEEP_NOTES = 16
+"""Notes kept: a copy more than this many refreshes behind compares every row once. Both
+`pipeline refresh` and the Dagster assets publish after each refresh, so a copy is one or two
+notes behind; a note holds a row per order and table (10 k orders polled per tick: 40 k)."""
 _NOTED_VIEW = "_noted_orders"
 _LOG_COLUMNS = [
     ("seq", "BIGINT"),
