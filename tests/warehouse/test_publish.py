@@ -105,8 +105,8 @@ def test_the_first_copy_is_the_warehouse_file_brought_up_to_date(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first publish copies the warehouse's file instead of writing every row again; when
-    the file changes while it is copied, DuckDB writes the copy instead. Either way the copy
-    equals the warehouse, without its bookkeeping tables."""
+    the file changes while it is copied, or cannot be copied, DuckDB writes the copy instead.
+    Either way the copy equals the warehouse, without its bookkeeping tables."""
     orders, observations, _ = _log()
     warehouse = Warehouse(tmp_path / "warehouse.duckdb")
     _add(warehouse, orders=orders, observations=observations)
@@ -130,6 +130,16 @@ def test_the_first_copy_is_the_warehouse_file_brought_up_to_date(
     assert len(written) == 1
     assert _differences(warehouse, again) == {}
     assert not list(again.parent.glob(".*.tmp"))
+
+    def refused(*args: object) -> None:
+        raise PermissionError("the file is locked by another program")
+
+    monkeypatch.setattr(publish_module.shutil, "copyfile", refused)
+    third = tmp_path / "third" / "warehouse.duckdb"
+    assert publish_copy(warehouse, third).full
+    assert len(written) == 2
+    assert _differences(warehouse, third) == {}
+    assert not list(third.parent.glob(".*.tmp*"))
 
 
 def test_publishes_alternate_between_two_copies_updated_in_place(
