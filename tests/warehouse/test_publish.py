@@ -101,6 +101,20 @@ def test_every_publish_leaves_a_copy_equal_to_the_warehouse(tmp_path: Path) -> N
     assert (again.full, again.rows_added, again.rows_removed) == (False, 0, 0)
 
 
+def _calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[object]:
+    """What the publish step `name` (called as `name(con, source, what)`) is called on from
+    now on, in order; it still runs."""
+    calls: list[object] = []
+    real = getattr(publish_module, name)
+
+    def spy(con: duckdb.DuckDBPyConnection, source: str, what: object) -> object:
+        calls.append(what)
+        return real(con, source, what)
+
+    monkeypatch.setattr(publish_module, name, spy)
+    return calls
+
+
 def test_the_first_copy_is_the_warehouse_file_brought_up_to_date(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,14 +124,7 @@ def test_the_first_copy_is_the_warehouse_file_brought_up_to_date(
     orders, observations, _ = _log()
     warehouse = Warehouse(tmp_path / "warehouse.duckdb")
     _add(warehouse, orders=orders, observations=observations)
-    written: list[Path] = []
-    real_write = publish_module._copy_through_duckdb
-
-    def spy(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> None:
-        written.append(staging)
-        real_write(con, source, staging)
-
-    monkeypatch.setattr(publish_module, "_copy_through_duckdb", spy)
+    written = _calls(monkeypatch, "_copy_through_duckdb")
     published = tmp_path / "published" / "warehouse.duckdb"
     assert publish_copy(warehouse, published).full
     assert written == []
@@ -347,17 +354,9 @@ def test_tables_of_order_rows_are_synced_by_bucket_of_orders(
     assert _differences(warehouse, published) == {}
 
 
-def _compared_row_by_row(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _compared_row_by_row(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """The tables publishes compare row by row from now on (`_sync_orders`), in order."""
-    compared: list[str] = []
-    real = publish_module._sync_orders
-
-    def spy(con: duckdb.DuckDBPyConnection, source: str, table: str) -> None:
-        compared.append(table)
-        real(con, source, table)
-
-    monkeypatch.setattr(publish_module, "_sync_orders", spy)
-    return compared
+    return _calls(monkeypatch, "_sync_orders")
 
 
 def _published_half_days(
