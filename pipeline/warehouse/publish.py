@@ -95,7 +95,9 @@ def publish_copy(warehouse: Warehouse, published_path: Path) -> Published:
     one up to date in place and points the link at it: the copy readers had stays as it was
     for them, and no publish copies the whole file. When a reader still has that other copy
     open (its lock stops the update) or it is missing or unreadable, the current copy is
-    copied first and the result put in its place (a reader keeps the file it opened)."""
+    copied first and the result put in its place (a reader keeps the file it opened). With no
+    usable copy at all, the new one starts from the warehouse's own file
+    (`_copy_warehouse_file`), or is written by DuckDB (`_copy_through_duckdb`)."""
     published_path.parent.mkdir(parents=True, exist_ok=True)
     staging = published_path.with_name(f".{published_path.name}.{uuid.uuid4().hex}.tmp")
     staging.unlink(missing_ok=True)
