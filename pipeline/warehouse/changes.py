@@ -98,8 +98,10 @@ def note_rewritten(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> Non
 
 def newest_note(con: duckdb.DuckDBPyConnection, database: str) -> Note:
     """The newest note in `database` (`NO_NOTE`: none, or no log)."""
-    if not _has_log(con, database):
-        return NO_NOTE
+    return _newest(con, database) if _has_log(con, database) else NO_NOTE
+
+
+def _newest(con: duckdb.DuckDBPyConnection, database: str) -> Note:
     row = first_row(
         con,
         f'SELECT seq, token FROM "{database}".{CHANGES_TABLE} ORDER BY seq DESC LIMIT 1',
@@ -137,7 +139,7 @@ def _next_note(con: duckdb.DuckDBPyConnection) -> Note:
         # missing from it and are compared whole once.
         declared = ", ".join(f"{name} {dtype}" for name, dtype in _LOG_COLUMNS)
         con.execute(f"CREATE OR REPLACE TABLE {CHANGES_TABLE} ({declared})")
-    newest = newest_note(con, first_row(con, "SELECT current_database()")[0])
+    newest = _newest(con, first_row(con, "SELECT current_database()")[0])
     return Note(newest.seq + 1, uuid.uuid4().hex)
 
 
