@@ -120,15 +120,16 @@ def _fit_title(figure: Figure, title: Text) -> None:
     Matplotlib neither wraps a title nor keeps it inside the figure (constrained layout makes
     room above the axes, not beside them), so a long finding would be cut at the right edge.
     Where it starts depends on the laid-out axes, so each attempt lays the figure out first
-    (without rasterising it: that is left to the one `savefig`).
+    (without rasterising it: that is left to the one `savefig`). The figure is left laid out
+    for the title it ends with.
     """
     renderer = FigureCanvasAgg(figure).get_renderer()
     text = title.get_text()
     right = figure.bbox.x1 - EDGE_PX
-    for _ in range(TITLE_FIT_ATTEMPTS):
+    for attempt in range(TITLE_FIT_ATTEMPTS + 1):
         figure.draw_without_rendering()
         box = title.get_window_extent(renderer)
-        if box.x1 <= right:
+        if box.x1 <= right or attempt == TITLE_FIT_ATTEMPTS:
             return
         longest = max(len(line) for line in title.get_text().splitlines())
         chars = int(longest * (right - box.x0) / box.width) - 1
@@ -137,6 +138,9 @@ def _fit_title(figure: Figure, title: Text) -> None:
 
 def _png(figure: Figure, title: Text) -> bytes:
     _fit_title(figure, title)
+    # `_fit_title` left the figure laid out: saving it without the layout engine skips a
+    # second layout pass (a sixth of the report's time) and draws the same pixels.
+    figure.set_layout_engine("none")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
