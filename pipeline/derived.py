@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -41,6 +40,7 @@ from pipeline.analytics.rollups import (
 from pipeline.analytics.scorecard import window_start_sql
 from pipeline.cells import read_record_cells
 from pipeline.expiry_hours import expiry_rates_by_hour
+from pipeline.logstorage import LogStorage
 from pipeline.polllog import fold_log
 from pipeline.records import (
     RECORD_TABLES,
@@ -443,12 +443,12 @@ def _rollups_by_window(con: duckdb.DuckDBPyConnection, table: str, as_of: dateti
 
 
 def refresh_derived(
-    warehouse: Warehouse, *, as_of: datetime | None = None, log_dir: Path | None = None
+    warehouse: Warehouse, *, as_of: datetime | None = None, log: LogStorage | None = None
 ) -> dict[str, int]:
-    """Fold in the poll log under `log_dir` (if given: `pipeline.polllog`), update the status
-    history and the rollups and rewrite every analytics table; rows per table."""
-    if log_dir is not None:
-        fold_log(warehouse, log_dir)
+    """Fold in the poll log `log` (if given: `pipeline.polllog`), update the status history
+    and the rollups and rewrite every analytics table; rows per table."""
+    if log is not None:
+        fold_log(warehouse, log)
     with warehouse.transaction() as con:
         update = refresh_status_history(con)
         rollups = refresh_rollups(con)

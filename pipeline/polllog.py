@@ -1,39 +1,39 @@
 """The poll log: Parquet files that sharded pollers write and the warehouse folds in.
 
 DuckDB lets one process write a file, so pollers sharing a warehouse would queue on its lock.
-A shard (`pipeline poll --shard K/N`, `pipeline.sharding`) writes instead to the log under
-`<data dir>/log/`: each flush validates its rows as the warehouse write path does
+A shard (`pipeline poll --shard K/N`, `pipeline.sharding`) writes instead to the log, a folder
+(`<data dir>/log/` by default) or an object store's bucket (`PIPELINE_LOG_URL`,
+`pipeline.logstorage`): each flush validates its rows as the warehouse write path does
 (`pipeline.ingest.prepare_batch`) and adds one Parquet file per table, provider and day,
 `<table>/provider=<slug>/day=<date>/<writer>-<seq>.parquet` (quarantine rows: one file per
-flush in `quarantine/`). A file is written under a hidden name and renamed into place, so a
-reader (any engine: `read_parquet('data/log/observations/**/*.parquet', hive_partitioning =
-true)`) sees whole files only, and every writer names its own files: pollers never wait for one
-another or for the warehouse.
+flush in `quarantine/`). A reader (any engine: `read_parquet('data/log/observations/**/*.parquet',
+hive_partitioning = true)`) sees whole files only, and every writer names its own files:
+pollers never wait for one another or for the warehouse. When the log's storage does not
+answer, a flush's rows wait for the next flush, as they do for a locked warehouse.
 
 `fold_log` (run by `pipeline refresh` and the derived Dagster assets) appends the files to the
 warehouse tables, where every query reads them as before, then deletes them. Appends skip rows
 already stored (`pipeline.warehouse.store.append`), so a refresh that stops between the commit
-and the deletes stores nothing twice when it runs again.
+and the deletes, or a flush written again after its storage failed halfway, stores nothing
+twice.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import io
 import itertools
-import os
-import time
+import re
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from pipeline.analytics.inputs import conform
 from pipeline.ingest import BatchResult, prepare_batch, update_tracking
+from pipeline.logstorage import LogStorage, LogUnavailableError
 from pipeline.model import Observation
-from pipeline.warehouse import Warehouse, query
+from pipeline.warehouse import Warehouse
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, PAYLOAD_COLUMNS, QUARANTINE_COLUMNS
 from pipeline.warehouse.store import append_new
 
@@ -56,13 +56,13 @@ class LogStore:
     per-order memory (`order_tracking`) to the shard's own small warehouse, `state`.
 
     Args:
-        root: the log directory.
+        log: where the log's files go.
         state: the shard's warehouse (its orders and their tracking; nobody else opens it).
         writer: names this writer's files (unique among the writers of the log).
     """
 
-    def __init__(self, root: Path, state: Warehouse, writer: str) -> None:
-        self.root = root
+    def __init__(self, log: LogStorage, state: Warehouse, writer: str) -> None:
+        self.log = log
         self.state = state
         self.writer = f"{writer}-{uuid.uuid4().hex[:8]}"  # a restart never reuses a name
         self._seq = itertools.count()
@@ -72,7 +72,8 @@ class LogStore:
         self, observations: Sequence[Observation]
     ) -> tuple[BatchResult, dict[str, Exception]]:
         """Validate and write a flush's rows; returns what was stored (no per-provider
-        failures: the log never refuses a provider's rows on its own)."""
+        failures: the log never refuses a provider's rows on its own). Raises
+        `LogUnavailableError` when the storage did not answer: the rows must wait."""
         prepared = prepare_batch(observations, [], batch_id=None)
         payloads = prepared.payloads.filter(~pl.col("payload_sha256").is_in(list(self._bodies)))
         seq = next(self._seq)
@@ -81,7 +82,7 @@ class LogStore:
             ("payloads", payloads),
             ("quarantine", prepared.quarantine),
         ):
-            write_log_files(self.root, table, frame, f"{self.writer}-{seq:09d}")
+            write_log_files(self.log, table, frame, f"{self.writer}-{seq:09d}")
         if len(self._bodies) > _WRITTEN_BODIES_KEPT:
             self._bodies.clear()  # a body written again is stored once all the same
         self._bodies.update(payloads["payload_sha256"].to_list())
@@ -92,28 +93,30 @@ class LogStore:
         ), {}
 
 
-def write_log_files(root: Path, table: str, frame: pl.DataFrame, name: str) -> list[Path]:
-    """`frame`'s rows as Parquet files of `table` named `name`, one per provider and day."""
+def write_log_files(log: LogStorage, table: str, frame: pl.DataFrame, name: str) -> list[str]:
+    """`frame`'s rows as Parquet files of `table` named `name`, one per provider and day;
+    their keys."""
     if frame.is_empty():
         return []
     _, day_column = LOG_TABLES[table]
     if day_column is None:
-        return [_write_atomically(frame, root / table / f"{name}.parquet")]
+        return [_put(log, f"{table}/{name}.parquet", frame)]
     days = frame.with_columns(pl.col(day_column).dt.strftime("%Y-%m-%d").alias("_day"))
-    written = []
-    for (provider, day), part in days.group_by("provider", "_day"):
-        folder = root / table / f"provider={provider}" / f"day={day}"
-        written.append(_write_atomically(part.drop("provider", "_day"), folder / f"{name}.parquet"))
-    return written
+    return [
+        _put(
+            log,
+            f"{table}/provider={provider}/day={day}/{name}.parquet",
+            part.drop("provider", "_day"),
+        )
+        for (provider, day), part in days.group_by("provider", "_day")
+    ]
 
 
-def _write_atomically(frame: pl.DataFrame, path: Path) -> Path:
-    """Write under a hidden name, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    hidden = path.with_name(f".{path.name}.tmp")
-    frame.write_parquet(hidden)
-    os.replace(hidden, path)
-    return path
+def _put(log: LogStorage, key: str, frame: pl.DataFrame) -> str:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    log.put(key, buffer.getvalue())
+    return key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,73 +126,65 @@ class FoldResult:
     files: int
     rows: dict[str, int]
     """Rows appended per table (rows already stored are not counted)."""
+    error: str | None = None
+    """Why the log could not be folded, or only partly (its storage did not answer): what
+    was not folded stays in the log for the next refresh."""
 
 
-def fold_log(warehouse: Warehouse, root: Path) -> FoldResult:
-    """Append every log file under `root` to its warehouse table, then delete the files.
+def fold_log(warehouse: Warehouse, log: LogStorage) -> FoldResult:
+    """Append every log file to its warehouse table, then delete the files.
 
     Files are taken `FOLD_FILES` at a time, each batch in one transaction with the scheduler's
     `order_tracking` (so the warehouse's view of each order stays current for the checks and
-    the summary); a batch's files are deleted once it has committed.
+    the summary); a batch's files are deleted once it has committed. When the storage stops
+    answering, the batch under way is rolled back and the result says why.
     """
-    _remove_abandoned(root)
-    files = log_files(root)
     rows = dict.fromkeys(LOG_TABLES, 0)
-    for start in range(0, len(files), FOLD_FILES):
-        batch = files[start : start + FOLD_FILES]
-        with warehouse.transaction() as con:
-            # Only rows not stored yet count: a batch folded again after a crash between its
-            # commit and the deletes must not count its polls twice.
-            stored = {
-                table: append_new(con, table, _read(con, root, table, batch))
-                for table in LOG_TABLES
-            }
-            for table, frame in stored.items():
-                rows[table] += frame.height
-            update_tracking(con, stored["observations"], stored["quarantine"])
-        for path in batch:
-            path.unlink(missing_ok=True)
-    return FoldResult(len(files), rows)
+    folded = 0
+    try:
+        log.remove_abandoned(ABANDONED_AFTER_S)
+        keys = log_files(log)
+        for start in range(0, len(keys), FOLD_FILES):
+            batch = keys[start : start + FOLD_FILES]
+            with warehouse.transaction() as con:
+                # Only rows not stored yet count: a batch folded again after a crash between
+                # its commit and the deletes must not count its polls twice.
+                stored = {
+                    table: append_new(con, table, _read(log, table, batch)) for table in LOG_TABLES
+                }
+                for table, frame in stored.items():
+                    rows[table] += frame.height
+                update_tracking(con, stored["observations"], stored["quarantine"])
+            folded += len(batch)
+            for key in batch:
+                log.delete(key)
+    except LogUnavailableError as error:
+        return FoldResult(folded, rows, str(error))
+    return FoldResult(folded, rows)
 
 
-def log_files(root: Path) -> list[Path]:
-    """Every whole log file under `root` (files still being written are hidden)."""
-    return sorted(
-        path
-        for table in LOG_TABLES
-        for path in (root / table).rglob("*.parquet")
-        if not path.name.startswith(".")
-    )
+def log_files(log: LogStorage) -> list[str]:
+    """The keys of every whole log file (files still being written are not listed)."""
+    return [key for table in LOG_TABLES for key in log.keys(table)]
 
 
-def _remove_abandoned(root: Path) -> None:
-    """Delete hidden files a writer left half-written when it was killed (never renamed)."""
-    cutoff = time.time() - ABANDONED_AFTER_S
-    for table in LOG_TABLES:
-        for path in (root / table).rglob(".*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+_PARTITION = re.compile(r"(?:^|/)provider=([^/]+)/")
 
 
-def _read(
-    con: duckdb.DuckDBPyConnection, root: Path, table: str, files: Sequence[Path]
-) -> pl.DataFrame:
-    """The rows of `table`'s files among `files`, with the warehouse's columns and types."""
+def _read(log: LogStorage, table: str, keys: Sequence[str]) -> pl.DataFrame:
+    """The rows of `table`'s files among `keys`, with the warehouse's columns and types (the
+    provider from the file's folder, as hive partitioning reads it)."""
     columns, day_column = LOG_TABLES[table]
-    mine = [str(path) for path in files if path.is_relative_to(root / table)]
+    mine = [key for key in keys if key.startswith(f"{table}/")]
     if not mine:
         return pl.DataFrame(schema=columns)
-    hive = day_column is not None
-    frame = query(
-        con,
-        "SELECT * FROM read_parquet(?, hive_partitioning = ?, union_by_name = true)",
-        [mine, hive],
+    frames = []
+    for key in mine:
+        frame = pl.read_parquet(io.BytesIO(log.read(key)))
+        partition = _PARTITION.search(key)
+        if day_column is not None and partition is not None:
+            frame = frame.with_columns(pl.lit(partition.group(1)).alias("provider"))
+        frames.append(frame)
+    return conform(
+        pl.concat(frames, how="diagonal_relaxed"), columns, frozenset(), name=f"log {table}"
     )
-    # DuckDB hands instants back in its session zone's name; the tables say "UTC".
-    frame = frame.with_columns(
-        pl.col(name).dt.convert_time_zone("UTC")
-        for name, dtype in frame.schema.items()
-        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
-    )
-    return conform(frame, columns, frozenset(), name=f"log {table}")

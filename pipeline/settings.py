@@ -15,6 +15,7 @@ from pathlib import Path
 from secrets import token_hex
 
 from pipeline.environment import environment
+from pipeline.logstorage import LogStorage, open_log
 from pipeline.providers.base import ProviderSettings
 from pipeline.providers.registry import PROVIDERS_DIR_VARIABLE, REGISTRY
 from pipeline.providers.spec import ProviderSpec
@@ -35,6 +36,7 @@ CONFIG_VARIABLES = (
     "PIPELINE_CODE_HASH_KEY",
     "PIPELINE_DAGSTER_RETENTION_DAYS",
     "PIPELINE_KEEP_POLLS_DAYS",
+    "PIPELINE_LOG_URL",
     PROVIDERS_DIR_VARIABLE,
 )
 PROVIDER_VARIABLES: tuple[str, ...] = tuple(
@@ -67,6 +69,9 @@ class Settings:
     keep_polls_days: float | None = None
     """Per-poll rows and payload bodies older than this many days move from the warehouse to
     the archive at each `pipeline refresh` (None: kept in the warehouse; `pipeline.retention`)."""
+    log_url: str | None = None
+    """Where sharded pollers write the poll log: a folder or an object store's URL
+    (`pipeline.logstorage`); None: `log_dir`."""
 
     @property
     def warehouse_path(self) -> Path:
@@ -90,8 +95,12 @@ class Settings:
 
     @property
     def log_dir(self) -> Path:
-        """The poll log sharded pollers write and each refresh folds in (`pipeline.polllog`)."""
+        """The folder of the poll log when `log_url` is not set (`pipeline.polllog`)."""
         return self.data_dir / "log"
+
+    def poll_log(self) -> LogStorage:
+        """The poll log sharded pollers write and each refresh folds in (`pipeline.polllog`)."""
+        return open_log(self.log_url or self.log_dir)
 
     @property
     def archive_dir(self) -> Path:
@@ -147,6 +156,7 @@ class Settings:
                 env.get("PIPELINE_DAGSTER_RETENTION_DAYS") or DEFAULT_DAGSTER_RETENTION_DAYS
             ),
             keep_polls_days=_positive("PIPELINE_KEEP_POLLS_DAYS", env),
+            log_url=env.get("PIPELINE_LOG_URL", "").strip() or None,
         )
 
 

@@ -108,7 +108,7 @@ def shard_store(settings: Settings, shard: Shard) -> tuple[Warehouse, LogStore]:
     state = Warehouse(shard.state_path(settings.data_dir), lock_timeout_s=settings.lock_timeout_s)
     state.initialise()
     sync_orders(main_warehouse(settings), state, shard)
-    return state, LogStore(settings.log_dir, state, shard.name)
+    return state, LogStore(settings.poll_log(), state, shard.name)
 
 
 def main_warehouse(settings: Settings) -> Warehouse:

@@ -64,7 +64,7 @@ def status_history(
             "new_observations": dg.MetadataValue.int(update.new_observations),
             "rows_written": dg.MetadataValue.int(update.rows_written),
             "impossible_transitions": dg.MetadataValue.int(int(totals[1])),
-            "log_files_folded": dg.MetadataValue.int(folded.files),
+            **_fold_metadata(folded),
             **{f"{table}_rows": dg.MetadataValue.int(n) for table, n in records.items()},
         }
     )
@@ -73,7 +73,18 @@ def status_history(
 def _fold_log(warehouse: WarehouseResource, providers: ProvidersResource) -> FoldResult:
     """Fold in what sharded pollers wrote to the poll log (`pipeline.polllog`)."""
     settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
-    return fold_log(warehouse.warehouse(), settings.log_dir)
+    return fold_log(warehouse.warehouse(), settings.poll_log())
+
+
+def _fold_metadata(folded: FoldResult) -> dict[str, dg.MetadataValue]:  # type: ignore[type-arg]
+    """The fold's file count, and why the log could not be folded when it could not (what was
+    not folded stays in the log for the next materialization)."""
+    metadata: dict[str, dg.MetadataValue] = {  # type: ignore[type-arg]
+        "log_files_folded": dg.MetadataValue.int(folded.files)
+    }
+    if folded.error is not None:
+        metadata["log_not_folded"] = dg.MetadataValue.text(folded.error)
+    return metadata
 
 
 @dg.asset(
@@ -97,7 +108,7 @@ def poll_rollups(
         update = refresh_rollups(con)
     return dg.MaterializeResult(
         metadata={
-            "log_files_folded": dg.MetadataValue.int(folded.files),
+            **_fold_metadata(folded),
             "mode": dg.MetadataValue.text(update.mode),
             "observations_read": dg.MetadataValue.int(update.observations_read),
             **{f"{table}_rows": dg.MetadataValue.int(n) for table, n in update.rows.items()},

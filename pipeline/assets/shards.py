@@ -56,8 +56,9 @@ def poll_orders_shard(
         )
     )
     polled = {slug: tick.polled for slug, tick in result.providers.items()}
+    log = settings.log_url or settings.log_dir
     context.log.info(
-        f"{shard.name}: {result.written} answers to the poll log {settings.log_dir} "
+        f"{shard.name}: {result.written} answers to the poll log {log} "
         f"({result.quarantined} quarantined); orders polled per provider: {polled}"
     )
     for message in result.write_errors:

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         print(format_summary(result))
-        print(f"{args.shard.name}: answers in the poll log {settings.log_dir}")
+        print(f"{args.shard.name}: answers in the poll log {settings.log_url or settings.log_dir}")
         return 1 if result.write_errors else 0
     # One tick of a shard reads due orders from its own warehouse and writes to the log.
     polled, store = shard_store(settings, args.shard) if args.shard else (warehouse, None)
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     result = event_loop.run(main())
     print(format_summary(result))
     if args.shard is not None:
-        print(f"{args.shard.name}: answers in the poll log {settings.log_dir}")
+        print(f"{args.shard.name}: answers in the poll log {settings.log_url or settings.log_dir}")
     elif not args.no_alerts:
         from pipeline.commands.alerts import notify
 

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from pipeline.ingest import BatchResult, write_batches
+from pipeline.logstorage import LogUnavailableError
 from pipeline.model import Observation
 from pipeline.warehouse import Warehouse, WarehouseLockedError
 
@@ -90,11 +91,12 @@ class BatchWriter:
         await self.flush()
 
     def _write(self, batches: dict[str, list[Observation]]) -> dict[str, list[Observation]]:
-        """Write every provider's batch; returns the batches that must wait (warehouse locked)."""
+        """Write every provider's batch; returns the batches that must wait
+        (the warehouse locked, or the poll log's storage not answering)."""
         rows = [row for provider_rows in batches.values() for row in provider_rows]
         try:
             result, failed = self.store(rows)
-        except WarehouseLockedError as error:
+        except (WarehouseLockedError, LogUnavailableError) as error:
             waiting = ", ".join(f"{len(r)} {provider}" for provider, r in batches.items())
             self._record_error(f"observations wait ({waiting}): {error}")
             return batches

@@ -66,7 +66,7 @@ def test_each_shard_run_polls_its_own_orders_into_the_log(tmp_path: Path) -> Non
         state.close()
     assert warehouse.read("SELECT count(*) AS n FROM observations")["n"].item() == 0
 
-    refresh_derived(warehouse, log_dir=settings.log_dir)
+    refresh_derived(warehouse, log=settings.poll_log())
     stored = warehouse.read(
         "SELECT count(*) AS n, count(DISTINCT observation_id) AS ids FROM observations"
     )

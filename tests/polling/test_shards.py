@@ -9,12 +9,17 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 from live_sandbox import live_sandbox, track
+from object_store import BUCKET, s3_bucket
 
+from pipeline.polllog import log_files
 from pipeline.providers.registry import PROVIDERS
 from pipeline.settings import Settings
 from pipeline.sharding import Shard
@@ -28,13 +33,24 @@ READER = textwrap.dedent(
     """
     import sys, time
     import duckdb
+    import polars as pl
     log, warehouse, until = sys.argv[1], sys.argv[2], time.monotonic() + float(sys.argv[3])
     seen, reads = 0, 0
     while time.monotonic() < until:
-        rows = duckdb.sql(
-            f"SELECT count(*) FROM read_parquet('{log}/observations/**/*.parquet', "
-            "hive_partitioning = true)"
-        ).fetchall()[0][0] if any(__import__("pathlib").Path(log).rglob("*.parquet")) else 0
+        if "://" in log:  # an object store: polars reads it, with the store's variables
+            try:
+                rows = pl.scan_parquet(
+                    f"{log}/observations/**/*.parquet", hive_partitioning=True
+                ).select(pl.len()).collect().item()
+            except pl.exceptions.ComputeError as error:
+                if "expanded paths were empty" not in str(error):
+                    raise
+                rows = 0  # nothing written yet
+        else:
+            rows = duckdb.sql(
+                f"SELECT count(*) FROM read_parquet('{log}/observations/**/*.parquet', "
+                "hive_partitioning = true)"
+            ).fetchall()[0][0] if any(__import__("pathlib").Path(log).rglob("*.parquet")) else 0
         assert rows >= seen, (rows, seen)  # the log only grows while nobody folds it
         seen = rows
         con = duckdb.connect(warehouse, read_only=True)  # the warehouse stays readable
@@ -47,25 +63,39 @@ READER = textwrap.dedent(
 )
 
 
-def _env(data_dir: Path, sandbox_url: str) -> dict[str, str]:
+def _env(data_dir: Path, sandbox_url: str, log_env: dict[str, str]) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", ""),
         "PIPELINE_DATA_DIR": str(data_dir),
         "PIPELINE_SANDBOX_URL": sandbox_url,
         "PIPELINE_LOCK_TIMEOUT_S": "5",
         "MPLCONFIGDIR": str(data_dir / ".mpl"),
+        **log_env,
     }
 
 
-def _pipeline(data_dir: Path, url: str, *args: str) -> subprocess.Popen[str]:
+def _pipeline(
+    data_dir: Path, url: str, log_env: dict[str, str], *args: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=data_dir,
-        env=_env(data_dir, url),
+        env=_env(data_dir, url, log_env),
     )
+
+
+@contextmanager
+def _log_location(where: str) -> Iterator[dict[str, str]]:
+    """The variables that put the poll log in `where`: the data folder (none), or a bucket of
+    an S3-compatible server on loopback."""
+    if where == "folder":
+        yield {}
+        return
+    with s3_bucket() as env:
+        yield {**env, "PIPELINE_LOG_URL": f"s3://{BUCKET}/shared/log"}
 
 
 def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -73,35 +103,42 @@ def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     return process.returncode, out, err
 
 
+@pytest.mark.parametrize("where", ["folder", "object store"])
 def test_two_shards_and_a_reader_run_at_once_without_lock_errors_or_duplicates(
-    tmp_path: Path,
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings.from_env({"PIPELINE_DATA_DIR": str(tmp_path)})
-    warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=5.0)
-    with live_sandbox() as live:
+    with live_sandbox() as live, _log_location(where) as log_env:
+        for name, value in log_env.items():  # this process reads the log too
+            monkeypatch.setenv(name, value)
+        settings = Settings.from_env({"PIPELINE_DATA_DIR": str(tmp_path), **log_env})
+        warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=5.0)
+        log = settings.log_url or str(settings.log_dir)
         tracked = track(warehouse, live.url, dict.fromkeys(PROVIDERS, ORDERS_PER_PROVIDER))
         shards = [Shard(k, 2) for k in range(2)]
         pollers = [
-            _pipeline(tmp_path, live.url, "poll", "--shard", f"{s.index}/{s.count}",
+            _pipeline(tmp_path, live.url, log_env, "poll", "--shard", f"{s.index}/{s.count}",
                       "--duration", str(POLL_S), "--tick", "1")
             for s in shards
         ]  # fmt: skip
         reader = subprocess.Popen(
-            [sys.executable, "-c", READER, str(settings.log_dir), str(settings.warehouse_path),
-             str(POLL_S)],
+            [sys.executable, "-c", READER, log, str(settings.warehouse_path), str(POLL_S)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=_env(tmp_path, live.url, log_env),
         )  # fmt: skip
         finished = [_finish(p) for p in [*pollers, reader]]
         for code, out, err in finished:
             assert code == 0, out + err
             assert "lock" not in (out + err).lower(), out + err
         assert "reads=" in finished[-1][1]
-        log_rows = duckdb.sql(
-            f"SELECT observation_id, provider, order_id FROM read_parquet("
-            f"'{settings.log_dir}/observations/**/*.parquet', hive_partitioning = true)"
-        ).pl()
-        refreshed = _finish(_pipeline(tmp_path, live.url, "refresh", "--no-alerts"))
+        assert int(finished[-1][1].split("rows=")[1]) > 0  # the reader saw the log grow
+        log_rows = (
+            pl.scan_parquet(f"{log}/observations/**/*.parquet", hive_partitioning=True)
+            .select("observation_id", "provider", "order_id")
+            .collect()
+        )
+        refreshed = _finish(_pipeline(tmp_path, live.url, log_env, "refresh", "--no-alerts"))
         assert refreshed[0] == 0, refreshed[1] + refreshed[2]
+        left_in_log = log_files(settings.poll_log())
 
     # Every answer is in the log once, and each shard asked only for its own orders.
     assert log_rows.height > 0
@@ -126,7 +163,7 @@ def test_two_shards_and_a_reader_run_at_once_without_lock_errors_or_duplicates(
     # The refresh folded the log into the warehouse (and emptied it): each row once.
     stored = warehouse.read("SELECT observation_id FROM observations")
     assert sorted(stored["observation_id"]) == sorted(log_rows["observation_id"])
-    assert not list(settings.log_dir.rglob("*.parquet"))
+    assert left_in_log == []
     history = warehouse.read("SELECT count(DISTINCT order_id) AS n FROM status_history")
     assert history["n"].item() == len({o.order_id for o in tracked})
 

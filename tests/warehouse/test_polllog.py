@@ -1,52 +1,87 @@
-"""The poll log folded into a real warehouse: every row once, files removed once folded, a fold
-repeated after a crash (files still there) stores nothing twice, and half-written files of a
-killed writer are cleared once they are old."""
+"""The poll log folded into a real warehouse, from a folder and from an object store (a real
+S3-compatible server on loopback): every row once, files removed once folded, a fold repeated
+after a crash (files still there) stores nothing twice, half-written files of a killed writer
+are cleared once they are old, and a store that stops answering loses nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
+from object_store import BUCKET, s3_bucket
+from polling.test_writer import _obs
 from warehouse.test_retention import _log
 
-from pipeline.polllog import ABANDONED_AFTER_S, fold_log, log_files, write_log_files
+from pipeline.logstorage import FolderStorage, LogStorage, open_log
+from pipeline.polling.writer import BatchWriter
+from pipeline.polllog import ABANDONED_AFTER_S, LogStore, fold_log, log_files, write_log_files
 from pipeline.warehouse import Warehouse
 
+LOG_URL = f"s3://{BUCKET}/team-a/log"
 
-def test_folding_stores_every_row_once_even_when_repeated(tmp_path: Path) -> None:
+
+@pytest.fixture(params=["folder", "object store"])
+def log(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LogStorage]:
+    if request.param == "folder":
+        yield FolderStorage(tmp_path / "log")
+        return
+    with s3_bucket() as env:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield open_log(LOG_URL)
+
+
+def _engine_reads(log: LogStorage) -> pl.DataFrame:
+    """The log's observations as another engine reads them: DuckDB over the folder, polars
+    over the bucket (with the store's variables from the environment)."""
+    if isinstance(log, FolderStorage):
+        return duckdb.sql(
+            f"SELECT * FROM read_parquet('{log.root}/observations/**/*.parquet', "
+            "hive_partitioning = true)"
+        ).pl()
+    return pl.scan_parquet(f"{LOG_URL}/observations/**/*.parquet", hive_partitioning=True).collect()
+
+
+def test_folding_stores_every_row_once_even_when_repeated(log: LogStorage, tmp_path: Path) -> None:
     _, observations, payloads = _log()
-    root = tmp_path / "log"
     halves = [observations.gather_every(2), observations.gather_every(2, offset=1)]
     for writer, half in enumerate(halves):  # two writers, files by provider and day
-        write_log_files(root, "observations", half, f"shard-{writer}-of-2-000000001")
-    write_log_files(root, "payloads", payloads, "shard-0-of-2-000000001")
-    files = log_files(root)
-    assert {f.parent.parent.name for f in files} >= {"provider=sms4sats"}
-    readable = duckdb.sql(
-        f"SELECT count(*) FROM read_parquet('{root}/observations/**/*.parquet', "
-        "hive_partitioning = true)"
-    ).fetchall()
-    assert readable == [(observations.height,)]
+        write_log_files(log, "observations", half, f"shard-{writer}-of-2-000000001")
+    write_log_files(log, "payloads", payloads, "shard-0-of-2-000000001")
+    keys = log_files(log)
+    assert any(key.startswith("observations/provider=sms4sats/day=") for key in keys)
+    read = _engine_reads(log)
+    assert read.height == observations.height
+    assert set(read["provider"]) == set(observations["provider"])
 
     warehouse = Warehouse(tmp_path / "warehouse.duckdb")
-    folded = fold_log(warehouse, root)
-    assert folded.files == len(files)
+    folded = fold_log(warehouse, log)
+    assert folded.error is None
+    assert folded.files == len(keys)
     assert folded.rows["observations"] == observations.height
     assert folded.rows["payloads"] == payloads.height
-    assert log_files(root) == []
+    assert log_files(log) == []
 
     # A refresh killed after its commit leaves the files: folding them again adds nothing.
-    write_log_files(root, "observations", observations, "shard-0-of-2-000000002")
-    again = fold_log(warehouse, root)
+    write_log_files(log, "observations", observations, "shard-0-of-2-000000002")
+    again = fold_log(warehouse, log)
     assert again.rows["observations"] == 0
     polls = warehouse.read("SELECT sum(polls) AS n FROM order_tracking")["n"].item()
     assert polls == observations.height  # and the scheduler's poll counts are not doubled
-    stored = warehouse.read("SELECT observation_id, polled_at FROM observations")
+    stored = warehouse.read("SELECT observation_id, provider, polled_at FROM observations")
     assert stored.height == observations.height == stored["observation_id"].n_unique()
     assert stored["polled_at"].dtype == pl.Datetime("us", "UTC")
+    assert stored.sort("observation_id")["provider"].to_list() == (
+        observations.sort("observation_id")["provider"].to_list()
+    )
 
 
 def test_half_written_files_of_a_killed_writer_are_cleared_once_old(tmp_path: Path) -> None:
@@ -58,6 +93,57 @@ def test_half_written_files_of_a_killed_writer_are_cleared_once_old(tmp_path: Pa
         path.write_bytes(b"PAR1 cut short")
     long_ago = time.time() - ABANDONED_AFTER_S - 60
     os.utime(old, (long_ago, long_ago))
-    assert log_files(root) == []  # hidden: never read as a whole file
-    fold_log(Warehouse(tmp_path / "warehouse.duckdb"), root)
+    log = FolderStorage(root)
+    assert log_files(log) == []  # hidden: never read as a whole file
+    fold_log(Warehouse(tmp_path / "warehouse.duckdb"), log)
     assert not old.exists() and fresh.exists()
+
+
+def test_a_store_that_stops_answering_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store goes away: a shard's rows wait in its writer and a fold rolls back and says
+    why; with the store back, the rows are written, and every row is folded once."""
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    state = Warehouse(tmp_path / "shard.duckdb")
+    state.initialise()
+    with s3_bucket() as env:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        log = open_log(LOG_URL)
+        writer = BatchWriter(state, store=LogStore(log, state, "shard-0-of-1"))
+        writer.submit("baanx", [_obs("a"), _obs("bb")])
+        asyncio.run(writer.flush())
+        written = {key: log.read(key) for key in log_files(log)}
+    assert writer.pending() == 0 and written
+
+    # The server is gone: the next rows wait, and the fold stores nothing and says why.
+    writer.submit("altinn", [_obs("ccc", "altinn")])
+    asyncio.run(writer.flush())
+    assert writer.pending() == 1
+    assert any(LOG_URL in error for error in writer.totals.errors), writer.totals.errors
+    folded = fold_log(warehouse, log)
+    assert folded.files == 0 and folded.error is not None and LOG_URL in folded.error
+    assert "test-secret-key" not in folded.error
+    assert warehouse.read("SELECT count(*) AS n FROM observations")["n"].item() == 0
+
+    with s3_bucket() as env:  # back, on a new port, with what it held
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        log = open_log(LOG_URL)
+        for key, data in written.items():
+            log.put(key, data)
+        writer.store = LogStore(log, state, "shard-0-of-1")
+        asyncio.run(writer.flush())
+        assert writer.pending() == 0
+        folded = fold_log(warehouse, log)
+    assert folded.error is None and folded.rows["observations"] == 3
+    stored = warehouse.read("SELECT order_id FROM observations")
+    assert sorted(stored["order_id"]) == ["a", "bb", "ccc"]
+
+
+def test_a_log_location_is_a_folder_or_an_object_store(tmp_path: Path) -> None:
+    assert isinstance(open_log(tmp_path), FolderStorage)
+    assert open_log(f"file://{tmp_path}/log").root == tmp_path / "log"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="not a folder or an object store"):
+        open_log("ftp://example.invalid/log")
