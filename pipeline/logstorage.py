@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from pipeline.redaction import scrub
 
@@ -41,7 +42,7 @@ STORE_RETRIES: RetryConfig = {
 }
 """Retries of a store request before the log counts as unavailable. The client's default (10
 retries within 3 minutes) would hold a flush, and the rows behind it, for minutes."""
-REASON_CHARS = 300
+REASON_CHARS = 200
 """Characters of a store's error message kept in ours."""
 
 
@@ -64,12 +65,15 @@ class LogStorage(Protocol):
     def delete(self, key: str) -> None:
         """Remove a file (no error if it is gone already)."""
 
-    def remove_abandoned(self, older_than_s: float) -> None:
-        """Delete what writers killed halfway left behind, once older than `older_than_s`."""
+    def remove_abandoned(self, prefixes: list[str], older_than_s: float) -> None:
+        """Delete what writers killed halfway left under `prefixes` (the tables' folders),
+        once older than `older_than_s`."""
 
 
 class FolderStorage:
-    """The log in a folder: each file written under a hidden name, then renamed into place."""
+    """The log in a folder: each file written under a hidden name, then renamed into place.
+    A folder that cannot be written or read (a full disk, a network share gone) raises
+    `LogUnavailableError`, as a store that does not answer does."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -79,30 +83,45 @@ class FolderStorage:
 
     def put(self, key: str, data: bytes) -> None:
         path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
         hidden = path.with_name(f".{path.name}.tmp")
-        hidden.write_bytes(data)
-        os.replace(hidden, path)
+        with self._answering("write"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            hidden.write_bytes(data)
+            os.replace(hidden, path)
 
     def keys(self, prefix: str) -> list[str]:
-        return sorted(
-            path.relative_to(self.root).as_posix()
-            for path in (self.root / prefix).rglob("*.parquet")
-            if not path.name.startswith(".")
-        )
+        with self._answering("list"):
+            return sorted(
+                path.relative_to(self.root).as_posix()
+                for path in (self.root / prefix).rglob("*.parquet")
+                if not path.name.startswith(".")
+            )
 
     def read(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        with self._answering("read"):
+            return (self.root / key).read_bytes()
 
     def delete(self, key: str) -> None:
-        (self.root / key).unlink(missing_ok=True)
+        with self._answering("delete"):
+            (self.root / key).unlink(missing_ok=True)
 
-    def remove_abandoned(self, older_than_s: float) -> None:
+    def remove_abandoned(self, prefixes: list[str], older_than_s: float) -> None:
         cutoff = time.time() - older_than_s
-        for path in self.root.rglob(".*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+        for prefix in prefixes:
+            for path in (self.root / prefix).rglob(".*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+
+    @contextlib.contextmanager
+    def _answering(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as error:
+            raise LogUnavailableError(
+                f"poll log {self.root}: {action} failed: {type(error).__name__}: "
+                f"{error.strerror or error}"
+            ) from error
 
 
 class ObjectStorage:
@@ -148,21 +167,23 @@ class ObjectStorage:
         with self._answering("delete"), contextlib.suppress(NotFoundError):
             obstore.delete(self._store, key)
 
-    def remove_abandoned(self, older_than_s: float) -> None:
+    def remove_abandoned(self, prefixes: list[str], older_than_s: float) -> None:
         """Nothing to do: an upload cut short never becomes an object (the parts of a
         multipart upload left behind are the bucket's lifecycle rules' to clear)."""
 
     @contextlib.contextmanager
     def _answering(self, action: str) -> Iterator[None]:
-        """Errors of the store as `LogUnavailableError`, with the store's reason scrubbed of
-        anything that looks like a credential."""
+        """Errors of the store as `LogUnavailableError` with the first line of its reason,
+        scrubbed: the rest (a response body, the signed request) may name credentials, and
+        the store's own error is not chained to ours, so no traceback shows it either."""
         try:
             yield
         except Exception as error:
-            reason = scrub(str(error), max_chars=REASON_CHARS, single_line=True)
+            first_line = str(error).strip().split("\n", 1)[0]
+            reason = scrub(first_line, max_chars=REASON_CHARS, single_line=True)
             raise LogUnavailableError(
                 f"poll log {self.url}: {action} failed: {type(error).__name__}: {reason}"
-            ) from error
+            ) from None
 
 
 def open_log(location: str | Path) -> LogStorage:
@@ -173,7 +194,10 @@ def open_log(location: str | Path) -> LogStorage:
     if scheme in OBJECT_STORE_SCHEMES:
         return ObjectStorage(text)
     if scheme == "file":
-        return FolderStorage(Path(urlsplit(text).path))
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"poll log location {text}: a file URL names a path on this host")
+        return FolderStorage(Path(url2pathname(parts.path)))
     if "://" in text:
         raise ValueError(
             f"poll log location {text.split('://')[0]}://…: not a folder or an object store "

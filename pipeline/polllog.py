@@ -23,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import itertools
+import logging
 import re
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -48,7 +50,11 @@ FOLD_FILES = 2_000
 """Log files folded into the warehouse per transaction (bounds memory)."""
 ABANDONED_AFTER_S = 3600.0
 """A hidden, half-written file this old belongs to a writer that was killed: it is deleted."""
+RETRY_LOG_S = 30.0
+"""While the log does not answer, a shard with a spool asks it again this often."""
 _WRITTEN_BODIES_KEPT = 100_000
+
+logger = logging.getLogger(__name__)
 
 
 class LogStore:
@@ -59,30 +65,46 @@ class LogStore:
         log: where the log's files go.
         state: the shard's warehouse (its orders and their tracking; nobody else opens it).
         writer: names this writer's files (unique among the writers of the log).
+        spool: a local folder for the files `log` does not take (an object store that does not
+            answer); they go on to `log` under the same keys once it answers again, from this
+            run's later flushes or the shard's next run. None: a flush the log refuses waits
+            (`LogUnavailableError`).
     """
 
-    def __init__(self, log: LogStorage, state: Warehouse, writer: str) -> None:
+    def __init__(
+        self, log: LogStorage, state: Warehouse, writer: str, spool: LogStorage | None = None
+    ) -> None:
         self.log = log
         self.state = state
+        self.spool = spool
         self.writer = f"{writer}-{uuid.uuid4().hex[:8]}"  # a restart never reuses a name
         self._seq = itertools.count()
         self._bodies: set[str] = set()
+        self._log_down_since: float | None = None
 
     def __call__(
         self, observations: Sequence[Observation]
     ) -> tuple[BatchResult, dict[str, Exception]]:
         """Validate and write a flush's rows; returns what was stored (no per-provider
-        failures: the log never refuses a provider's rows on its own). Raises
-        `LogUnavailableError` when the storage did not answer: the rows must wait."""
+        failures: the log never refuses a provider's rows on its own). Without a spool, raises
+        `LogUnavailableError` when the log did not answer: the rows must wait."""
         prepared = prepare_batch(observations, [], batch_id=None)
         payloads = prepared.payloads.filter(~pl.col("payload_sha256").is_in(list(self._bodies)))
-        seq = next(self._seq)
-        for table, frame in (
-            ("observations", prepared.valid),
-            ("payloads", payloads),
-            ("quarantine", prepared.quarantine),
-        ):
-            write_log_files(self.log, table, frame, f"{self.writer}-{seq:09d}")
+        name = f"{self.writer}-{next(self._seq):09d}"
+        files = [
+            file
+            for table, frame in (
+                ("observations", prepared.valid),
+                ("payloads", payloads),
+                ("quarantine", prepared.quarantine),
+            )
+            for file in log_files_of(table, frame, name)
+        ]
+        if self.spool is None:
+            for key, data in files:
+                self.log.put(key, data)
+        else:
+            self._put_or_spool(files)
         if len(self._bodies) > _WRITTEN_BODIES_KEPT:
             self._bodies.clear()  # a body written again is stored once all the same
         self._bodies.update(payloads["payload_sha256"].to_list())
@@ -92,31 +114,62 @@ class LogStore:
             prepared.received, prepared.valid.height, prepared.quarantine.height, payloads.height
         ), {}
 
+    def _put_or_spool(self, files: list[tuple[str, bytes]]) -> None:
+        """Send what the spool holds, then `files`, to the log; what it does not take goes to
+        the spool. While the log is down it is asked again every `RETRY_LOG_S`, not at every
+        flush (each attempt may take the store's whole retry time)."""
+        assert self.spool is not None
+        down = self._log_down_since
+        sent = 0
+        if down is None or time.monotonic() - down >= RETRY_LOG_S:
+            try:
+                for key in log_files(self.spool):
+                    self.log.put(key, self.spool.read(key))
+                    self.spool.delete(key)
+                for key, data in files:
+                    self.log.put(key, data)
+                    sent += 1
+                if down is not None:
+                    logger.warning("poll log %s answers again; the spool is sent", self.log)
+                self._log_down_since = None
+            except LogUnavailableError as error:
+                if down is None:
+                    logger.warning("%s; files kept in %s until it answers", error, self.spool)
+                self._log_down_since = time.monotonic()
+        for key, data in files[sent:]:
+            self.spool.put(key, data)
 
-def write_log_files(log: LogStorage, table: str, frame: pl.DataFrame, name: str) -> list[str]:
-    """`frame`'s rows as Parquet files of `table` named `name`, one per provider and day;
-    their keys."""
+
+def log_files_of(table: str, frame: pl.DataFrame, name: str) -> list[tuple[str, bytes]]:
+    """`frame`'s rows as Parquet files of `table` named `name`, one per provider and day:
+    their keys and bytes."""
     if frame.is_empty():
         return []
     _, day_column = LOG_TABLES[table]
     if day_column is None:
-        return [_put(log, f"{table}/{name}.parquet", frame)]
+        return [(f"{table}/{name}.parquet", _parquet(frame))]
     days = frame.with_columns(pl.col(day_column).dt.strftime("%Y-%m-%d").alias("_day"))
     return [
-        _put(
-            log,
+        (
             f"{table}/provider={provider}/day={day}/{name}.parquet",
-            part.drop("provider", "_day"),
+            _parquet(part.drop("provider", "_day")),
         )
         for (provider, day), part in days.group_by("provider", "_day")
     ]
 
 
-def _put(log: LogStorage, key: str, frame: pl.DataFrame) -> str:
+def write_log_files(log: LogStorage, table: str, frame: pl.DataFrame, name: str) -> list[str]:
+    """`log_files_of` written to `log`; their keys."""
+    files = log_files_of(table, frame, name)
+    for key, data in files:
+        log.put(key, data)
+    return [key for key, _ in files]
+
+
+def _parquet(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer)
-    log.put(key, buffer.getvalue())
-    return key
+    return buffer.getvalue()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,22 +189,23 @@ def fold_log(warehouse: Warehouse, log: LogStorage) -> FoldResult:
 
     Files are taken `FOLD_FILES` at a time, each batch in one transaction with the scheduler's
     `order_tracking` (so the warehouse's view of each order stays current for the checks and
-    the summary); a batch's files are deleted once it has committed. When the storage stops
-    answering, the batch under way is rolled back and the result says why.
+    the summary); a batch's files are read before it begins and deleted once it has
+    committed. When the storage stops answering, what is not folded stays in the log and the
+    result says why.
     """
     rows = dict.fromkeys(LOG_TABLES, 0)
     folded = 0
     try:
-        log.remove_abandoned(ABANDONED_AFTER_S)
+        log.remove_abandoned(list(LOG_TABLES), ABANDONED_AFTER_S)
         keys = log_files(log)
         for start in range(0, len(keys), FOLD_FILES):
             batch = keys[start : start + FOLD_FILES]
+            # Read before the warehouse is taken: a slow store must not hold its lock.
+            frames = {table: _read(log, table, batch) for table in LOG_TABLES}
             with warehouse.transaction() as con:
                 # Only rows not stored yet count: a batch folded again after a crash between
                 # its commit and the deletes must not count its polls twice.
-                stored = {
-                    table: append_new(con, table, _read(log, table, batch)) for table in LOG_TABLES
-                }
+                stored = {table: append_new(con, table, frames[table]) for table in LOG_TABLES}
                 for table, frame in stored.items():
                     rows[table] += frame.height
                 update_tracking(con, stored["observations"], stored["quarantine"])

@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.logstorage import FolderStorage
 from pipeline.polling.client import Poller
 from pipeline.polling.tick import TickResult, run_window
 from pipeline.polllog import LogStore
@@ -68,6 +69,10 @@ class Shard:
         """The shard's own warehouse (its orders and their polling state)."""
         return data_dir / "shards" / f"{self.name}.duckdb"
 
+    def spool_path(self, data_dir: Path) -> Path:
+        """Where the shard keeps log files an object store did not take, until it does."""
+        return data_dir / "shards" / f"{self.name}-spool"
+
     @property
     def owns_sql(self) -> str:
         """A SQL condition on `provider` and `order_id` true for this shard's orders."""
@@ -108,7 +113,13 @@ def shard_store(settings: Settings, shard: Shard) -> tuple[Warehouse, LogStore]:
     state = Warehouse(shard.state_path(settings.data_dir), lock_timeout_s=settings.lock_timeout_s)
     state.initialise()
     sync_orders(main_warehouse(settings), state, shard)
-    return state, LogStore(settings.poll_log(), state, shard.name)
+    log = settings.poll_log()
+    spool = (
+        None
+        if isinstance(log, FolderStorage)
+        else FolderStorage(shard.spool_path(settings.data_dir))
+    )
+    return state, LogStore(log, state, shard.name, spool)
 
 
 def main_warehouse(settings: Settings) -> Warehouse:

@@ -98,7 +98,9 @@ def smoothed_cif(
     # `half` or more after it not at all, and only those in between are evaluated (25x fewer
     # evaluations than the whole grid by every point, on the refresh's groups).
     first = np.searchsorted(points, grid - half, side="right")
-    end = np.searchsorted(points, grid + half, side="left")
+    # A kernel narrower than the float spacing at a grid time leaves a point there on both
+    # sides: it counts whole, and nothing is evaluated.
+    end = np.maximum(np.searchsorted(points, grid + half, side="left"), first)
     cif = np.concatenate([[0.0], np.cumsum(weights)])[first] - float(masses.sum())
     pairs_before = np.concatenate([[0], np.cumsum(end - first)])
     row = 0

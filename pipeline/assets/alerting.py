@@ -40,7 +40,7 @@ def alerts(
     providers: ProvidersResource,  # type: ignore[type-arg]
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """Evaluate, notify, and write the status page; firing incidents fail the check (WARN)."""
-    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    settings = providers.settings(warehouse)
     config = AlertConfig.from_env(data_dir=settings.data_dir)
     store = warehouse.warehouse()
     run = evaluate_and_notify(store, config)

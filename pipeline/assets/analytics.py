@@ -72,7 +72,7 @@ def status_history(
 
 def _fold_log(warehouse: WarehouseResource, providers: ProvidersResource) -> FoldResult:
     """Fold in what sharded pollers wrote to the poll log (`pipeline.polllog`)."""
-    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    settings = providers.settings(warehouse)
     return fold_log(warehouse.warehouse(), settings.poll_log())
 
 
@@ -134,7 +134,7 @@ def observation_archive(
     """Move the polls the history and rollups have folded in and retention lets go."""
     if warehouse.keep_polls_days is None:
         return dg.MaterializeResult(metadata={"retention": dg.MetadataValue.text("off")})
-    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    settings = providers.settings(warehouse)
     result = prune_older_than(
         warehouse.warehouse(), warehouse.keep_polls_days, settings.archive_dir
     )
@@ -189,7 +189,7 @@ def published_warehouse(
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """Bring the published copy up to date and swap it in atomically
     (`pipeline.warehouse.publish`)."""
-    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    settings = providers.settings(warehouse)
     done = publish_copy(warehouse.warehouse(), settings.published_path)
     return dg.MaterializeResult(
         metadata={
@@ -258,7 +258,7 @@ def _cell(value: object) -> str:
 def report(warehouse: WarehouseResource, providers: ProvidersResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """Render `report.html` from the published copy (never blocks ingestion); on sandbox data
     (its truth file in the data directory) with the true medians beside the estimates."""
-    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    settings = providers.settings(warehouse)
     summary = build_report(
         settings.published_path,
         default_report_path(settings),

@@ -100,7 +100,7 @@ class IngestionConfig(dg.Config):
 )
 def orders(warehouse: WarehouseResource, providers: ProvidersResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """Register CSV files waiting in the inbox, then report the tracked orders per provider."""
-    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    settings = providers.settings(warehouse)
     store = warehouse.warehouse()
     outcomes = process_inbox(store, settings.inbox_dir) if settings.inbox_dir.is_dir() else []
     rejected = [path.name for path, outcome in outcomes if isinstance(outcome, str)]
@@ -277,7 +277,7 @@ def provider_observations(
     within seconds (the inbox sensor materializes `orders` only while no run polls).
     """
     selected = [s for s in PROVIDERS if observations_key(s) in context.selected_asset_keys]
-    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    settings = providers.settings(warehouse)
     store = warehouse.warehouse()
     reporter = IntervalReporter(
         selected, window_s=config.window_s, report_every_s=config.report_every_s

@@ -31,6 +31,8 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     keep_polls_days: float | None = None
     """Polls older than this move to the archive (`pipeline.retention`); None keeps them."""
+    log_url: str | None = None
+    """Where sharded pollers write the poll log (`PIPELINE_LOG_URL`); None: the data folder's."""
 
     def warehouse(self) -> Warehouse:
         """The read-write warehouse."""
@@ -48,8 +50,8 @@ class ProvidersResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     sandbox_url: str = DEFAULT_SANDBOX_URL
     pipeline_code_hash_key: str | None = None
 
-    def settings(self, data_dir: str, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> Settings:
-        """Full settings for a run, with the warehouse resource's location."""
+    def settings(self, warehouse: WarehouseResource) -> Settings:
+        """Full settings for a run, with the warehouse resource's locations."""
         environ = {
             name: value
             for name in PROVIDER_VARIABLES
@@ -58,10 +60,12 @@ class ProvidersResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         if self.pipeline_code_hash_key:
             environ["PIPELINE_CODE_HASH_KEY"] = self.pipeline_code_hash_key
         environ.update(
-            PIPELINE_DATA_DIR=data_dir,
+            PIPELINE_DATA_DIR=warehouse.data_dir,
             PIPELINE_SANDBOX_URL=self.sandbox_url,
-            PIPELINE_LOCK_TIMEOUT_S=str(lock_timeout_s),
+            PIPELINE_LOCK_TIMEOUT_S=str(warehouse.lock_timeout_s),
         )
+        if warehouse.log_url:
+            environ["PIPELINE_LOG_URL"] = warehouse.log_url
         return Settings.from_env(environ)
 
 
@@ -82,8 +86,9 @@ def build_resources() -> dict[str, Any]:
         return {name.lower(): dg.EnvVar(name)} if name in present else {}
 
     warehouse_config: dict[str, Any] = {}
-    if "PIPELINE_DATA_DIR" in present:
-        warehouse_config["data_dir"] = dg.EnvVar("PIPELINE_DATA_DIR")
+    for name, field in (("PIPELINE_DATA_DIR", "data_dir"), ("PIPELINE_LOG_URL", "log_url")):
+        if name in present:
+            warehouse_config[field] = dg.EnvVar(name)
     # Not secrets, and Dagster has no float EnvVar: resolved here.
     settings = Settings.from_env()
     warehouse_config["lock_timeout_s"] = settings.lock_timeout_s

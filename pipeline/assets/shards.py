@@ -45,7 +45,7 @@ def poll_orders_shard(
         shard = Shard.parse(config.shard)
     except ValueError as bad:
         raise dg.Failure(description=str(bad)) from None
-    settings = providers.settings(warehouse.data_dir, warehouse.lock_timeout_s)
+    settings = providers.settings(warehouse)
     result = event_loop.run(
         poll_shard(
             settings,

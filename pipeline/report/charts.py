@@ -138,8 +138,9 @@ def _fit_title(figure: Figure, title: Text) -> None:
 
 def _png(figure: Figure, title: Text) -> bytes:
     _fit_title(figure, title)
-    # `_fit_title` left the figure laid out: saving it without the layout engine skips a
-    # second layout pass (a sixth of the report's time) and draws the same pixels.
+    # `_fit_title` left the figure laid out for its title: saving it without the layout
+    # engine skips a second layout pass (a sixth of the report's time). The pixels are the
+    # same but where a title was re-wrapped, whose axes another pass may move by a pixel.
     figure.set_layout_engine("none")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})

@@ -125,6 +125,13 @@ def test_the_smoothed_curve_is_the_kernel_sum_at_every_grid_time(
         np.testing.assert_allclose(cif, _dense_smoothed_cif(centres, masses, sd), atol=1e-13)
 
 
+def test_a_kernel_narrower_than_the_float_spacing_leaves_the_steps() -> None:
+    centres, masses = np.array([1000.0, 2000.0]), np.array([0.25, 0.5])
+    time, cif = smoothed_cif(centres, masses, sd=1e-14)
+    assert cif[0] == pytest.approx(0.25) and cif[-1] == pytest.approx(0.75)
+    assert np.all(np.diff(cif) >= 0.0) and time[0] == 1000.0
+
+
 def test_smoothed_medians_land_closer_to_the_same_orders_than_the_raw_steps() -> None:
     """40 samples of 300 orders polled every quarter median: the median read off the smoothed
     curve is within max(¼ cadence, 5 %) of those orders' own median far more often than the one

@@ -102,48 +102,73 @@ def test_half_written_files_of_a_killed_writer_are_cleared_once_old(tmp_path: Pa
 def test_a_store_that_stops_answering_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The store goes away: a shard's rows wait in its writer and a fold rolls back and says
-    why; with the store back, the rows are written, and every row is folded once."""
+    """The store goes away: a shard's files go to its spool and a fold says why it folded
+    nothing; with the store back, the spool is sent under the same names and every row is
+    folded once."""
     warehouse = Warehouse(tmp_path / "warehouse.duckdb")
     state = Warehouse(tmp_path / "shard.duckdb")
     state.initialise()
+    spool = FolderStorage(tmp_path / "spool")
     with s3_bucket() as env:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        log = open_log(LOG_URL)
-        writer = BatchWriter(state, store=LogStore(log, state, "shard-0-of-1"))
+        store = LogStore(open_log(LOG_URL), state, "shard-0-of-1", spool)
+        writer = BatchWriter(state, store=store)
         writer.submit("baanx", [_obs("a"), _obs("bb")])
         asyncio.run(writer.flush())
-        written = {key: log.read(key) for key in log_files(log)}
-    assert writer.pending() == 0 and written
+        written = {key: store.log.read(key) for key in log_files(store.log)}
+    assert written and log_files(spool) == []
 
-    # The server is gone: the next rows wait, and the fold stores nothing and says why.
+    # The server is gone: the next rows go to the spool, and the fold stores nothing.
     writer.submit("altinn", [_obs("ccc", "altinn")])
     asyncio.run(writer.flush())
-    assert writer.pending() == 1
-    assert any(LOG_URL in error for error in writer.totals.errors), writer.totals.errors
-    folded = fold_log(warehouse, log)
+    assert writer.pending() == 0 and not writer.totals.errors
+    spooled = log_files(spool)
+    assert spooled and all(key.startswith("observations/provider=altinn/") for key in spooled)
+    folded = fold_log(warehouse, store.log)
     assert folded.files == 0 and folded.error is not None and LOG_URL in folded.error
-    assert "test-secret-key" not in folded.error
+    assert folded.error.count("\n") == 0 and len(folded.error) < 400
     assert warehouse.read("SELECT count(*) AS n FROM observations")["n"].item() == 0
 
     with s3_bucket() as env:  # back, on a new port, with what it held
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        log = open_log(LOG_URL)
+        store.log = open_log(LOG_URL)
         for key, data in written.items():
-            log.put(key, data)
-        writer.store = LogStore(log, state, "shard-0-of-1")
+            store.log.put(key, data)
+        monkeypatch.setattr("pipeline.polllog.RETRY_LOG_S", 0.0)
+        writer.submit("baanx", [_obs("dddd")])
         asyncio.run(writer.flush())
-        assert writer.pending() == 0
-        folded = fold_log(warehouse, log)
-    assert folded.error is None and folded.rows["observations"] == 3
+        assert log_files(spool) == []
+        assert set(spooled) <= set(log_files(store.log))  # sent under the names it had
+        folded = fold_log(warehouse, store.log)
+    assert folded.error is None and folded.rows["observations"] == 4
     stored = warehouse.read("SELECT order_id FROM observations")
-    assert sorted(stored["order_id"]) == ["a", "bb", "ccc"]
+    assert sorted(stored["order_id"]) == ["a", "bb", "ccc", "dddd"]
+
+
+def test_rows_wait_while_the_log_folder_cannot_be_written(tmp_path: Path) -> None:
+    """A folder log that fails (here: its path is a file) makes the rows wait, as a locked
+    warehouse does, and they are written once it can be."""
+    state = Warehouse(tmp_path / "shard.duckdb")
+    state.initialise()
+    blocked = tmp_path / "log"
+    blocked.write_text("not a folder")
+    writer = BatchWriter(state, store=LogStore(FolderStorage(blocked), state, "shard-0-of-1"))
+    writer.submit("baanx", [_obs("a"), _obs("bb")])
+    asyncio.run(writer.flush())
+    assert writer.pending() == 2
+    assert writer.totals.errors and str(blocked) in writer.totals.errors[0]
+    blocked.unlink()
+    asyncio.run(writer.flush())
+    assert writer.pending() == 0
+    assert len(log_files(FolderStorage(blocked))) == 1
 
 
 def test_a_log_location_is_a_folder_or_an_object_store(tmp_path: Path) -> None:
     assert isinstance(open_log(tmp_path), FolderStorage)
-    assert open_log(f"file://{tmp_path}/log").root == tmp_path / "log"  # type: ignore[attr-defined]
+    assert open_log(f"file://{tmp_path}/my%20log").root == tmp_path / "my log"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="a path on this host"):
+        open_log("file://data/log")  # a host named "data", not a relative path
     with pytest.raises(ValueError, match="not a folder or an object store"):
         open_log("ftp://example.invalid/log")
