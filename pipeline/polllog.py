@@ -8,8 +8,9 @@ A shard (`pipeline poll --shard K/N`, `pipeline.sharding`) writes instead to the
 `<table>/provider=<slug>/day=<date>/<writer>-<seq>.parquet` (quarantine rows: one file per
 flush in `quarantine/`). A reader (any engine: `read_parquet('data/log/observations/**/*.parquet',
 hive_partitioning = true)`) sees whole files only, and every writer names its own files:
-pollers never wait for one another or for the warehouse. When the log's storage does not
-answer, a flush's rows wait for the next flush, as they do for a locked warehouse.
+pollers never wait for one another or for the warehouse. When an object store does not answer,
+a shard keeps its files in a local spool and sends them later under the same names; when a log
+folder cannot be written, a flush's rows wait for the next flush, as for a locked warehouse.
 
 `fold_log` (run by `pipeline refresh` and the derived Dagster assets) appends the files to the
 warehouse tables, where every query reads them as before, then deletes them. Appends skip rows
