@@ -1,0 +1,102 @@
+"""Benchmark: `pipeline refresh` as cron runs it, with its modules compiled or not.
+
+A process that finds no compiled modules (`__pycache__`) compiles every module it imports, and
+one run with `PYTHONDONTWRITEBYTECODE` set (as some machines and container images do) writes
+none, so every later run compiles them all again. `make setup` compiles them at install. This
+runs the refresh as its own process on the same warehouse (`analytics_scale.py`'s 1 M
+observations, after a tick), alternating runs that read the compiled modules with runs pointed
+at an empty cache (`PYTHONPYCACHEPREFIX`), and reports each run's wall time and peak memory.
+
+Usage:
+    .venv/bin/python bench/refresh_start_up.py          # 1 M observations, 4 runs of each
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results" / "refresh_start_up.json"
+MODES = ("compiled", "compiling")
+
+
+def _refresh(data_dir: Path, mode: str, empty_cache: Path) -> dict[str, float]:
+    """One `pipeline refresh` process: its wall time and its own peak RSS."""
+    env = {**os.environ, "PIPELINE_DATA_DIR": str(data_dir), "PYTHONDONTWRITEBYTECODE": "1"}
+    if mode == "compiling":
+        env["PYTHONPYCACHEPREFIX"] = str(empty_cache)  # finds no compiled module, writes none
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "refresh"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise RuntimeError(f"pipeline refresh exited with {process.returncode}")
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(BENCH.parent / "pipeline")], check=True
+    )
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir, empty_cache = Path(tmp) / "data", Path(tmp) / "no-cache"
+        data_dir.mkdir()
+        for step in ("load", "full", "tick", "command"):  # the warehouse after a tick
+            subprocess.run(
+                [sys.executable, str(BENCH / "analytics_scale.py"), "--size", str(args.size),
+                 "--step", step, "--dir", str(data_dir)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        for _ in range(args.runs):  # alternating, so a machine slowing down hits both alike
+            for mode in MODES:
+                runs[mode].append(_refresh(data_dir, mode, empty_cache))
+                print(mode, runs[mode][-1], flush=True)
+    summary = {
+        mode: {
+            "median_s": statistics.median(r["seconds"] for r in results),
+            "min_s": min(r["seconds"] for r in results),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+        }
+        for mode, results in runs.items()
+    }
+    args.out.write_text(
+        json.dumps(
+            {
+                "command": f"python bench/refresh_start_up.py --size {args.size} "
+                f"--runs {args.runs}",
+                "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
+                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "summary": summary,
+                "runs": runs,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
