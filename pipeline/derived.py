@@ -159,9 +159,12 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     )
     if new.is_empty():
         return HistoryUpdate("incremental", 0, 0, watermark)
-    delta = _fold(con, new)
+    # The touched orders' whole history, read once: its current rows seed the fold, and with
+    # the fold's rows it is what their records are rebuilt from.
+    stored = _stored_history(con, new, current_only=False)
+    delta = _fold(con, new, stored)
     touched = delta.select("provider", "order_id").unique()
-    _update_records(con, touched)
+    _update_records(con, touched, _after_fold(stored, delta))
     note_changed_orders(con, (HISTORY_TABLE, *RECORD_TABLES), touched)
     latest = new["polled_at"].max()
     newest = max(watermark, latest) if isinstance(latest, datetime) else watermark
@@ -169,17 +172,35 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     return HistoryUpdate("incremental", new.height, delta.height, newest)
 
 
-def _fold(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> pl.DataFrame:
-    """Fold `new` observations into the stored history, reading only the current intervals of
-    the orders they touch; the history rows written."""
+def _stored_history(
+    con: duckdb.DuckDBPyConnection, new: pl.DataFrame, *, current_only: bool
+) -> pl.DataFrame:
+    """The stored history rows of the orders `new` observations touch: all of them, or only
+    their current intervals (what a fold needs)."""
     touched = new.select("provider", "order_id").unique()
+    current = "WHERE h.is_current" if current_only else ""
     with registered(con, "_touched", touched):
-        current = query(
+        return query(
             con,
-            f"SELECT h.* FROM {HISTORY_TABLE} h JOIN _touched USING (provider, order_id) "
-            "WHERE h.is_current",
+            f"SELECT h.* FROM {HISTORY_TABLE} h SEMI JOIN _touched USING (provider, order_id) "
+            + current,
         )
-    delta = status_history_delta(current, new)
+
+
+def _after_fold(stored: pl.DataFrame, delta: pl.DataFrame) -> pl.DataFrame:
+    """The whole history of the orders in `delta` once it is folded in: their `stored` rows
+    before the first interval the delta rewrites, then the delta (as `_fold` writes them)."""
+    first = delta.group_by("provider", "order_id").agg(pl.col("interval_seq").min().alias("_first"))
+    kept = stored.join(first, on=["provider", "order_id"], how="inner").filter(
+        pl.col("interval_seq") < pl.col("_first")
+    )
+    return pl.concat([kept.select(delta.columns), delta], how="vertical_relaxed")
+
+
+def _fold(con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
+    """Fold `new` observations into the history, given the stored rows of the orders they
+    touch (their current intervals at least); the history rows written."""
+    delta = status_history_delta(stored, new)
     with registered(con, _DELTA_VIEW, delta):
         con.execute(
             f"DELETE FROM {HISTORY_TABLE} h USING (SELECT provider, order_id, "
@@ -211,7 +232,7 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
             [start, end],
         )
         read += new.height
-        written += _fold(con, new).height
+        written += _fold(con, new, _stored_history(con, new, current_only=True)).height
         _commit_part(con)
     _build_records(con)
     note_rewritten(con, [HISTORY_TABLE])
@@ -256,14 +277,17 @@ def _commit_part(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("BEGIN TRANSACTION")
 
 
-def _update_records(con: duckdb.DuckDBPyConnection, touched: pl.DataFrame) -> None:
-    """Rebuild the per-order records (`pipeline.records`) of the `touched` orders."""
+def _update_records(
+    con: duckdb.DuckDBPyConnection, touched: pl.DataFrame, history: pl.DataFrame
+) -> None:
+    """Rebuild the per-order records (`pipeline.records`) of the `touched` orders from their
+    whole status `history`."""
     if touched.is_empty():
         return
-    mine = "SEMI JOIN _touched USING (provider, order_id)"
     with registered(con, "_touched", touched):
-        history = query(con, f"SELECT h.* FROM {HISTORY_TABLE} h {mine}")
-        orders = query(con, f"SELECT o.* FROM orders o {mine}")
+        orders = query(
+            con, "SELECT o.* FROM orders o SEMI JOIN _touched USING (provider, order_id)"
+        )
     update_records(con, touched, build_records(history, orders))
 
 

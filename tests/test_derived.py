@@ -119,6 +119,38 @@ def test_records_and_metrics_after_ticks_equal_a_full_rebuild(
         assert_frame_equal(_sorted_table(warehouse, table), _sorted_table(fresh, table)), table
 
 
+def test_the_history_a_tick_rebuilds_records_from_is_the_stored_one(
+    warehouse: Warehouse,
+) -> None:
+    """A tick reads its orders' history once and rebuilds their records from it with the fold's
+    rows in place (`_after_fold`): that must be their whole history as stored after the fold,
+    earlier intervals included."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    start = observations["polled_at"].min()
+    assert start is not None
+    for minutes in (5, 10):
+        _append(warehouse, "observations", observations.filter(
+            pl.col("polled_at") <= start + timedelta(minutes=minutes)
+        ))  # fmt: skip
+        refresh_derived(warehouse)
+    new = observations.filter(
+        pl.col("polled_at").is_between(start + timedelta(minutes=10), start + timedelta(minutes=20))
+    )
+    _append(warehouse, "observations", new)
+    key = ["provider", "order_id", "interval_seq"]
+    with warehouse.transaction() as con:
+        stored = derived._stored_history(con, new, current_only=False)
+        delta = derived._fold(con, new, stored)
+        rebuilt_from = derived._after_fold(stored, delta)
+        after = derived._stored_history(con, delta, current_only=False)
+    assert (stored["interval_seq"] > 0).any()  # orders with intervals before the tick's
+    assert rebuilt_from.height == after.height > delta.height
+    assert_frame_equal(
+        rebuilt_from.sort(key).select(after.columns), after.sort(key), check_dtypes=False
+    )
+
+
 def test_a_full_build_in_parts_equals_one_built_at_once(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -294,9 +326,11 @@ def test_a_full_build_whose_commit_fails_stops_and_is_built_again(
     monkeypatch.setattr(derived, "FULL_BUILD_ROWS", 500)
     real_fold, calls = derived._fold, [0]
 
-    def conflicting_fold(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> pl.DataFrame:
+    def conflicting_fold(
+        con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame
+    ) -> pl.DataFrame:
         calls[0] += 1
-        folded = real_fold(con, new)
+        folded = real_fold(con, new, stored)
         if calls[0] == 2:  # another connection stores the same key first: this commit fails
             con.execute("INSERT INTO derived_state (name) VALUES ('conflict')")
             con.cursor().execute("INSERT INTO derived_state (name) VALUES ('conflict')")
