@@ -40,8 +40,6 @@ from pipeline.analytics.rollups import (
 from pipeline.analytics.scorecard import window_start_sql
 from pipeline.cells import read_record_cells
 from pipeline.expiry_hours import expiry_rates_by_hour
-from pipeline.logstorage import LogStorage
-from pipeline.polllog import fold_log
 from pipeline.records import (
     RECORD_TABLES,
     build_all_cells,
@@ -466,13 +464,9 @@ def _rollups_by_window(con: duckdb.DuckDBPyConnection, table: str, as_of: dateti
     return query(con, f"SELECT {', '.join(columns + sums)} FROM {table} GROUP BY ALL")
 
 
-def refresh_derived(
-    warehouse: Warehouse, *, as_of: datetime | None = None, log: LogStorage | None = None
-) -> dict[str, int]:
-    """Fold in the poll log `log` (if given: `pipeline.polllog`), update the status history
-    and the rollups and rewrite every analytics table; rows per table."""
-    if log is not None:
-        fold_log(warehouse, log)
+def refresh_derived(warehouse: Warehouse, *, as_of: datetime | None = None) -> dict[str, int]:
+    """Update the status history and the rollups and rewrite every analytics table; rows per
+    table. (The poll log is folded in first by the caller: `pipeline.polllog.fold_log`.)"""
     with warehouse.transaction() as con:
         update = refresh_status_history(con)
         rollups = refresh_rollups(con)
@@ -515,6 +509,24 @@ def _set_watermark_of(con: duckdb.DuckDBPyConnection, name: str, watermark: date
         "VALUES (?, ?, now(), ?)",
         [name, watermark, _rows_behind(con, watermark)],
     )
+
+
+def rewind_for_late_polls(con: duckdb.DuckDBPyConnection, oldest: datetime) -> None:
+    """Polls just stored reach back to `oldest`: move the history's and the rollups'
+    watermarks back before it where their late margin (`LATE_OBSERVATIONS_S`) does not reach
+    that far, so their next refresh reads those polls (a shard's spool sent after a long
+    outage, a log folder folded in late). Never before polls that retention moved out: the
+    rollups re-counted from there would lose them."""
+    # From the start of an hour: rollups older than two days are kept by the hour, and one
+    # re-counted from within its hour would count that hour's first minutes twice.
+    since = _hour(oldest - timedelta(microseconds=1))
+    pruned = derived_state(con, PRUNED_STATE)
+    if pruned is not None:
+        since = max(since, _hour(pruned) + timedelta(hours=int(pruned != _hour(pruned))))
+    for name in (HISTORY_TABLE, ROLLUPS_STATE):
+        watermark = derived_state(con, name)
+        if watermark is not None and since < watermark - timedelta(seconds=LATE_OBSERVATIONS_S):
+            _set_watermark_of(con, name, since)
 
 
 def _rows_behind(con: duckdb.DuckDBPyConnection, watermark: datetime) -> int:

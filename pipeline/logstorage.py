@@ -86,7 +86,10 @@ class FolderStorage:
         hidden = path.with_name(f".{path.name}.tmp")
         with self._answering("write"):
             path.parent.mkdir(parents=True, exist_ok=True)
-            hidden.write_bytes(data)
+            with hidden.open("wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())  # a power cut must not leave half a file in its place
             os.replace(hidden, path)
 
     def keys(self, prefix: str) -> list[str]:

@@ -16,7 +16,8 @@ folder cannot be written, a flush's rows wait for the next flush, as for a locke
 warehouse tables, where every query reads them as before, then deletes them. Appends skip rows
 already stored (`pipeline.warehouse.store.append`), so a refresh that stops between the commit
 and the deletes, or a flush written again after its storage failed halfway, stores nothing
-twice.
+twice. Polls older than the derived tables' late margin (a spool sent after a long outage)
+move their watermarks back, so the next refresh counts them (`rewind_for_late_polls`).
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ import re
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 
 from pipeline.analytics.inputs import conform
+from pipeline.derived import rewind_for_late_polls
 from pipeline.ingest import BatchResult, prepare_batch, update_tracking
-from pipeline.logstorage import LogStorage, LogUnavailableError
+from pipeline.logstorage import FolderStorage, LogStorage, LogUnavailableError
 from pipeline.model import Observation
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, PAYLOAD_COLUMNS, QUARANTINE_COLUMNS
@@ -51,6 +55,8 @@ FOLD_FILES = 2_000
 """Log files folded into the warehouse per transaction (bounds memory)."""
 ABANDONED_AFTER_S = 3600.0
 """A hidden, half-written file this old belongs to a writer that was killed: it is deleted."""
+SPOOL_SUFFIX = "-spool"
+"""A shard's spool is the folder `<shard>-spool` beside its warehouse (`pipeline.sharding`)."""
 RETRY_LOG_S = 30.0
 """While the log does not answer, a shard with a spool asks it again this often."""
 _WRITTEN_BODIES_KEPT = 100_000
@@ -118,27 +124,40 @@ class LogStore:
     def _put_or_spool(self, files: list[tuple[str, bytes]]) -> None:
         """Send what the spool holds, then `files`, to the log; what it does not take goes to
         the spool. While the log is down it is asked again every `RETRY_LOG_S`, not at every
-        flush (each attempt may take the store's whole retry time)."""
+        flush (each attempt may take the store's whole retry time). The spool's own errors
+        (a full disk) are not the log's: they raise, and the rows wait."""
         assert self.spool is not None
-        down = self._log_down_since
+        self.send_spool()
         sent = 0
-        if down is None or time.monotonic() - down >= RETRY_LOG_S:
-            try:
-                for key in log_files(self.spool):
-                    self.log.put(key, self.spool.read(key))
-                    self.spool.delete(key)
-                for key, data in files:
-                    self.log.put(key, data)
-                    sent += 1
-                if down is not None:
-                    logger.warning("poll log %s answers again; the spool is sent", self.log)
-                self._log_down_since = None
-            except LogUnavailableError as error:
-                if down is None:
-                    logger.warning("%s; files kept in %s until it answers", error, self.spool)
-                self._log_down_since = time.monotonic()
+        while sent < len(files) and self._log_down_since is None and self._to_log(*files[sent]):
+            sent += 1
         for key, data in files[sent:]:
             self.spool.put(key, data)
+
+    def send_spool(self) -> None:
+        """Send the spool's files to the log under their own names, oldest first, unless the
+        log was down less than `RETRY_LOG_S` ago (a new run sends a spool left by the last)."""
+        if self.spool is None:
+            return
+        down = self._log_down_since
+        if down is not None and time.monotonic() - down < RETRY_LOG_S:
+            return
+        self._log_down_since = None
+        for key in log_files(self.spool):
+            if not self._to_log(key, self.spool.read(key)):
+                return
+            self.spool.delete(key)
+
+    def _to_log(self, key: str, data: bytes) -> bool:
+        """Put one file in the log; False (the log now counts as down) if it did not answer."""
+        try:
+            self.log.put(key, data)
+        except LogUnavailableError as error:
+            if self._log_down_since is None:
+                logger.warning("%s; files kept in %s until it answers", error, self.spool)
+            self._log_down_since = time.monotonic()
+            return False
+        return True
 
 
 def log_files_of(table: str, frame: pl.DataFrame, name: str) -> list[tuple[str, bytes]]:
@@ -183,6 +202,9 @@ class FoldResult:
     error: str | None = None
     """Why the log could not be folded, or only partly (its storage did not answer): what
     was not folded stays in the log for the next refresh."""
+    unreadable: tuple[str, ...] = ()
+    """Files that are not Parquet the log's tables can take (cut short, or not ours): left in
+    place, folded by no refresh, for someone to look at."""
 
 
 def fold_log(warehouse: Warehouse, log: LogStorage) -> FoldResult:
@@ -196,13 +218,15 @@ def fold_log(warehouse: Warehouse, log: LogStorage) -> FoldResult:
     """
     rows = dict.fromkeys(LOG_TABLES, 0)
     folded = 0
+    unreadable: list[str] = []
     try:
         log.remove_abandoned(list(LOG_TABLES), ABANDONED_AFTER_S)
         keys = log_files(log)
         for start in range(0, len(keys), FOLD_FILES):
             batch = keys[start : start + FOLD_FILES]
             # Read before the warehouse is taken: a slow store must not hold its lock.
-            frames = {table: _read(log, table, batch) for table in LOG_TABLES}
+            frames = {table: _read(log, table, batch, unreadable) for table in LOG_TABLES}
+            batch = [key for key in batch if key not in unreadable]
             with warehouse.transaction() as con:
                 # Only rows not stored yet count: a batch folded again after a crash between
                 # its commit and the deletes must not count its polls twice.
@@ -210,12 +234,36 @@ def fold_log(warehouse: Warehouse, log: LogStorage) -> FoldResult:
                 for table, frame in stored.items():
                     rows[table] += frame.height
                 update_tracking(con, stored["observations"], stored["quarantine"])
+                oldest = stored["observations"]["polled_at"].min()
+                if isinstance(oldest, datetime):
+                    rewind_for_late_polls(con, oldest)
             folded += len(batch)
             for key in batch:
                 log.delete(key)
     except LogUnavailableError as error:
-        return FoldResult(folded, rows, str(error))
-    return FoldResult(folded, rows)
+        return FoldResult(folded, rows, str(error), tuple(unreadable))
+    if unreadable:
+        logger.error("poll log %s: %d files could not be read: %s", log, len(unreadable),
+                     ", ".join(unreadable[:5]))  # fmt: skip
+    return FoldResult(folded, rows, unreadable=tuple(unreadable))
+
+
+def fold_logs(warehouse: Warehouse, logs: Sequence[LogStorage]) -> FoldResult:
+    """`fold_log` of each of `logs` in turn (the log, then the spools on this host), summed;
+    the first error said."""
+    results = [fold_log(warehouse, log) for log in logs]
+    return FoldResult(
+        sum(result.files for result in results),
+        {table: sum(result.rows[table] for result in results) for table in LOG_TABLES},
+        next((result.error for result in results if result.error), None),
+        tuple(key for result in results for key in result.unreadable),
+    )
+
+
+def local_spools(shards_dir: Path) -> list[LogStorage]:
+    """The spools that shards on this host left under `shards_dir` (`LogStore`): folded with
+    the log, so a spool whose shard no longer runs (re-sharded, idle) is not stranded."""
+    return [FolderStorage(path) for path in sorted(shards_dir.glob(f"*{SPOOL_SUFFIX}"))]
 
 
 def log_files(log: LogStorage) -> list[str]:
@@ -226,20 +274,20 @@ def log_files(log: LogStorage) -> list[str]:
 _PARTITION = re.compile(r"(?:^|/)provider=([^/]+)/")
 
 
-def _read(log: LogStorage, table: str, keys: Sequence[str]) -> pl.DataFrame:
+def _read(log: LogStorage, table: str, keys: Sequence[str], unreadable: list[str]) -> pl.DataFrame:
     """The rows of `table`'s files among `keys`, with the warehouse's columns and types (the
-    provider from the file's folder, as hive partitioning reads it)."""
+    provider from the file's folder, as hive partitioning reads it). Files that cannot be
+    read as such are added to `unreadable` and left out."""
     columns, day_column = LOG_TABLES[table]
-    mine = [key for key in keys if key.startswith(f"{table}/")]
-    if not mine:
-        return pl.DataFrame(schema=columns)
-    frames = []
-    for key in mine:
-        frame = pl.read_parquet(io.BytesIO(log.read(key)))
-        partition = _PARTITION.search(key)
-        if day_column is not None and partition is not None:
-            frame = frame.with_columns(pl.lit(partition.group(1)).alias("provider"))
-        frames.append(frame)
-    return conform(
-        pl.concat(frames, how="diagonal_relaxed"), columns, frozenset(), name=f"log {table}"
-    )
+    frames = [pl.DataFrame(schema=columns)]
+    for key in (key for key in keys if key.startswith(f"{table}/")):
+        try:
+            frame = pl.read_parquet(io.BytesIO(log.read(key)))
+            partition = _PARTITION.search(key)
+            if day_column is not None and partition is not None:
+                frame = frame.with_columns(pl.lit(partition.group(1)).alias("provider"))
+            frames.append(conform(frame, columns, frozenset(), name=f"log {table}"))
+        except (pl.exceptions.PolarsError, ValueError) as error:
+            logger.error("poll log %s: %s: %s", log, key, type(error).__name__)
+            unreadable.append(key)
+    return pl.concat(frames, how="vertical_relaxed")

@@ -25,6 +25,7 @@ DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 DEFAULT_DAGSTER_RETENTION_DAYS = 7
+SHARDS_FOLDER = "shards"
 CODE_KEY_FILE = ".code_hash_key"
 CODE_KEY_BYTES = 32
 
@@ -101,6 +102,11 @@ class Settings:
     def poll_log(self) -> LogStorage:
         """The poll log sharded pollers write and each refresh folds in (`pipeline.polllog`)."""
         return open_log(self.log_url or self.log_dir)
+
+    @property
+    def shards_dir(self) -> Path:
+        """Sharded pollers' own warehouses and spools (`pipeline.sharding`)."""
+        return self.data_dir / SHARDS_FOLDER
 
     @property
     def archive_dir(self) -> Path:

@@ -22,9 +22,9 @@ from pathlib import Path
 from pipeline.logstorage import FolderStorage
 from pipeline.polling.client import Poller
 from pipeline.polling.tick import TickResult, run_window
-from pipeline.polllog import LogStore
+from pipeline.polllog import SPOOL_SUFFIX, LogStore
 from pipeline.providers.registry import ADAPTERS
-from pipeline.settings import Settings
+from pipeline.settings import SHARDS_FOLDER, Settings
 from pipeline.warehouse import Warehouse, WarehouseLockedError, append
 from pipeline.warehouse.connection import connection
 from pipeline.warehouse.store import query
@@ -67,11 +67,11 @@ class Shard:
 
     def state_path(self, data_dir: Path) -> Path:
         """The shard's own warehouse (its orders and their polling state)."""
-        return data_dir / "shards" / f"{self.name}.duckdb"
+        return data_dir / SHARDS_FOLDER / f"{self.name}.duckdb"
 
     def spool_path(self, data_dir: Path) -> Path:
         """Where the shard keeps log files an object store did not take, until it does."""
-        return data_dir / "shards" / f"{self.name}-spool"
+        return self.state_path(data_dir).with_name(f"{self.name}{SPOOL_SUFFIX}")
 
     @property
     def owns_sql(self) -> str:
@@ -144,7 +144,7 @@ async def poll_shard(
         sync_orders(main, state, shard)
 
     async with Poller(settings, {slug: ADAPTERS[slug] for slug in providers}) as poller:
-        return await run_window(
+        result = await run_window(
             state,
             poller,
             duration_s=duration_s,
@@ -153,3 +153,5 @@ async def poll_shard(
             before_tick=copy_new_orders,
             store=store,
         )
+    store.send_spool()  # a window that wrote nothing has not tried
+    return result

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     """Refresh everything derived and print what was written; non-zero if the warehouse is
     missing or locked."""
     from pipeline.derived import HISTORY_TABLE, METRIC_TABLES, refresh_derived
-    from pipeline.polllog import fold_log
+    from pipeline.polllog import fold_logs, local_spools
     from pipeline.report import build_report, default_report_path, sandbox_truth_path
     from pipeline.settings import Settings
     from pipeline.warehouse import Warehouse, WarehouseLockedError
@@ -53,10 +53,16 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_NO_WAREHOUSE
     warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
     try:
-        folded = fold_log(warehouse, settings.poll_log())
+        folded = fold_logs(warehouse, [settings.poll_log(), *local_spools(settings.shards_dir)])
         if folded.error is not None:  # the rest is refreshed from what the warehouse holds
             print(
                 f"refresh: {folded.error}; the log is folded at the next refresh", file=sys.stderr
+            )
+        if folded.unreadable:
+            print(
+                f"refresh: {len(folded.unreadable)} poll log files could not be read and are "
+                f"left where they are: {', '.join(folded.unreadable[:5])}",
+                file=sys.stderr,
             )
         written = refresh_derived(warehouse)
     except WarehouseLockedError as error:

@@ -17,7 +17,7 @@ from object_store import BUCKET, s3_bucket
 from pipeline.assets.resources import ProvidersResource, WarehouseResource
 from pipeline.assets.shards import poll_shard_job
 from pipeline.derived import refresh_derived
-from pipeline.polllog import log_files
+from pipeline.polllog import fold_log, log_files
 from pipeline.providers.registry import PROVIDERS
 from pipeline.settings import Settings
 from pipeline.sharding import Shard
@@ -90,7 +90,8 @@ def test_each_shard_run_polls_its_own_orders_into_the_log(
             state.close()
         assert warehouse.read("SELECT count(*) AS n FROM observations")["n"].item() == 0
 
-        refresh_derived(warehouse, log=settings.poll_log())
+        assert fold_log(warehouse, settings.poll_log()).error is None
+        refresh_derived(warehouse)
         stored = warehouse.read(
             "SELECT count(*) AS n, count(DISTINCT observation_id) AS ids FROM observations"
         )

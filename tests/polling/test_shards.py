@@ -32,11 +32,14 @@ TIMEOUT_S = 180
 READER = textwrap.dedent(
     """
     import sys, time
+    from pathlib import Path
     import duckdb
     import polars as pl
-    log, warehouse, until = sys.argv[1], sys.argv[2], time.monotonic() + float(sys.argv[3])
-    seen, reads = 0, 0
-    while time.monotonic() < until:
+    log, warehouse, stop = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    until = time.monotonic() + 120
+    seen, reads, last = 0, 0, False
+    while not last and time.monotonic() < until:
+        last = stop.exists()  # the pollers are done: one more read, which sees all they wrote
         if "://" in log:  # an object store: polars reads it, with the store's variables
             try:
                 rows = pl.scan_parquet(
@@ -50,7 +53,7 @@ READER = textwrap.dedent(
             rows = duckdb.sql(
                 f"SELECT count(*) FROM read_parquet('{log}/observations/**/*.parquet', "
                 "hive_partitioning = true)"
-            ).fetchall()[0][0] if any(__import__("pathlib").Path(log).rglob("*.parquet")) else 0
+            ).fetchall()[0][0] if any(Path(log).rglob("*.parquet")) else 0
         assert rows >= seen, (rows, seen)  # the log only grows while nobody folds it
         seen = rows
         con = duckdb.connect(warehouse, read_only=True)  # the warehouse stays readable
@@ -113,6 +116,7 @@ def test_two_shards_and_a_reader_run_at_once_without_lock_errors_or_duplicates(
         settings = Settings.from_env({"PIPELINE_DATA_DIR": str(tmp_path), **log_env})
         warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=5.0)
         log = settings.log_url or str(settings.log_dir)
+        stop = tmp_path / "pollers-done"
         tracked = track(warehouse, live.url, dict.fromkeys(PROVIDERS, ORDERS_PER_PROVIDER))
         shards = [Shard(k, 2) for k in range(2)]
         pollers = [
@@ -121,11 +125,13 @@ def test_two_shards_and_a_reader_run_at_once_without_lock_errors_or_duplicates(
             for s in shards
         ]  # fmt: skip
         reader = subprocess.Popen(
-            [sys.executable, "-c", READER, log, str(settings.warehouse_path), str(POLL_S)],
+            [sys.executable, "-c", READER, log, str(settings.warehouse_path), str(stop)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=_env(tmp_path, live.url, log_env),
         )  # fmt: skip
-        finished = [_finish(p) for p in [*pollers, reader]]
+        finished = [_finish(p) for p in pollers]
+        stop.touch()
+        finished.append(_finish(reader))
         for code, out, err in finished:
             assert code == 0, out + err
             assert "lock" not in (out + err).lower(), out + err

@@ -15,13 +15,24 @@ import duckdb
 import polars as pl
 import pytest
 from object_store import BUCKET, s3_bucket
+from polars.testing import assert_frame_equal
 from polling.test_writer import _obs
 from warehouse.test_retention import _log
 
+from pipeline.derived import refresh_derived
 from pipeline.logstorage import FolderStorage, LogStorage, open_log
 from pipeline.polling.writer import BatchWriter
-from pipeline.polllog import ABANDONED_AFTER_S, LogStore, fold_log, log_files, write_log_files
-from pipeline.warehouse import Warehouse
+from pipeline.polllog import (
+    ABANDONED_AFTER_S,
+    SPOOL_SUFFIX,
+    LogStore,
+    fold_log,
+    fold_logs,
+    local_spools,
+    log_files,
+    write_log_files,
+)
+from pipeline.warehouse import Warehouse, append
 
 LOG_URL = f"s3://{BUCKET}/team-a/log"
 
@@ -163,6 +174,49 @@ def test_rows_wait_while_the_log_folder_cannot_be_written(tmp_path: Path) -> Non
     asyncio.run(writer.flush())
     assert writer.pending() == 0
     assert len(log_files(FolderStorage(blocked))) == 1
+
+
+def test_polls_folded_behind_the_late_margin_still_count(tmp_path: Path) -> None:
+    """A spool sent after a long outage brings polls hours older than the history's watermark:
+    the fold moves the watermarks back, and the refresh counts them as a build from the
+    whole log does."""
+    orders, observations, _ = _log()
+    late_orders = orders["order_id"].head(40).to_list()
+    late = observations.filter(pl.col("order_id").is_in(late_orders))
+    on_time = observations.filter(~pl.col("order_id").is_in(late_orders))
+    warehouse, whole = (Warehouse(tmp_path / name) for name in ("w.duckdb", "whole.duckdb"))
+    for target, polls in ((warehouse, on_time), (whole, observations)):
+        with target.transaction() as con:
+            append(con, "orders", orders)
+            append(con, "observations", polls)
+        refresh_derived(target)
+    spool = FolderStorage(tmp_path / "shards" / f"shard-1-of-2{SPOOL_SUFFIX}")
+    write_log_files(spool, "observations", late, "shard-1-of-2-000000001")
+    folded = fold_logs(warehouse, local_spools(tmp_path / "shards"))
+    assert folded.rows["observations"] == late.height and log_files(spool) == []
+    refresh_derived(warehouse)
+    for table in ("status_history", "completion_records"):
+        query = (
+            f"SELECT * EXCLUDE (registered_at) FROM {table}"
+            if "records" in table
+            else (f"SELECT * FROM {table}")
+        )
+        got, want = (w.read(query) for w in (warehouse, whole))
+        assert_frame_equal(got.sort(got.columns), want.sort(want.columns)), table
+    polls = "SELECT sum(polls) AS n FROM poll_rollups"
+    assert warehouse.read(polls)["n"].item() == observations.height
+
+
+def test_a_log_file_that_cannot_be_read_is_left_in_place(tmp_path: Path) -> None:
+    _, observations, _ = _log()
+    log = FolderStorage(tmp_path / "log")
+    write_log_files(log, "observations", observations, "shard-0-of-1-000000001")
+    broken = "observations/provider=baanx/day=2026-01-01/shard-0-of-1-000000002.parquet"
+    log.put(broken, b"PAR1 cut short")
+    folded = fold_log(Warehouse(tmp_path / "warehouse.duckdb"), log)
+    assert folded.unreadable == (broken,)
+    assert folded.rows["observations"] == observations.height
+    assert log_files(log) == [broken]
 
 
 def test_a_log_location_is_a_folder_or_an_object_store(tmp_path: Path) -> None:
