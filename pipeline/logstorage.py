@@ -9,7 +9,8 @@ only once its upload has completed. Files are named by keys relative to the log'
 `file://` URL, that folder; `s3://bucket/prefix`, `gs://...`, `az://...` (or `abfs://`), that
 bucket and prefix, reached with the store's usual environment variables (for S3:
 `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and `AWS_ENDPOINT_URL` with
-`AWS_ALLOW_HTTP=true` for a store of one's own such as MinIO). Credentials never go in the URL.
+`AWS_ALLOW_HTTP=true` for a store of one's own such as MinIO), read from the process
+environment by the store's client (not from `.env`). Credentials never go in the URL.
 """
 
 from __future__ import annotations
