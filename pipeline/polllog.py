@@ -135,8 +135,8 @@ class LogStore:
             self.spool.put(key, data)
 
     def send_spool(self) -> None:
-        """Send the spool's files to the log under their own names, oldest first, unless the
-        log was down less than `RETRY_LOG_S` ago (a new run sends a spool left by the last)."""
+        """Send the spool's files to the log under their own names, unless the log was down
+        less than `RETRY_LOG_S` ago (a new run sends a spool left by the last)."""
         if self.spool is None:
             return
         down = self._log_down_since

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.logstorage import FolderStorage
+from pipeline.logstorage import FolderStorage, LogUnavailableError
 from pipeline.polling.client import Poller
 from pipeline.polling.tick import TickResult, run_window
 from pipeline.polllog import SPOOL_SUFFIX, LogStore
@@ -153,5 +153,8 @@ async def poll_shard(
             before_tick=copy_new_orders,
             store=store,
         )
-    store.send_spool()  # a window that wrote nothing has not tried
+    try:
+        store.send_spool()  # a window that wrote nothing has not tried
+    except LogUnavailableError as error:  # the spool itself failed: its files stay
+        logger.warning("%s: spool not sent: %s", shard.name, error)
     return result
