@@ -248,22 +248,18 @@ def fold_log(warehouse: Warehouse, log: LogStorage) -> FoldResult:
     return FoldResult(folded, rows, unreadable=tuple(unreadable))
 
 
-def fold_logs(warehouse: Warehouse, logs: Sequence[LogStorage]) -> FoldResult:
-    """`fold_log` of each of `logs` in turn (the log, then the spools on this host), summed;
-    the first error said."""
-    results = [fold_log(warehouse, log) for log in logs]
+def fold_poll_logs(warehouse: Warehouse, log: LogStorage, shards_dir: Path) -> FoldResult:
+    """`fold_log` of the log, then of the spools shards on this host left under `shards_dir`
+    (`LogStore`), so a spool whose shard no longer runs (re-sharded, idle) is not stranded;
+    summed, the first error said."""
+    spools = [FolderStorage(path) for path in sorted(shards_dir.glob(f"*{SPOOL_SUFFIX}"))]
+    results = [fold_log(warehouse, each) for each in (log, *spools)]
     return FoldResult(
         sum(result.files for result in results),
         {table: sum(result.rows[table] for result in results) for table in LOG_TABLES},
         next((result.error for result in results if result.error), None),
         tuple(key for result in results for key in result.unreadable),
     )
-
-
-def local_spools(shards_dir: Path) -> list[LogStorage]:
-    """The spools that shards on this host left under `shards_dir` (`LogStore`): folded with
-    the log, so a spool whose shard no longer runs (re-sharded, idle) is not stranded."""
-    return [FolderStorage(path) for path in sorted(shards_dir.glob(f"*{SPOOL_SUFFIX}"))]
 
 
 def log_files(log: LogStorage) -> list[str]:

@@ -20,7 +20,7 @@ from pipeline.derived import (
     refresh_rollups,
     refresh_status_history,
 )
-from pipeline.polllog import FoldResult, fold_logs, local_spools
+from pipeline.polllog import FoldResult, fold_poll_logs
 from pipeline.providers.registry import PROVIDERS
 from pipeline.records import RECORD_TABLES
 from pipeline.report import build_report, default_report_path, sandbox_truth_path
@@ -73,8 +73,7 @@ def status_history(
 def _fold_log(warehouse: WarehouseResource, providers: ProvidersResource) -> FoldResult:
     """Fold in what sharded pollers wrote to the poll log (`pipeline.polllog`)."""
     settings = providers.settings(warehouse)
-    logs = [settings.poll_log(), *local_spools(settings.shards_dir)]
-    return fold_logs(warehouse.warehouse(), logs)
+    return fold_poll_logs(warehouse.warehouse(), settings.poll_log(), settings.shards_dir)
 
 
 def _fold_metadata(folded: FoldResult) -> dict[str, dg.MetadataValue]:  # type: ignore[type-arg]

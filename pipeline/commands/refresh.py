@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     """Refresh everything derived and print what was written; non-zero if the warehouse is
     missing or locked."""
     from pipeline.derived import HISTORY_TABLE, METRIC_TABLES, refresh_derived
-    from pipeline.polllog import fold_logs, local_spools
+    from pipeline.polllog import fold_poll_logs
     from pipeline.report import build_report, default_report_path, sandbox_truth_path
     from pipeline.settings import Settings
     from pipeline.warehouse import Warehouse, WarehouseLockedError
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_NO_WAREHOUSE
     warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
     try:
-        folded = fold_logs(warehouse, [settings.poll_log(), *local_spools(settings.shards_dir)])
+        folded = fold_poll_logs(warehouse, settings.poll_log(), settings.shards_dir)
         if folded.error is not None:  # the rest is refreshed from what the warehouse holds
             print(
                 f"refresh: {folded.error}; the log is folded at the next refresh", file=sys.stderr

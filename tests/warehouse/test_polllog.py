@@ -27,8 +27,7 @@ from pipeline.polllog import (
     SPOOL_SUFFIX,
     LogStore,
     fold_log,
-    fold_logs,
-    local_spools,
+    fold_poll_logs,
     log_files,
     write_log_files,
 )
@@ -192,7 +191,7 @@ def test_polls_folded_behind_the_late_margin_still_count(tmp_path: Path) -> None
         refresh_derived(target)
     spool = FolderStorage(tmp_path / "shards" / f"shard-1-of-2{SPOOL_SUFFIX}")
     write_log_files(spool, "observations", late, "shard-1-of-2-000000001")
-    folded = fold_logs(warehouse, local_spools(tmp_path / "shards"))
+    folded = fold_poll_logs(warehouse, FolderStorage(tmp_path / "log"), tmp_path / "shards")
     assert folded.rows["observations"] == late.height and log_files(spool) == []
     refresh_derived(warehouse)
     for table in ("status_history", "completion_records"):
