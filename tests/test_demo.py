@@ -39,7 +39,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "truth" in summary.splitlines()[0]  # the sandbox's truth beside the estimate
     assert "report " in out and "demo: done" in out
     report = (data_dir / "reports" / "report.html").read_text()
-    assert "data:image/png;base64," in report
+    assert "data:image/svg+xml;base64," in report
     published = Warehouse(data_dir / "published" / "warehouse.duckdb")
     polled = published.read(
         "SELECT count(DISTINCT provider) AS n FROM observations WHERE error_class IS NULL",

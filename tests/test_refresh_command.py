@@ -108,7 +108,7 @@ def test_refresh_after_poll_builds_everything_the_derived_assets_build(tmp_path:
     )
 
     html = report.read_text(encoding="utf-8")
-    assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
+    assert html.startswith("<!DOCTYPE html>") and "data:image/svg+xml;base64," in html
 
 
 def test_refresh_without_a_warehouse_says_so(tmp_path: Path) -> None:

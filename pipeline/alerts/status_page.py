@@ -84,8 +84,8 @@ class StatusPage:
 
 
 def _environment() -> jinja2.Environment:
-    # Imported here: importing `pipeline.report` loads matplotlib, which the evaluation itself
-    # (`evaluate_and_notify`) never needs.
+    # Imported here: importing `pipeline.report` loads the report's data and sections, which
+    # the evaluation itself (`evaluate_and_notify`) never needs.
     from pipeline.report import markup
 
     return markup.environment(jinja2.PackageLoader("pipeline.alerts", "templates"))

@@ -274,9 +274,9 @@ def report(warehouse: WarehouseResource, providers: ProvidersResource) -> dg.Mat
         "orders": dg.MetadataValue.int(summary.n_orders),
         "scorecard": dg.MetadataValue.md(markdown_table(summary.scorecard)),
     }
-    if summary.key_chart_png:
-        encoded = base64.b64encode(summary.key_chart_png).decode()
+    if summary.key_chart_svg:
+        encoded = base64.b64encode(summary.key_chart_svg).decode()
         metadata["time_to_completion"] = dg.MetadataValue.md(
-            f"![time to completion](data:image/png;base64,{encoded})"
+            f"![time to completion](data:image/svg+xml;base64,{encoded})"
         )
     return dg.MaterializeResult(metadata=metadata)

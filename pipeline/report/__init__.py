@@ -1,6 +1,8 @@
 """The HTML report over the published warehouse: charts, sections and the page.
 
-- `charts`: matplotlib figures as PNG bytes, one colour per provider.
+- `charts`: the charts, one colour per provider, as `plot.Plot`s that lay themselves out as
+  SVG (`svg`: text metrics, ticks, scales and elements); `notebook_plots` draws the curves
+  with matplotlib for the notebook.
 - `data`: the frames the report shows, read from the analytics tables in one read-only session.
 - `providers`: providers' names, order and colours, from their specs in the registry.
 - `markup`: text formats, and `text`, which escapes every value a template prints.

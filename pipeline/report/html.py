@@ -44,7 +44,7 @@ class ReportSummary:
     n_orders: int
     scorecard: pl.DataFrame
     """Reliability scorecard rows (see `pipeline.report.sections.SCORECARD_COLUMNS`)."""
-    key_chart_png: bytes | None
+    key_chart_svg: bytes | None
     """The time-to-completion chart (or the first chart there is), for a preview."""
 
 
@@ -104,7 +104,7 @@ def build_report(
     ]
     _write_atomically(out_path, render(parts, generated_at))
     by_anchor = {s.anchor: s for s in parts}
-    images = [png for s in parts for png in s.images]
+    images = [svg for s in parts for svg in s.images]
     key_images = by_anchor["time-to-completion"].images or tuple(images)
     return ReportSummary(
         out_path=out_path,
@@ -116,5 +116,5 @@ def build_report(
         n_polls=data.n_polls,
         n_orders=data.n_orders,
         scorecard=sections.scorecard_frame(data.reliability),
-        key_chart_png=key_images[0] if key_images else None,
+        key_chart_svg=key_images[0] if key_images else None,
     )

@@ -25,6 +25,7 @@ from pipeline.analytics.scorecard import MIN_RANK_ORDERS, MIN_RANK_POLLS, WINDOW
 from pipeline.report import charts
 from pipeline.report.data import ReportData
 from pipeline.report.markup import duration, number, percent
+from pipeline.report.plot import Plot
 from pipeline.report.providers import (
     code_kinds,
     code_providers,
@@ -71,14 +72,19 @@ class Section:
     body: Markup
     """HTML rendered from the section's template (every inserted value escaped)."""
     images: tuple[bytes, ...] = ()
-    """The PNG charts embedded in `body`, in order."""
+    """The SVG charts embedded in `body`, in order."""
 
 
 def _section(
     title: str, anchor: str, template: str, images: list[bytes | None], **context: Any
 ) -> Section:
     body = render(f"sections/{template}.html", **context)
-    return Section(title, anchor, body, tuple(png for png in images if png))
+    return Section(title, anchor, body, tuple(svg for svg in images if svg))
+
+
+def _svg(plot: Plot | None) -> bytes | None:
+    """The chart's SVG document, or None without a chart."""
+    return plot.svg() if plot is not None else None
 
 
 def _ok(frame: pl.DataFrame, *columns: str) -> bool:
@@ -227,15 +233,15 @@ def _incidence_section(
     """A section of cumulative-incidence curves with CI bands, then the medians table (with the
     true medians beside the estimates when there is a `truth`)."""
     finding = median_finding(summary, outcome)
-    png = None
-    if not curves.is_empty():
-        png = charts.cumulative_incidence_chart(curves, title=finding, ylabel=ylabel, counts=counts)
+    svg = _svg(
+        charts.cumulative_incidence_chart(curves, title=finding, ylabel=ylabel, counts=counts)
+    )
     return _section(
         title,
         anchor,
         template,
-        [png],
-        png=png,
+        [svg],
+        svg=svg,
         alt=f"{caption}. {finding}.",
         rows=_rows(in_provider_order(summary), *TIME_TABLE_COLUMNS),
         truth=truth,
@@ -260,11 +266,11 @@ def expiry(data: ReportData) -> Section:
             f"{provider_name(worst['provider'])} has the highest expiry rate "
             f"({percent(worst['expiry_rate'], 0)} of orders)"
         )
-    png = None
+    svg = None
     if _ok(
         over_time, "provider", "bucket_start", "expiry_rate", "ci_low", "resolved_share_expired"
     ):
-        png = charts.expiry_over_time_chart(over_time, title=finding)
+        svg = _svg(charts.expiry_over_time_chart(over_time, title=finding))
     rows = []
     if _ok(rates, "provider", "order_kind", "expiry_rate", "resolved_share_expired", "window_s"):
         rows = in_provider_order(rates.sort("provider", "order_kind")).to_dicts()
@@ -272,8 +278,8 @@ def expiry(data: ReportData) -> Section:
         "Expiry rate over time",
         "expiry",
         "expiry",
-        [png],
-        png=png,
+        [svg],
+        svg=svg,
         alt=f"Expiry rate per provider and hour of order creation. {finding}.",
         rows=rows,
         grace_min=f"{EXPIRY_GRACE_S / 60.0:.0f}",
@@ -479,7 +485,7 @@ def alerts_and_slos(data: ReportData) -> Section:
 def errors_and_latency(data: ReportData) -> Section:
     """Error mix and poll latency per provider."""
     mix = data.error_mix
-    mix_png = None
+    mix_svg = None
     if _ok(mix, "provider", "error_class", "polls", "share"):
         failed = (
             mix.filter(pl.col("error_class").is_not_null())
@@ -495,28 +501,30 @@ def errors_and_latency(data: ReportData) -> Section:
                 f"{provider_name(worst['provider'])} fails the most polls "
                 f"({percent(worst['share'])})"
             )
-        mix_png = charts.error_mix_chart(mix, title=mix_title)
-    latency_png = None
+        mix_svg = _svg(charts.error_mix_chart(mix, title=mix_title))
+    latency_svg = None
     if _ok(data.reliability, "provider", "latency_p50_ms", "latency_p95_ms"):
         slowest = data.reliability.filter(pl.col("latency_p95_ms").is_not_null()).sort(
             "latency_p95_ms"
         )
         if not slowest.is_empty():
             row = slowest.row(-1, named=True)
-            latency_png = charts.latency_chart(
-                data.reliability,
-                title=(
-                    f"{provider_name(row['provider'])} is slowest at p95 "
-                    f"({number(row['latency_p95_ms'])} ms)"
-                ),
+            latency_svg = _svg(
+                charts.latency_chart(
+                    data.reliability,
+                    title=(
+                        f"{provider_name(row['provider'])} is slowest at p95 "
+                        f"({number(row['latency_p95_ms'])} ms)"
+                    ),
+                )
             )
     return _section(
         "Errors and latency",
         "errors-latency",
         "errors_latency",
-        [mix_png, latency_png],
-        mix_png=mix_png,
-        latency_png=latency_png,
+        [mix_svg, latency_svg],
+        mix_svg=mix_svg,
+        latency_svg=latency_svg,
     )
 
 
@@ -547,7 +555,7 @@ def _comparison_rows(data: ReportData) -> pl.DataFrame:
 def naive_vs_aware(data: ReportData) -> Section:
     """The naive figures beside the censoring-aware ones."""
     rows = _comparison_rows(data)
-    png = None
+    svg = None
     if not rows.is_empty():
         completion = rows.filter(pl.col("measure") == "time to completion")
         understated = completion.filter(
@@ -555,20 +563,22 @@ def naive_vs_aware(data: ReportData) -> Section:
             | (pl.col("naive_median_s") < (1.0 - MATERIAL_DIFFERENCE) * pl.col("median_s"))
         ).height
         if not completion.is_empty():
-            png = charts.naive_vs_aware_chart(
-                completion,
-                title=(
-                    f"The naive median understates time to success by over "
-                    f"{MATERIAL_DIFFERENCE:.0%} for {understated} of {completion.height} "
-                    "providers"
-                ),
+            svg = _svg(
+                charts.naive_vs_aware_chart(
+                    completion,
+                    title=(
+                        f"The naive median understates time to success by over "
+                        f"{MATERIAL_DIFFERENCE:.0%} for {understated} of {completion.height} "
+                        "providers"
+                    ),
+                )
             )
     return _section(
         "Naive vs censoring-aware estimates",
         "naive",
         "naive",
-        [png],
-        png=png,
+        [svg],
+        svg=svg,
         rows=rows.to_dicts(),
     )
 

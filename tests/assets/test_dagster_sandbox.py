@@ -189,6 +189,6 @@ def test_derived_assets_and_report_follow_ingestion(tmp_path: Path) -> None:
     assert result.success
     assert (tmp_path / "published" / "warehouse.duckdb").is_file()
     html = (tmp_path / "reports" / "report.html").read_text()
-    assert "data:image/png;base64," in html
+    assert "data:image/svg+xml;base64," in html
     history = warehouse.read("SELECT count(DISTINCT order_id) AS n FROM status_history")
     assert history["n"].item() == 3 * len(PROVIDERS)

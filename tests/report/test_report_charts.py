@@ -1,20 +1,19 @@
-"""The report's charts keep everything they draw inside the figure: a long finding in a chart
-title is wrapped onto more lines instead of being cut at the right edge (matplotlib neither wraps
-titles nor keeps them inside the figure), and time axes use the unit the tables use."""
+"""The report's charts keep everything they draw inside the image: a long finding in a chart
+title is wrapped onto more lines (never shortened), tick labels, axis titles and legends get the
+room they need, and time axes use the unit the tables use."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from svg_reading import drawn, parse, size, title_lines
 
 from pipeline.report import charts
 from pipeline.report.data import ReportData, load
+from pipeline.report.plot import Plot
 
 LONG_TITLE = (
     "The naive median understates time to success by over 5% for 4 of 5 providers, and "
@@ -22,7 +21,7 @@ LONG_TITLE = (
     "6.7 s)"
 )
 SHORT_TITLE = "baanx is fastest"
-EDGE_TOLERANCE_PX = 1.0
+EDGE_TOLERANCE_PX = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,7 @@ def data(published: Path) -> ReportData:
     return load(published)
 
 
-ChartCall = Callable[[ReportData, str], bytes | None]
+ChartCall = Callable[[ReportData, str], Plot | None]
 CHARTS: dict[str, ChartCall] = {
     "time to code": lambda d, title: charts.cumulative_incidence_chart(
         d.code_curves, title=title, ylabel="orders with their code", counts=d.code_counts
@@ -49,75 +48,70 @@ CHARTS: dict[str, ChartCall] = {
 }
 
 
-def _draw(
-    monkeypatch: pytest.MonkeyPatch, data: ReportData, chart: ChartCall, title: str
-) -> Figure:
-    """Draw `chart` and hand back its figure as it was saved."""
-    drawn: list[Figure] = []
-    save = charts._png
-
-    def keep(figure: Figure, *args: object) -> bytes:
-        drawn.append(figure)
-        return save(figure, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(charts, "_png", keep)
-    png = chart(data, title)
-    assert png is not None and png.startswith(b"\x89PNG")
-    [figure] = drawn
-    return figure
+def _plot(data: ReportData, name: str, title: str) -> Plot:
+    plot = CHARTS[name](data, title)
+    assert plot is not None
+    return plot
 
 
 @pytest.mark.parametrize("name", list(CHARTS))
 @pytest.mark.parametrize("title", [LONG_TITLE, SHORT_TITLE], ids=["long", "short"])
-def test_nothing_drawn_outside_the_figure(
-    monkeypatch: pytest.MonkeyPatch, data: ReportData, name: str, title: str
-) -> None:
-    figure = _draw(monkeypatch, data, CHARTS[name], title)
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    renderer = canvas.get_renderer()
-    drawn = figure.get_tightbbox(renderer).transformed(figure.dpi_scale_trans)
-    frame = figure.bbox
-    assert drawn.x0 >= frame.x0 - EDGE_TOLERANCE_PX, (name, drawn, frame)
-    assert drawn.x1 <= frame.x1 + EDGE_TOLERANCE_PX, (name, drawn, frame)
-    assert drawn.y0 >= frame.y0 - EDGE_TOLERANCE_PX, (name, drawn, frame)
-    assert drawn.y1 <= frame.y1 + EDGE_TOLERANCE_PX, (name, drawn, frame)
-    [axes] = [a for a in figure.axes if a.get_title(loc="left")]
-    shown = axes.get_title(loc="left")
-    assert " ".join(shown.split()) == title  # wrapped, never shortened
-    assert ("\n" in shown) == (title == LONG_TITLE)
+def test_nothing_drawn_outside_the_image(data: ReportData, name: str, title: str) -> None:
+    root = parse(_plot(data, name, title).svg())
+    width, height = size(root)
+    for element, (x0, y0, x1, y1) in drawn(root):
+        where = (name, element.tag, element.attrib, element.text)
+        assert x0 >= -EDGE_TOLERANCE_PX and y0 >= -EDGE_TOLERANCE_PX, where
+        assert x1 <= width + EDGE_TOLERANCE_PX and y1 <= height + EDGE_TOLERANCE_PX, where
+    shown = title_lines(root)
+    assert " ".join(shown) == title  # wrapped, never shortened
+    assert (len(shown) > 1) == (title == LONG_TITLE)
 
 
-def test_time_axes_use_the_unit_of_the_longest_time(
-    monkeypatch: pytest.MonkeyPatch, data: ReportData
-) -> None:
+@pytest.mark.parametrize("name", list(CHARTS))
+def test_tick_labels_and_plot_do_not_overlap(data: ReportData, name: str) -> None:
+    """The y tick labels end left of the plot area and the x tick labels start below it."""
+    root = parse(_plot(data, name, SHORT_TITLE).svg())
+    boxes = drawn(root)
+    axes = [b for e, b in boxes if e.tag.endswith("line") and e.get("stroke") == "#444444"]
+    left = min(b[0] for b in axes)
+    bottom = max(b[3] for b in axes if b[1] == b[3] - 1.0)  # the horizontal axis line
+    for element, (_, y0, x1, _) in boxes:
+        if element.tag.endswith("text") and element.get("text-anchor") == "end":
+            assert x1 <= left, (name, element.text)
+        if element.tag.endswith("text") and element.get("text-anchor") == "middle":
+            assert y0 >= bottom or x1 <= left, (name, element.text)
+
+
+def test_time_axes_use_the_unit_of_the_longest_time(data: ReportData) -> None:
     # Synthetic fast-profile orders: codes within seconds, inscriptions within minutes.
-    completion = _draw(monkeypatch, data, CHARTS["time to completion"], SHORT_TITLE)
-    assert completion.axes[0].get_xlabel() == "time since the order was created (minutes)"
+    completion = _plot(data, "time to completion", SHORT_TITLE)
+    assert completion.x.title == "time since the order was created (minutes)"
     longest_s = data.completion_curves["time_s"].max()
-    assert completion.axes[0].get_xlim()[1] == pytest.approx(longest_s / 60, rel=0.1)  # type: ignore[operator]
-    monkeypatch.undo()
-    code = _draw(monkeypatch, data, CHARTS["time to code"], SHORT_TITLE)
-    assert code.axes[0].get_xlabel() == "time since the order was created (seconds)"
+    assert completion.x.hi == pytest.approx(longest_s / 60, rel=0.1)  # type: ignore[operator]
+    code = _plot(data, "time to code", SHORT_TITLE)
+    assert code.x.title == "time since the order was created (seconds)"
     assert data.code_curves["time_s"].max() < 60  # type: ignore[operator]
-    assert code.axes[0].get_xlim()[1] <= 60 * 1.1
+    assert code.x.hi <= 60 * 1.1
 
 
-def test_a_curve_is_drawn_up_to_where_it_is_known(
-    monkeypatch: pytest.MonkeyPatch, data: ReportData
-) -> None:
+def test_a_curve_is_drawn_up_to_where_it_is_known(data: ReportData) -> None:
     """Past its last point a curve stays flat until `known_until_s`, and the axis follows."""
     known_until_s = 600.0
     followed = data.code_curves.with_columns(pl.lit(known_until_s).alias("known_until_s"))
-    figure = _draw(
-        monkeypatch,
-        data,
-        lambda _, title: charts.cumulative_incidence_chart(followed, title=title, ylabel="codes"),
-        SHORT_TITLE,
-    )
-    axes = figure.axes[0]
-    assert axes.get_xlabel() == "time since the order was created (minutes)"
-    assert axes.get_xlim()[1] == pytest.approx(known_until_s / 60, rel=0.1)
-    for line in axes.get_lines():
-        if line.get_gid() is not None:
-            assert np.asarray(line.get_xdata())[-1] == pytest.approx(known_until_s / 60)
+    plot = charts.cumulative_incidence_chart(followed, title=SHORT_TITLE, ylabel="codes")
+    assert plot is not None
+    assert plot.x.title == "time since the order was created (minutes)"
+    assert plot.x.hi == pytest.approx(known_until_s / 60, rel=0.1)
+    lines = plot.lines()
+    assert set(lines) == set(followed["provider"].unique())
+    for line in lines.values():
+        assert line.x[-1] == pytest.approx(known_until_s / 60)
+        assert line.y[-1] == line.y[-2]
+
+
+def test_every_drawn_line_is_a_keyed_polyline_per_provider(data: ReportData) -> None:
+    plot = _plot(data, "time to code", SHORT_TITLE)
+    root = parse(plot.svg())
+    keyed = {e.get("data-key") for e in root.iter() if e.get("data-key")}
+    assert keyed == set(data.code_curves["provider"].unique())

@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from polars.testing import assert_frame_equal
 
 from pipeline.analytics.curves import provider_curves
@@ -35,12 +33,12 @@ def data(published: Path) -> ReportData:
     return load(published)
 
 
-def _drawn(curves: pl.DataFrame) -> dict[str, Line2D]:
-    """The lines `draw_cumulative_incidence` draws, by provider, on a time axis in seconds."""
-    axes = Figure().add_subplot()
-    seconds = charts.curves_unit(pl.DataFrame({"time_s": [0.0]}))
-    charts.draw_cumulative_incidence(axes, curves, unit=seconds)
-    return {str(line.get_gid()): line for line in axes.get_lines()}
+def _drawn(curves: pl.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The lines the report's chart draws, by provider, as (seconds, share) points."""
+    plot = charts.cumulative_incidence_chart(curves, title="curves", ylabel="share")
+    assert plot is not None
+    seconds = charts.curves_unit(curves).seconds
+    return {key: (line.x * seconds, line.y) for key, line in plot.lines().items()}
 
 
 def _first_crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
@@ -69,9 +67,7 @@ def test_drawn_curve_crosses_half_at_the_tables_median(
     medians = table.filter(pl.col("median_s").is_not_null())
     assert not medians.is_empty()
     for provider, median_s in medians.select("provider", "median_s").iter_rows():
-        line = lines[provider]
-        x = np.asarray(line.get_xdata(), dtype=float)
-        y = np.asarray(line.get_ydata(), dtype=float)
+        x, y = lines[provider]
         crossing = _first_crossing(x, y, HALF)
         assert crossing == pytest.approx(median_s, rel=RELATIVE_TOLERANCE), provider
 
@@ -95,10 +91,7 @@ def test_curves_are_straight_segments_that_stop_where_they_are_known(data: Repor
     curves = data.code_curves
     lines = _drawn(curves)
     assert set(lines) == set(curves["provider"].unique())
-    for provider, line in lines.items():
-        assert line.get_drawstyle() == "default"  # straight segments, not steps
-        x = np.asarray(line.get_xdata(), dtype=float)
-        y = np.asarray(line.get_ydata(), dtype=float)
+    for provider, (x, y) in lines.items():
         assert (x[0], y[0]) == (0.0, 0.0)
         assert np.all(np.diff(x) >= 0) and np.all(np.diff(y) >= -1e-12)
         part = curves.filter(pl.col("provider") == provider)

@@ -1,4 +1,4 @@
-"""The HTML report: every section present, charts embedded as base64 PNG, nothing external
+"""The HTML report: every section present, charts embedded as base64 SVG, nothing external
 referenced, data text escaped (the page is rendered from autoescaping templates), written
 atomically, and an empty or unrefreshed warehouse gives "not enough data yet" instead of a crash;
 with nothing expired the expiry chart says so rather than naming a "highest" rate of 0 %."""
@@ -10,6 +10,7 @@ import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import polars as pl
 import pytest
@@ -22,6 +23,7 @@ from pipeline.report.charts import EXPIRY_CHART_HOURS, expiry_over_time_chart, r
 from pipeline.report.data import load
 from pipeline.report.html import render
 from pipeline.report.markup import NOT_ENOUGH_DATA, text
+from pipeline.report.plot import Markers
 from pipeline.report.sections import SCORECARD_COLUMNS
 from pipeline.report.templating import ENVIRONMENT
 from pipeline.settings import Settings
@@ -38,8 +40,13 @@ SECTIONS = [
     "Naive vs censoring-aware estimates",
     "Data quality",
 ]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-EMBEDDED_PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+EMBEDDED_SVG = re.compile(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"')
+SVG = "{http://www.w3.org/2000/svg}svg"
+
+
+def _is_svg(document: bytes | None) -> bool:
+    """Whether `document` is a well-formed SVG image."""
+    return document is not None and ElementTree.fromstring(document).tag == SVG
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +63,15 @@ def test_every_section_is_present_in_order(report: tuple[ReportSummary, str]) ->
     assert positions == sorted(positions)
 
 
-def test_charts_are_embedded_png(report: tuple[ReportSummary, str]) -> None:
+def test_charts_are_embedded_svg(report: tuple[ReportSummary, str]) -> None:
     summary, html = report
-    images = EMBEDDED_PNG.findall(html)
+    images = EMBEDDED_SVG.findall(html)
     # code, completion, expiry over time, error mix, latency, naive vs censoring-aware
     assert summary.n_images == len(images) == 6
-    assert all(base64.b64decode(data).startswith(PNG_MAGIC) for data in images)
-    assert summary.key_chart_png is not None and summary.key_chart_png.startswith(PNG_MAGIC)
+    assert all(_is_svg(base64.b64decode(data)) for data in images)
+    assert _is_svg(summary.key_chart_svg)
+    # The preview is the time-to-completion chart.
+    assert base64.b64encode(summary.key_chart_svg or b"").decode() == images[1]
 
 
 def test_nothing_external_is_referenced(report: tuple[ReportSummary, str]) -> None:
@@ -71,8 +80,12 @@ def test_nothing_external_is_referenced(report: tuple[ReportSummary, str]) -> No
     for needle in ("http://", "https://", "//cdn", "<script", "<link", "@import", "url("):
         assert needle not in lowered, needle
     assert all(
-        src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]*)"', html)
+        src.startswith("data:image/svg+xml;base64,") for src in re.findall(r'src="([^"]*)"', html)
     )
+    for data in EMBEDDED_SVG.findall(html):
+        image = ElementTree.fromstring(base64.b64decode(data))
+        assert not [e for e in image.iter() if e.tag.endswith(("script", "image", "use"))]
+        assert not [v for e in image.iter() for k, v in e.attrib.items() if "href" in k]
     assert all(href.startswith("#") for href in re.findall(r'href="([^"]*)"', html))
 
 
@@ -161,10 +174,10 @@ def test_empty_warehouse_gives_not_enough_data(empty_published: Path, tmp_path: 
     summary = build_report(empty_published, tmp_path / "report.html")
     html = (tmp_path / "report.html").read_text()
     assert summary.sections == SECTIONS
-    assert summary.n_images == 0 and summary.key_chart_png is None
+    assert summary.n_images == 0 and summary.key_chart_svg is None
     assert summary.n_polls == 0 and summary.scorecard.is_empty()
     assert html.count(NOT_ENOUGH_DATA) >= 6
-    assert "data:image/png" not in html
+    assert "data:image/" not in html
 
 
 def test_warehouse_without_derived_tables(tmp_path: Path) -> None:
@@ -189,8 +202,10 @@ def test_expiry_chart_falls_back_to_the_resolved_share() -> None:
             "resolved_share_ci_high": [0.3, 0.8],
         }
     )
-    png = expiry_over_time_chart(rates, title="expiry")
-    assert png is not None and png.startswith(PNG_MAGIC)
+    chart = expiry_over_time_chart(rates, title="expiry")
+    assert chart is not None and _is_svg(chart.svg())
+    [hollow] = [layer for layer in chart.layers if isinstance(layer, Markers) and layer.hollow]
+    assert hollow.y.tolist() == [0.5]  # the resolved share, where the rate is not defined yet
     nothing = rates.with_columns(
         pl.lit(None, pl.Float64).alias("expiry_rate"),
         pl.lit(None, pl.Float64).alias("resolved_share_expired"),
@@ -231,5 +246,7 @@ def test_expiry_chart_draws_the_recent_hours_of_a_long_history() -> None:
     assert cut
     assert shown["bucket_start"].to_list() == hours[-EXPIRY_CHART_HOURS:]
     assert not recent_hours(shown)[1]
-    png = expiry_over_time_chart(rates, title="expiry")
-    assert png is not None and png.startswith(PNG_MAGIC)
+    chart = expiry_over_time_chart(rates, title="expiry")
+    assert chart is not None and _is_svg(chart.svg())
+    [markers] = [layer for layer in chart.layers if isinstance(layer, Markers)]
+    assert markers.x.size == EXPIRY_CHART_HOURS

@@ -1,7 +1,7 @@
 """The report knows providers only through their specs: names and colours come from the registry,
 providers are listed in registry order, a slug no spec registers still shows (by its slug, in a
 neutral colour, last), and no module or template of the report names a provider. Text from the
-data never breaks a chart: a `$` in it is not read as mathtext."""
+data never breaks a chart: markup, a `$` and characters XML cannot carry are drawn as text."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from svg_reading import parse, texts, title_lines
 
 from pipeline.providers.registry import PROVIDERS, REGISTRY, get_spec
 from pipeline.report import charts
@@ -24,8 +25,8 @@ from pipeline.report.providers import (
 
 REPORT_PACKAGE = Path(charts.__file__).parent
 UNKNOWN = "zz_retired_provider"
-DOLLARS = "costs $5 \\frac{$ or $x^{2$"
-"""Would fail matplotlib's mathtext parser if it were read as math."""
+HOSTILE = "costs $5 \\frac{$ <script>alert(1)</script> & \x00\x1b]0; 名前"
+"""Mathtext, markup, an ampersand, control characters XML cannot carry, and CJK."""
 
 
 def test_names_and_colours_come_from_the_specs() -> None:
@@ -63,20 +64,26 @@ def test_no_provider_is_named_in_the_report_code(path: Path) -> None:
             assert not re.search(rf"\b{re.escape(name)}\b", source, re.IGNORECASE), (path, name)
 
 
-def test_dollar_signs_from_the_data_are_drawn_literally() -> None:
+def test_text_from_the_data_is_drawn_as_text() -> None:
     rows = pl.DataFrame(
         {
-            "provider": [PROVIDERS[0], UNKNOWN + DOLLARS],
-            "error_class": [DOLLARS, "timeout"],
+            "provider": [PROVIDERS[0], UNKNOWN + HOSTILE],
+            "error_class": [HOSTILE, "timeout"],
             "polls": [3, 4],
             "share": [0.1, 0.2],
             "latency_p50_ms": [100.0, 120.0],
             "latency_p95_ms": [200.0, 260.0],
         }
     )
-    for png in (
-        charts.error_mix_chart(rows, title=DOLLARS),
-        charts.latency_chart(rows, title=DOLLARS),
+    shown = HOSTILE.replace("\x00", "\ufffd").replace("\x1b", "\ufffd")
+    for plot in (
+        charts.error_mix_chart(rows, title=HOSTILE),
+        charts.latency_chart(rows, title=HOSTILE),
     ):
-        assert png is not None and png.startswith(b"\x89PNG")
-    assert charts.label(DOLLARS).count("\\$") == DOLLARS.count("$")
+        assert plot is not None
+        root = parse(plot.svg())  # well-formed XML, whatever the text
+        assert not [e for e in root.iter() if e.tag.endswith("script")]
+        assert " ".join(title_lines(root)) == " ".join(shown.split())
+        assert UNKNOWN + shown in texts(root)  # the y tick label
+    legend = texts(parse(charts.error_mix_chart(rows, title="t").svg()))  # type: ignore[union-attr]
+    assert shown in legend
