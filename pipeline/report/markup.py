@@ -8,7 +8,6 @@ itself. The formatters here turn values into plain text; the templates apply the
 
 from __future__ import annotations
 
-import contextlib
 import math
 from datetime import datetime
 from typing import NamedTuple
@@ -145,28 +144,6 @@ def timestamp(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
-class _TemplateCache(jinja2.FileSystemBytecodeCache):
-    """Compiled templates kept between runs, in Jinja's private per-user folder under the temp
-    directory (each checked against its template's source): compiling the report's templates
-    took 0.1 s of every refresh. A cache that cannot be read or written is skipped, never an
-    error."""
-
-    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        with contextlib.suppress(OSError):
-            super().load_bytecode(bucket)
-
-    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        with contextlib.suppress(OSError):
-            super().dump_bytecode(bucket)
-
-
-def _template_cache() -> jinja2.BytecodeCache | None:
-    try:
-        return _TemplateCache()
-    except (OSError, RuntimeError):  # no temp directory this user may keep a cache in
-        return None
-
-
 def environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     """A Jinja2 environment for HTML made from data: autoescaping, every printed value through
     `text` (escaped, URLs defused), undefined names an error, and this module's formatters as
@@ -174,7 +151,6 @@ def environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     `duration_ci`, `timestamp`)."""
     env = jinja2.Environment(
         loader=loader,
-        bytecode_cache=_template_cache(),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         finalize=text,

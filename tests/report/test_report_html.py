@@ -12,14 +12,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
-import jinja2
 import polars as pl
 import pytest
 from conftest import GENERATED_AT, HOSTILE_SERVICE, HOSTILE_SERVICE_PROVIDER
 from markupsafe import escape
 
 from pipeline.analytics.scorecard import WINDOWS
-from pipeline.report import ReportSummary, build_report, default_report_path, markup, sections
+from pipeline.report import ReportSummary, build_report, default_report_path, sections
 from pipeline.report.charts import EXPIRY_CHART_HOURS, expiry_over_time_chart, recent_hours
 from pipeline.report.data import load
 from pipeline.report.html import render
@@ -251,23 +250,3 @@ def test_expiry_chart_draws_the_recent_hours_of_a_long_history() -> None:
     assert chart is not None and _is_svg(chart.svg())
     [markers] = [layer for layer in chart.layers if isinstance(layer, Markers)]
     assert markers.x.size == EXPIRY_CHART_HOURS
-
-
-def test_compiled_templates_are_reused_and_a_broken_cache_is_no_error(tmp_path: Path) -> None:
-    """Templates compiled once are read back (checked against their source), and a cache that
-    cannot be written leaves rendering as it was."""
-    cache_dir = tmp_path / "cache"
-    cache_dir.mkdir()
-    loader = jinja2.DictLoader({"page.html": "<p>{{ value }}</p>"})
-    env = markup.environment(loader)
-    env.bytecode_cache = markup._TemplateCache(str(cache_dir))
-    assert env.get_template("page.html").render(value="<b>") == "<p>&lt;b&gt;</p>"
-    assert len(list(cache_dir.iterdir())) == 1
-    again = markup.environment(loader)
-    again.bytecode_cache = markup._TemplateCache(str(cache_dir))
-    assert again.get_template("page.html").render(value="x") == "<p>x</p>"
-    blocked = tmp_path / "not-a-folder"
-    blocked.write_text("a file where the cache folder should be")
-    changed = markup.environment(jinja2.DictLoader({"page.html": "<i>{{ value }}</i>"}))
-    changed.bytecode_cache = markup._TemplateCache(str(blocked))
-    assert changed.get_template("page.html").render(value="y") == "<i>y</i>"
