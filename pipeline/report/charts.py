@@ -9,6 +9,7 @@ escaped in the SVG, and the image is embedded as an `<img>`, so none of it reach
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -75,7 +76,7 @@ MARGIN = 0.04
 
 def _value_axis(hi: float, title: str, *, percent: bool = False, lo: float = 0.0) -> Axis:
     """An axis from `lo` to `hi` with round ticks, labelled as numbers or percentages."""
-    hi = hi if hi > lo else lo + 1.0
+    hi = hi if math.isfinite(hi) and hi > lo else lo + 1.0
     values = ticks(lo, hi)
     step = nice_step(hi - lo, 6)
     if percent:
@@ -257,7 +258,7 @@ def expiry_over_time_chart(rates: pl.DataFrame, *, title: str) -> Plot | None:
         )
     every = -(-len(buckets) // MAX_TICK_LABELS)
     labelled = list(range(0, len(buckets), every))
-    top = frame.select(pl.col("_high").fill_null(pl.col("_rate")).max()).item()
+    top = frame.select(pl.max_horizontal(pl.col("_high").fill_null(1.0), "_rate").max()).item()
     x_title = "hour the orders were created (UTC)" + (
         f", the last {EXPIRY_CHART_HOURS} with a rate" if cut else ""
     )
@@ -389,6 +390,8 @@ def naive_vs_aware_chart(
     frame = rows.filter(pl.col("naive_median_s").is_not_null() | pl.col("median_s").is_not_null())
     if frame.is_empty():
         return None
+    if labels is not None and len(labels) != frame.height:
+        raise ValueError(f"{len(labels)} labels for {frame.height} rows with a median")
     if labels is None:
         order = provider_order(frame["provider"].to_list())
         frame = frame.sort(pl.col("provider").replace_strict(order, list(range(len(order)))))

@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.report.svg import Canvas, FloatArray, Scale, simplify, text_width, wrap
+from pipeline.report.svg import Canvas, FloatArray, Scale, shorten, simplify, text_width, wrap
 
 TITLE_SIZE = 15.0
 LABEL_SIZE = 12.0
@@ -37,6 +37,13 @@ SIMPLIFY_PX = 0.25
 shrink to the few dozen a reader can see."""
 SWATCH = 16.0
 """Width of a legend entry's sample."""
+MAX_TICK_LABEL_SHARE = 0.3
+"""Widest a y tick label may be, as a share of the chart's width (longer ones are shortened
+with an ellipsis; the tables beside the chart have them in full)."""
+MAX_LEGEND_SHARE = 0.45
+"""Widest a legend entry inside the plot may be, as a share of the plot's width."""
+CLIP_SLACK = 6.0
+"""How far past the plot area marks may reach (a marker on an axis keeps its round)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +178,12 @@ def _entry_width(entry: LegendEntry) -> float:
     return SWATCH + 5.0 + text_width(entry.label, LEGEND_SIZE) + 16.0
 
 
+def _fitted(entries: Sequence[LegendEntry], width: float) -> list[LegendEntry]:
+    """`entries` with each label shortened so the entry is at most `width` wide."""
+    room = width - SWATCH - 21.0
+    return [dataclasses.replace(e, label=shorten(e.label, LEGEND_SIZE, room)) for e in entries]
+
+
 class _Layout:
     """Where everything of one `Plot` goes, then its drawing."""
 
@@ -178,31 +191,36 @@ class _Layout:
         self.plot = plot
         width, min_height = plot.size
         self.width = width
-        self.title = wrap(plot.title, TITLE_SIZE, width - 2 * PAD)
-        self.x_title = wrap(plot.x.title, LABEL_SIZE, width - 2 * PAD)
-        y_tick_width = _widest(plot.y.labels, TICK_SIZE)
+        self.title = wrap(plot.title, TITLE_SIZE, width - 2 * PAD, bold=True)
+        self.y_labels = [
+            shorten(label, TICK_SIZE, MAX_TICK_LABEL_SHARE * width) for label in plot.y.labels
+        ]
         x_tick_lines = max((len(_lines(label)) for label in plot.x.labels), default=0)
         x_tick_half = _widest(plot.x.labels, TICK_SIZE) / 2.0
-        self.legend_rows = [] if plot.legend_inside else _legend_rows(plot.legend, width - 2 * PAD)
-        top = PAD + len(self.title) * TITLE_SIZE * LINE_HEIGHT + 8.0
-        bottom = (
-            PAD
-            + len(self.legend_rows) * LEGEND_SIZE * 1.6
-            + len(self.x_title) * LABEL_SIZE * LINE_HEIGHT
-            + x_tick_lines * TICK_SIZE * LINE_HEIGHT
-            + TICK_LENGTH
-            + TICK_GAP
-            + 4.0
-        )
-        self.height = max(min_height, top + bottom + MIN_PLOT_HEIGHT)
-        # The y title is set on lines turned upright, as wide as the plot is tall.
-        self.y_title = wrap(plot.y.title, LABEL_SIZE, self.height - top - bottom)
-        left = PAD + len(self.y_title) * LABEL_SIZE * LINE_HEIGHT + y_tick_width
-        left += TICK_GAP + TICK_LENGTH
+        left = PAD + (LABEL_SIZE * LINE_HEIGHT if plot.y.title else 0.0)
+        left += _widest(self.y_labels, TICK_SIZE) + TICK_GAP + TICK_LENGTH
         self.left = max(left, PAD + x_tick_half)
         self.right = width - PAD - x_tick_half
-        self.top = top
-        self.bottom = self.height - bottom
+        self.x_title = wrap(plot.x.title, LABEL_SIZE, self.right - self.left)
+        if plot.legend_inside:
+            self.legend = _fitted(plot.legend, MAX_LEGEND_SHARE * (self.right - self.left))
+            self.legend_rows: list[list[LegendEntry]] = []
+        else:
+            self.legend = _fitted(plot.legend, width - 2 * PAD)
+            self.legend_rows = _legend_rows(self.legend, width - 2 * PAD)
+        self.top = PAD + len(self.title) * TITLE_SIZE * LINE_HEIGHT + 8.0
+        self.x_ticks_end = TICK_LENGTH + TICK_GAP + x_tick_lines * TICK_SIZE * LINE_HEIGHT
+        below = (
+            self.x_ticks_end
+            + 4.0
+            + len(self.x_title) * LABEL_SIZE * LINE_HEIGHT
+            + len(self.legend_rows) * LEGEND_SIZE * 1.6
+            + PAD
+        )
+        self.height = max(min_height, self.top + below + MIN_PLOT_HEIGHT)
+        self.bottom = self.height - below
+        # The y title is one line turned upright, as long as the plot is tall.
+        self.y_title = shorten(plot.y.title, LABEL_SIZE, self.bottom - self.top)
         self.sx = Scale(plot.x.lo, plot.x.hi, self.left, self.right)
         y_from, y_to = (self.top, self.bottom) if plot.y.inverted else (self.bottom, self.top)
         self.sy = Scale(plot.y.lo, plot.y.hi, y_from, y_to)
@@ -210,8 +228,16 @@ class _Layout:
 
     def draw(self) -> bytes:
         self._grid()
+        slack = CLIP_SLACK
+        self.canvas.clip(
+            self.left - slack,
+            self.top - slack,
+            self.right - self.left + 2 * slack,
+            self.bottom - self.top + 2 * slack,
+        )
         for layer in self.plot.layers:
             self._layer(layer)
+        self.canvas.end_clip()
         self._axes()
         self._titles()
         self._legend()
@@ -229,7 +255,8 @@ class _Layout:
     def _layer(self, layer: Layer) -> None:
         c = self.canvas
         if isinstance(layer, Line):
-            x, y = self.sx.many(layer.x), self.sy.many(layer.y)
+            finite = np.isfinite(layer.x) & np.isfinite(layer.y)
+            x, y = self.sx.many(layer.x[finite]), self.sy.many(layer.y[finite])
             kept = simplify(x, y, SIMPLIFY_PX)
             c.polyline(
                 x[kept],
@@ -241,8 +268,9 @@ class _Layout:
                 dash=layer.dash,
             )
         elif isinstance(layer, Band):
-            x = self.sx.many(layer.x)
-            low, high = self.sy.many(layer.low), self.sy.many(layer.high)
+            finite = np.isfinite(layer.x) & np.isfinite(layer.low) & np.isfinite(layer.high)
+            x = self.sx.many(layer.x[finite])
+            low, high = self.sy.many(layer.low[finite]), self.sy.many(layer.high[finite])
             lower, upper = simplify(x, low, SIMPLIFY_PX), simplify(x, high, SIMPLIFY_PX)
             c.polygon(
                 np.concatenate([x[upper], x[lower][::-1]]),
@@ -251,21 +279,27 @@ class _Layout:
                 layer.opacity,
             )
         elif isinstance(layer, Markers):
-            for x, y in zip(self.sx.many(layer.x), self.sy.many(layer.y), strict=True):
+            finite = np.isfinite(layer.x) & np.isfinite(layer.y)
+            xs, ys = self.sx.many(layer.x[finite]), self.sy.many(layer.y[finite])
+            for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
                 c.marker(
                     x, y, layer.colour, shape=layer.shape, hollow=layer.hollow, size=layer.size
                 )
         elif isinstance(layer, Bars):
             half = layer.thickness / 2.0
-            for y, start, length in zip(layer.y, layer.start, layer.length, strict=True):
+            finite = np.isfinite(layer.y) & np.isfinite(layer.start) & np.isfinite(layer.length)
+            rows = zip(layer.y[finite], layer.start[finite], layer.length[finite], strict=True)
+            for y, start, length in rows:
                 x0, x1 = self.sx(start), self.sx(start + length)
                 y0, y1 = sorted((self.sy(y - half), self.sy(y + half)))
                 if x1 > x0:
                     c.rect(x0, y0, x1 - x0, y1 - y0, layer.colour)
         else:
             half = layer.cap / 2.0
-            xs = self.sx.many(layer.x)
-            for centre, low, high in zip(xs.tolist(), layer.low, layer.high, strict=True):
+            finite = np.isfinite(layer.x) & np.isfinite(layer.low) & np.isfinite(layer.high)
+            xs = self.sx.many(layer.x[finite])
+            ends = zip(xs.tolist(), layer.low[finite], layer.high[finite], strict=True)
+            for centre, low, high in ends:
                 y0, y1 = self.sy(low), self.sy(high)
                 c.line(centre, y0, centre, y1, layer.colour, layer.width)
                 for cap in (y0, y1):
@@ -283,8 +317,8 @@ class _Layout:
                     self.bottom + TICK_LENGTH + TICK_GAP + (i + 0.8) * TICK_SIZE * LINE_HEIGHT
                 )
                 c.text(x, baseline, line, TICK_SIZE, anchor="middle")
-        colours = plot.y.label_colours or [TEXT_COLOUR] * len(plot.y.labels)
-        for tick, label, colour in zip(plot.y.ticks, plot.y.labels, colours, strict=True):
+        colours = plot.y.label_colours or [TEXT_COLOUR] * len(self.y_labels)
+        for tick, label, colour in zip(plot.y.ticks, self.y_labels, colours, strict=True):
             y = self.sy(tick)
             c.line(self.left - TICK_LENGTH, y, self.left, y, AXIS_COLOUR, 1.0)
             c.text(
@@ -301,25 +335,17 @@ class _Layout:
         for i, line in enumerate(self.title):
             baseline = PAD + (i + 0.8) * TITLE_SIZE * LINE_HEIGHT
             c.text(PAD, baseline, line, TITLE_SIZE, weight="bold")
-        x_ticks_end = (
-            self.bottom
-            + TICK_LENGTH
-            + TICK_GAP
-            + max((len(_lines(label)) for label in self.plot.x.labels), default=0)
-            * TICK_SIZE
-            * LINE_HEIGHT
-        )
         centre = (self.left + self.right) / 2.0
         for i, line in enumerate(self.x_title):
-            baseline = x_ticks_end + 4.0 + (i + 0.8) * LABEL_SIZE * LINE_HEIGHT
+            baseline = self.bottom + self.x_ticks_end + 4.0 + (i + 0.8) * LABEL_SIZE * LINE_HEIGHT
             c.text(centre, baseline, line, LABEL_SIZE, anchor="middle")
-        middle = (self.top + self.bottom) / 2.0
-        for i, line in enumerate(self.y_title):
-            baseline = PAD + (i + 0.8) * LABEL_SIZE * LINE_HEIGHT
-            c.text(baseline, middle, line, LABEL_SIZE, anchor="middle", rotate=-90.0)
+        if self.y_title:
+            middle = (self.top + self.bottom) / 2.0
+            baseline = PAD + 0.8 * LABEL_SIZE * LINE_HEIGHT
+            c.text(baseline, middle, self.y_title, LABEL_SIZE, anchor="middle", rotate=-90.0)
 
     def _legend(self) -> None:
-        entries = self.plot.legend
+        entries = self.legend
         if not entries:
             return
         row_height = LEGEND_SIZE * 1.6
@@ -327,9 +353,6 @@ class _Layout:
             box_width = max(_entry_width(e) for e in entries)
             x0 = self.right - box_width - 4.0
             y0 = self.bottom - len(entries) * row_height - 6.0
-            self.canvas.rect(
-                x0, y0, box_width, len(entries) * row_height + 2.0, "white", opacity=0.8
-            )
             for i, entry in enumerate(entries):
                 self._entry(entry, x0 + 4.0, y0 + (i + 0.5) * row_height + 1.0)
             return

@@ -21,138 +21,87 @@ FloatArray = npt.NDArray[np.float64]
 
 FONT_FAMILY = "DejaVu Sans, Verdana, Arial, sans-serif"
 
-# Advance widths of DejaVu Sans for ASCII 32..126, in 1/2048 em (read from the font file).
+# Advance widths of DejaVu Sans and DejaVu Sans Bold for ASCII 32..126, in 1/2048 em (read
+# from the font files).
 _ASCII_ADVANCE = (
-    651,
-    821,
-    942,
-    1716,
-    1303,
-    1946,
-    1597,
-    563,
-    799,
-    799,
-    1024,
-    1716,
-    651,
-    739,
-    651,
-    690,
-    1303,
-    1303,
-    1303,
-    1303,
-    1303,
-    1303,
-    1303,
-    1303,
-    1303,
-    1303,
-    690,
-    690,
-    1716,
-    1716,
-    1716,
-    1087,
-    2048,
-    1401,
-    1405,
-    1430,
-    1577,
-    1294,
-    1178,
-    1587,
-    1540,
-    604,
-    604,
-    1343,
-    1141,
-    1767,
-    1532,
-    1612,
-    1235,
-    1612,
-    1423,
-    1300,
-    1251,
-    1499,
-    1401,
-    2025,
-    1403,
-    1251,
-    1403,
-    799,
-    690,
-    799,
-    1716,
-    1024,
-    1024,
-    1255,
-    1300,
-    1126,
-    1300,
-    1260,
-    721,
-    1300,
-    1298,
-    569,
-    569,
-    1186,
-    569,
-    1995,
-    1298,
-    1253,
-    1300,
-    1300,
-    842,
-    1067,
-    803,
-    1298,
-    1212,
-    1675,
-    1212,
-    1212,
-    1075,
-    1303,
-    690,
-    1303,
-    1716,
-)
+    651, 821, 942, 1716, 1303, 1946, 1597, 563, 799, 799, 1024, 1716, 651, 739, 651, 690,
+    1303, 1303, 1303, 1303, 1303, 1303, 1303, 1303, 1303, 1303, 690, 690, 1716, 1716, 1716,
+    1087, 2048, 1401, 1405, 1430, 1577, 1294, 1178, 1587, 1540, 604, 604, 1343, 1141, 1767,
+    1532, 1612, 1235, 1612, 1423, 1300, 1251, 1499, 1401, 2025, 1403, 1251, 1403, 799, 690,
+    799, 1716, 1024, 1024, 1255, 1300, 1126, 1300, 1260, 721, 1300, 1298, 569, 569, 1186, 569,
+    1995, 1298, 1253, 1300, 1300, 842, 1067, 803, 1298, 1212, 1675, 1212, 1212, 1075, 1303,
+    690, 1303, 1716,
+)  # fmt: skip
+_BOLD_ASCII_ADVANCE = (
+    713, 934, 1067, 1716, 1425, 2052, 1786, 627, 936, 936, 1071, 1716, 778, 850, 778, 748,
+    1425, 1425, 1425, 1425, 1425, 1425, 1425, 1425, 1425, 1425, 819, 819, 1716, 1716, 1716,
+    1188, 2048, 1585, 1561, 1503, 1700, 1399, 1399, 1681, 1714, 762, 762, 1587, 1305, 2038,
+    1714, 1741, 1501, 1741, 1577, 1475, 1397, 1663, 1585, 2259, 1579, 1483, 1485, 936, 748,
+    936, 1716, 1024, 1024, 1382, 1466, 1214, 1466, 1389, 891, 1466, 1458, 702, 702, 1362, 702,
+    2134, 1458, 1407, 1466, 1466, 1010, 1219, 979, 1458, 1335, 1892, 1321, 1335, 1192, 1458,
+    748, 1458, 1716,
+)  # fmt: skip
 _UNITS_PER_EM = 2048.0
 _OTHER_ADVANCE = 1.0
 """Width (em) assumed for a character outside ASCII: as wide as the widest Latin letters,
 so accented names, symbols and CJK never overflow."""
+_BOLD_OTHER_ADVANCE = 1.1
+ELLIPSIS = "\u2026"
 
 # XML 1.0 allows neither these control characters nor lone surrogates, even escaped.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
-def text_width(text: str, size: float) -> float:
+def text_width(text: str, size: float, *, bold: bool = False) -> float:
     """Estimated width in pixels of one line of `text` set at `size` pixels."""
+    table, other = (
+        (_BOLD_ASCII_ADVANCE, _BOLD_OTHER_ADVANCE) if bold else (_ASCII_ADVANCE, _OTHER_ADVANCE)
+    )
     units = 0.0
     for char in text:
         code = ord(char) - 32
-        if 0 <= code < len(_ASCII_ADVANCE):
-            units += _ASCII_ADVANCE[code] / _UNITS_PER_EM
-        else:
-            units += _OTHER_ADVANCE
+        units += table[code] / _UNITS_PER_EM if 0 <= code < len(table) else other
     return units * size
 
 
-def wrap(text: str, size: float, width: float) -> list[str]:
-    """`text` broken at spaces into lines no wider than `width` (a word wider than that gets a
-    line of its own; it is never cut)."""
+def _pieces(word: str, size: float, width: float, bold: bool) -> list[str]:
+    """`word` cut into pieces no wider than `width` (a word wider than the line)."""
+    if text_width(word, size, bold=bold) <= width:
+        return [word]
+    pieces, piece = [], ""
+    for char in word:
+        if piece and text_width(piece + char, size, bold=bold) > width:
+            pieces.append(piece)
+            piece = ""
+        piece += char
+    return [*pieces, piece] if piece else pieces
+
+
+def wrap(text: str, size: float, width: float, *, bold: bool = False) -> list[str]:
+    """`text` broken at spaces into lines no wider than `width`; a word wider than a line is
+    cut across lines (a long URL in a finding), never dropped."""
     lines: list[str] = []
     line = ""
     for word in text.split():
-        candidate = f"{line} {word}" if line else word
-        if line and text_width(candidate, size) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = candidate
+        pieces = _pieces(word, size, width, bold)
+        for piece in pieces:
+            candidate = f"{line} {piece}" if line else piece
+            if line and (len(pieces) > 1 or text_width(candidate, size, bold=bold) > width):
+                lines.append(line)
+                line = piece
+            else:
+                line = candidate
     return [*lines, line] if line else lines
+
+
+def shorten(text: str, size: float, width: float) -> str:
+    """`text`, or as much of it as fits in `width` followed by an ellipsis."""
+    if text_width(text, size) <= width:
+        return text
+    kept = text
+    while kept and text_width(kept + ELLIPSIS, size) > width:
+        kept = kept[:-1]
+    return kept + ELLIPSIS
 
 
 def escape(text: object) -> str:
@@ -174,16 +123,24 @@ def nice_step(span: float, target: int) -> float:
 
 
 def ticks(lo: float, hi: float, target: int = 6) -> list[float]:
-    """Round tick values from `lo` to `hi` inclusive."""
+    """Round tick values from `lo` to `hi` inclusive (none for a range that is not finite)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+        return []
     step = nice_step(hi - lo, target)
     first = math.ceil(lo / step - 1e-9)
     count = math.floor(hi / step + 1e-9) - first + 1
-    return [round((first + i) * step, 12) for i in range(max(count, 0))]
+    digits = decimals(step) + 2
+    return [round((first + i) * step, digits) for i in range(max(count, 0))]
 
 
 def decimals(step: float) -> int:
-    """Digits after the point that tell ticks `step` apart."""
-    return max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 0
+    """Digits after the point that show multiples of `step` exactly (2.5: one, 0.25: two)."""
+    if not math.isfinite(step) or step <= 0:
+        return 0
+    digits = max(0, -math.floor(math.log10(step) + 1e-9))
+    while digits < 15 and abs(round(step, digits) - step) > step * 1e-9:
+        digits += 1
+    return digits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -395,6 +352,16 @@ class Canvas:
             },
             escape(text),
         )
+
+    def clip(self, x: float, y: float, width: float, height: float) -> None:
+        """Draw what follows, up to `end_clip`, only inside the rectangle."""
+        self._parts.append(
+            f'<clipPath id="plot-area"><rect x="{_fmt(x)}" y="{_fmt(y)}" width="{_fmt(width)}" '
+            f'height="{_fmt(height)}"/></clipPath><g clip-path="url(#plot-area)">'
+        )
+
+    def end_clip(self) -> None:
+        self._parts.append("</g>")
 
     def svg(self, description: str) -> bytes:
         """The document, with `description` as its accessible title."""

@@ -45,7 +45,7 @@ def _points(value: str) -> list[tuple[float, float]]:
 
 def _text_box(e: ElementTree.Element) -> Box:
     x, y, font = float(e.attrib["x"]), float(e.attrib["y"]), float(e.attrib["font-size"])
-    width = text_width(e.text or "", font)
+    width = text_width(e.text or "", font, bold=e.get("font-weight") == "bold")
     start = {"start": 0.0, "middle": -width / 2.0, "end": -width}[e.get("text-anchor", "start")]
     if e.get("transform", "").startswith("rotate(-90"):
         # Turned upright about (x, y): the text runs up from y, its ascent to the left of x.
@@ -77,7 +77,24 @@ def box(e: ElementTree.Element) -> Box:
     return (min(xs) - stroke, min(ys) - stroke, max(xs) + stroke, max(ys) + stroke)
 
 
+DRAWN = ("text", "line", "polyline", "polygon", "rect", "circle")
+
+
 def drawn(root: ElementTree.Element) -> list[tuple[ElementTree.Element, Box]]:
-    """Every drawn element with its box."""
-    tags = ("text", "line", "polyline", "polygon", "rect", "circle")
-    return [(e, box(e)) for e in root.iter() if e.tag.removeprefix(NS) in tags]
+    """Every element drawn outside the clipped plot area, with its box."""
+    groups = [*clipped_groups(root), *elements(root, "clipPath")]
+    inside = {id(e) for g in groups for e in g.iter()}
+    return [
+        (e, box(e)) for e in root.iter() if e.tag.removeprefix(NS) in DRAWN and id(e) not in inside
+    ]
+
+
+def clipped_groups(root: ElementTree.Element) -> list[ElementTree.Element]:
+    return [g for g in elements(root, "g") if g.get("clip-path")]
+
+
+def clip_box(root: ElementTree.Element) -> Box:
+    """The rectangle the plot's marks are clipped to."""
+    [rect] = [r for c in elements(root, "clipPath") for r in c]
+    x, y = float(rect.attrib["x"]), float(rect.attrib["y"])
+    return (x, y, x + float(rect.attrib["width"]), y + float(rect.attrib["height"]))
