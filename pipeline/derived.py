@@ -53,7 +53,7 @@ from pipeline.records import (
 from pipeline.warehouse import Warehouse, query, replace_table
 from pipeline.warehouse.changes import note_changed_orders, note_rewritten
 from pipeline.warehouse.schema import LATENCY_ROLLUP_COLUMNS, POLL_ROLLUP_COLUMNS
-from pipeline.warehouse.store import first_row, registered, rows_of_orders, tables_exist
+from pipeline.warehouse.store import first_row, order_rows, registered, tables_exist
 
 HISTORY_TABLE = "status_history"
 ROLLUP_TABLES: dict[str, tuple[str, ...]] = {
@@ -178,11 +178,8 @@ def _stored_history(
     touched = new.select("provider", "order_id").unique()
     current = "AND h.is_current" if current_only else ""
     with registered(con, "_touched", touched):
-        return query(
-            con,
-            f"SELECT h.* FROM {HISTORY_TABLE} h "
-            f"WHERE h.rowid IN ({rows_of_orders(HISTORY_TABLE, '_touched')}) " + current,
-        )
+        rows = order_rows(con, HISTORY_TABLE, "_touched")
+        return query(con, f"SELECT h.* FROM {HISTORY_TABLE} h WHERE {rows} {current}")
 
 
 def _after_fold(stored: pl.DataFrame, delta: pl.DataFrame) -> pl.DataFrame:

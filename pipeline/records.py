@@ -32,7 +32,7 @@ from pipeline.analytics.metrics import (
 from pipeline.cells import CELL_TABLES, age_cells, build_cells, update_cells
 from pipeline.providers.registry import REGISTRY
 from pipeline.warehouse import replace_table
-from pipeline.warehouse.store import first_row, registered, rows_of_orders
+from pipeline.warehouse.store import first_row, order_rows, registered
 
 RECORD_TABLES: dict[str, Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]] = {
     "code_records": code_records,
@@ -77,8 +77,7 @@ def update_records(
         for table, frame in records.items():
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_OLD_TABLE} AS WITH gone AS (DELETE FROM {table} "
-                f"WHERE rowid IN ({rows_of_orders(table, _KEYS_VIEW)}) RETURNING *) "
-                "SELECT * FROM gone"
+                f"WHERE {order_rows(con, table, _KEYS_VIEW)} RETURNING *) SELECT * FROM gone"
             )
             with registered(con, _NEW_VIEW, frame):
                 if frame.height:

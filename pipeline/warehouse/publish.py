@@ -43,7 +43,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.warehouse.changes import MARK_TABLE, Note, newest_note, noted_since
-from pipeline.warehouse.store import KEYS, Warehouse, first_row, rows_of_orders
+from pipeline.warehouse.store import KEYS, Warehouse, first_row, order_rows
 
 LOG_TABLES: dict[str, str] = {
     "observations": "polled_at",
@@ -334,10 +334,8 @@ def _sync_noted_orders(
     con.execute(f"CREATE OR REPLACE TEMP TABLE _noted AS {changed}")
     on = " AND ".join(f"r.{column} = k.{column}" for column in ORDER_COLUMNS)
     con.execute(f'DELETE FROM {_COPY}."{table}" r USING _noted k WHERE {on}')
-    rows = rows_of_orders(f'"{source}"."{table}"', "_noted")
-    con.execute(
-        f'INSERT INTO {_COPY}."{table}" SELECT * FROM "{source}"."{table}" WHERE rowid IN ({rows})'
-    )
+    rows = order_rows(con, f'"{source}"."{table}"', "_noted")
+    con.execute(f'INSERT INTO {_COPY}."{table}" SELECT * FROM "{source}"."{table}" WHERE {rows}')
     con.execute("DROP TABLE _noted")
     return _rows(con, source, table) == _rows(con, _COPY, table)
 
