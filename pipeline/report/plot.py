@@ -4,7 +4,9 @@ The chart functions (`pipeline.report.charts`) say what to draw in data units; `
 it out: the title wrapped to the chart's width, margins sized to the tick labels, axis titles
 and legend measured (`pipeline.report.svg.text_width`), so nothing is drawn outside the image
 and the plot area takes what is left. A chart whose title and legend leave too little room
-grows taller rather than squeezing the plot.
+grows taller rather than squeezing the plot; a tick label or legend entry too long for its
+place is shortened with an ellipsis. Marks are clipped to the plot area, and points that are
+not finite numbers are left out.
 """
 
 from __future__ import annotations

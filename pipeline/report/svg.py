@@ -1,9 +1,9 @@
 """A small SVG writer for the report's charts: text metrics, tick steps, scales and elements.
 
 Charts are drawn as SVG text, with no plotting library: a report drawn with matplotlib spent
-two thirds of its time importing it and laying figures out. Text is set in DejaVu Sans (the
-widest of the usual sans-serif faces, with Verdana and Arial as fallbacks), and its width is
-estimated from DejaVu Sans' advance widths, so a line measured to fit fits in any of them.
+two thirds of its time importing it and laying figures out. Text is set in DejaVu Sans (Arial
+and Helvetica, narrower, are the fallbacks), and its width is estimated from DejaVu Sans'
+advance widths, so a line measured to fit fits in any of them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 
-FONT_FAMILY = "DejaVu Sans, Verdana, Arial, sans-serif"
+FONT_FAMILY = "DejaVu Sans, Arial, Helvetica, sans-serif"
 
 # Advance widths of DejaVu Sans and DejaVu Sans Bold for ASCII 32..126, in 1/2048 em (read
 # from the font files).
@@ -272,27 +272,8 @@ class Canvas:
     def polygon(self, x: FloatArray, y: FloatArray, colour: str, opacity: float) -> None:
         self._add("polygon", {"points": points(x, y), "fill": colour, "fill_opacity": opacity})
 
-    def rect(
-        self,
-        x: float,
-        y: float,
-        width: float,
-        height: float,
-        colour: str,
-        *,
-        opacity: float | None = None,
-    ) -> None:
-        self._add(
-            "rect",
-            {
-                "x": x,
-                "y": y,
-                "width": width,
-                "height": height,
-                "fill": colour,
-                "fill_opacity": opacity,
-            },
-        )
+    def rect(self, x: float, y: float, width: float, height: float, colour: str) -> None:
+        self._add("rect", {"x": x, "y": y, "width": width, "height": height, "fill": colour})
 
     def marker(
         self, x: float, y: float, colour: str, *, shape: str, hollow: bool, size: float
