@@ -53,7 +53,7 @@ from pipeline.records import (
 from pipeline.warehouse import Warehouse, query, replace_table
 from pipeline.warehouse.changes import note_changed_orders, note_rewritten
 from pipeline.warehouse.schema import LATENCY_ROLLUP_COLUMNS, POLL_ROLLUP_COLUMNS
-from pipeline.warehouse.store import first_row, order_rows, registered, tables_exist
+from pipeline.warehouse.store import first_row, registered, tables_exist
 
 HISTORY_TABLE = "status_history"
 ROLLUP_TABLES: dict[str, tuple[str, ...]] = {
@@ -176,10 +176,13 @@ def _stored_history(
     """The stored history rows of the orders `new` observations touch: all of them, or only
     their current intervals (what a fold needs)."""
     touched = new.select("provider", "order_id").unique()
-    current = "AND h.is_current" if current_only else ""
+    current = "WHERE h.is_current" if current_only else ""
     with registered(con, "_touched", touched):
-        rows = order_rows(con, HISTORY_TABLE, "_touched")
-        return query(con, f"SELECT h.* FROM {HISTORY_TABLE} h WHERE {rows} {current}")
+        return query(
+            con,
+            f"SELECT h.* FROM {HISTORY_TABLE} h SEMI JOIN _touched USING (provider, order_id) "
+            + current,
+        )
 
 
 def _after_fold(stored: pl.DataFrame, delta: pl.DataFrame) -> pl.DataFrame:

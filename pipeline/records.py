@@ -32,7 +32,7 @@ from pipeline.analytics.metrics import (
 from pipeline.cells import CELL_TABLES, age_cells, build_cells, update_cells
 from pipeline.providers.registry import REGISTRY
 from pipeline.warehouse import replace_table
-from pipeline.warehouse.store import first_row, order_rows, registered
+from pipeline.warehouse.store import first_row, registered
 
 RECORD_TABLES: dict[str, Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]] = {
     "code_records": code_records,
@@ -76,8 +76,9 @@ def update_records(
     with registered(con, _KEYS_VIEW, orders.select("provider", "order_id")):
         for table, frame in records.items():
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {_OLD_TABLE} AS WITH gone AS (DELETE FROM {table} "
-                f"WHERE {order_rows(con, table, _KEYS_VIEW)} RETURNING *) SELECT * FROM gone"
+                f"CREATE OR REPLACE TEMP TABLE {_OLD_TABLE} AS WITH gone AS (DELETE FROM {table} r "
+                f"USING {_KEYS_VIEW} k WHERE r.provider = k.provider AND r.order_id = k.order_id "
+                "RETURNING r.*) SELECT * FROM gone"
             )
             with registered(con, _NEW_VIEW, frame):
                 if frame.height:

@@ -43,7 +43,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.warehouse.changes import MARK_TABLE, Note, newest_note, noted_since
-from pipeline.warehouse.store import KEYS, Warehouse, first_row, order_rows
+from pipeline.warehouse.store import KEYS, Warehouse, first_row
 
 LOG_TABLES: dict[str, str] = {
     "observations": "polled_at",
@@ -333,9 +333,12 @@ def _sync_noted_orders(
         return False
     con.execute(f"CREATE OR REPLACE TEMP TABLE _noted AS {changed}")
     on = " AND ".join(f"r.{column} = k.{column}" for column in ORDER_COLUMNS)
+    columns = ", ".join(ORDER_COLUMNS)
     con.execute(f'DELETE FROM {_COPY}."{table}" r USING _noted k WHERE {on}')
-    rows = order_rows(con, f'"{source}"."{table}"', "_noted")
-    con.execute(f'INSERT INTO {_COPY}."{table}" SELECT * FROM "{source}"."{table}" WHERE {rows}')
+    con.execute(
+        f'INSERT INTO {_COPY}."{table}" SELECT r.* FROM "{source}"."{table}" r '
+        f"SEMI JOIN _noted USING ({columns})"
+    )
     con.execute("DROP TABLE _noted")
     return _rows(con, source, table) == _rows(con, _COPY, table)
 

@@ -185,29 +185,6 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
     return frame.height
 
 
-ROWID_LIST_MAX = 20_000
-"""Most rows `order_rows` names one by one; more are selected by a join on their key."""
-
-
-def order_rows(con: duckdb.DuckDBPyConnection, table: str, keys: str) -> str:
-    """A condition on `table` selecting its rows whose order key (provider, order_id) is in
-    view `keys`, for `WHERE`.
-
-    The rows are found on the two key columns alone and named by rowid, so only they are read
-    whole: a join on the key reads every column of every row, twice the time for a few hundred
-    orders among millions (2.5 M records: 0.06 against 0.12–0.19 s). The rowids go in as a
-    list: DuckDB 2.0 returns wrong rows, or crashes, when a rowid subquery's filter is pushed
-    into a table this transaction has deleted from and inserted into
-    (`tests/warehouse/test_store.py`). More than `ROWID_LIST_MAX` rows keep the join."""
-    key = ", ".join(KEYS["orders"])
-    rows = con.execute(
-        f"SELECT t.rowid FROM {table} t SEMI JOIN {keys} USING ({key}) LIMIT {ROWID_LIST_MAX + 1}"
-    ).fetchall()
-    if len(rows) > ROWID_LIST_MAX:
-        return f"({key}) IN (SELECT {key} FROM {keys})"
-    return f"rowid IN ({', '.join(str(int(row[0])) for row in rows) or 'NULL'})"
-
-
 @contextmanager
 def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
     """`frame` visible to SQL as view `name` (zero-copy through Arrow) for the block's duration."""

@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import polars as pl
-import pytest
 
 from pipeline.model import Observation, OrderState
-from pipeline.warehouse import Warehouse, append, replace_table, store
+from pipeline.warehouse import Warehouse, append, replace_table
 from pipeline.warehouse.frames import observations_frame, payloads_frame
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS
 from pipeline.warehouse.store import first_row, registered
@@ -154,50 +152,3 @@ def test_a_table_replaced_by_no_rows_then_filled_in_one_transaction_filters_righ
             )
         found = first_row(con, "SELECT count(*) FROM derived_example WHERE order_id = 'o-5'")
     assert (joined[0], found[0]) == (10, 1)
-
-
-def _changed_in_transaction(con: duckdb.DuckDBPyConnection) -> None:
-    """Table `r` of order rows and view-like table `k` of keys, then uncommitted deletes and
-    inserts in `r`: the state in which DuckDB 2.0's pushed-down rowid subquery goes wrong."""
-    con.execute(
-        "CREATE TABLE r AS SELECT 'p' || (i % 3) AS provider, 'o' || i AS order_id, i AS v, "
-        "repeat('x', i % 50) AS pad FROM range(20000) t(i)"
-    )
-    con.execute("CREATE TABLE k AS SELECT provider, order_id FROM r WHERE v % 7 = 0")
-    con.execute("BEGIN")
-    con.execute("DELETE FROM r WHERE v % 2 = 0")
-    con.execute(
-        "INSERT INTO r SELECT 'p' || (i % 3), 'o' || i, i, 'y' FROM range(0, 20000, 14) t(i)"
-    )
-
-
-@pytest.mark.parametrize("limit", [store.ROWID_LIST_MAX, 10], ids=["by rowid", "by key"])
-def test_order_rows_are_exactly_the_keyed_rows_after_uncommitted_changes(
-    monkeypatch: pytest.MonkeyPatch, limit: int
-) -> None:
-    monkeypatch.setattr(store, "ROWID_LIST_MAX", limit)
-    for _ in range(10):  # the pushed-down subquery failed in most runs of this, never all
-        con = duckdb.connect()
-        _changed_in_transaction(con)
-        expected = sorted(
-            con.sql("SELECT * FROM r SEMI JOIN k USING (provider, order_id)").fetchall()
-        )
-        assert len(expected) == 20000 // 7 + 1  # the odd multiples of 7 kept, the even re-added
-        rows = store.order_rows(con, "r", "k")
-        assert rows.startswith("rowid IN") == (limit > len(expected))
-        assert sorted(con.execute(f"SELECT * FROM r WHERE {rows}").fetchall()) == expected
-        gone = con.execute(f"DELETE FROM r WHERE {rows} RETURNING *").fetchall()
-        assert sorted(gone) == expected
-        assert con.sql(
-            "SELECT count(*) FROM r SEMI JOIN k USING (provider, order_id)"
-        ).fetchall() == [(0,)]
-        con.close()
-
-
-def test_order_rows_of_no_keys_are_none() -> None:
-    con = duckdb.connect()
-    _changed_in_transaction(con)
-    con.execute("DELETE FROM k")
-    assert con.execute(
-        f"SELECT count(*) FROM r WHERE {store.order_rows(con, 'r', 'k')}"
-    ).fetchall() == [(0,)]
