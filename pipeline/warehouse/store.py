@@ -102,6 +102,15 @@ def first_row(
     return tuple(rows[0]) if rows else ()
 
 
+def _may_repeat(frame: pl.DataFrame, key: list[str]) -> bool:
+    """Whether some key may occur twice in `frame`: its keys' hashes are not all distinct.
+
+    Equal keys hash alike, so a repeat is never missed; a collision only sends the batch
+    through the deduplication. Counting hashes took 0.10 s of a 4.75 M-row batch where
+    counting the string keys took 0.62 s (and deduplicating three times that)."""
+    return bool(frame.select(pl.struct(key).hash().n_unique()).item() < frame.height)
+
+
 def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
     """Insert `frame` into `table`, skipping rows whose key is already stored.
 
@@ -111,7 +120,7 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> i
     if frame.is_empty():
         return 0
     key = list(KEYS[table])
-    if frame.select(key).n_unique() < frame.height:  # counting is a third of deduplicating
+    if _may_repeat(frame, key):
         frame = frame.unique(subset=key, keep="first", maintain_order=True)
     scope = SCOPED_BY.get(table)
     with registered(con, _BATCH_VIEW, frame):

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.model import Observation, OrderState
-from pipeline.warehouse import Warehouse, append, replace_table
+from pipeline.warehouse import Warehouse, append, replace_table, store
 from pipeline.warehouse.frames import observations_frame, payloads_frame
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS
 from pipeline.warehouse.store import first_row, registered
@@ -152,3 +152,14 @@ def test_a_table_replaced_by_no_rows_then_filled_in_one_transaction_filters_righ
             )
         found = first_row(con, "SELECT count(*) FROM derived_example WHERE order_id = 'o-5'")
     assert (joined[0], found[0]) == (10, 1)
+
+
+def test_repeated_keys_are_found_by_their_hashes() -> None:
+    """The pre-check before deduplicating a batch: a key made of several columns repeats only
+    when all of them do, and a null in a key repeats like any value."""
+    orders = pl.DataFrame({"provider": ["baanx", "altinn", "baanx"], "order_id": ["1", "1", "2"]})
+    key = ["provider", "order_id"]
+    assert not store._may_repeat(orders, key)
+    assert store._may_repeat(pl.concat([orders, orders.head(1)]), key)
+    with_null = pl.DataFrame({"provider": ["baanx", "baanx"], "order_id": [None, None]})
+    assert store._may_repeat(with_null, key)
