@@ -28,7 +28,7 @@ from pipeline.report.plot import (
     Plot,
 )
 from pipeline.report.providers import OTHER_COLOUR, provider_colour, provider_name, provider_order
-from pipeline.report.svg import decimals, nice_step, ticks
+from pipeline.report.svg import decimals, ticks
 
 __all__ = [
     "OTHER_COLOUR",
@@ -78,7 +78,7 @@ def _value_axis(hi: float, title: str, *, percent: bool = False, lo: float = 0.0
     """An axis from `lo` to `hi` with round ticks, labelled as numbers or percentages."""
     hi = hi if math.isfinite(hi) and hi > lo else lo + 1.0
     values = ticks(lo, hi)
-    step = nice_step(hi - lo, 6)
+    step = values[1] - values[0] if len(values) > 1 else hi - lo
     if percent:
         digits = decimals(step * 100.0)
         labels = [f"{v * 100.0:.{digits}f}%" for v in values]
