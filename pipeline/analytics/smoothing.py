@@ -34,7 +34,7 @@ EPANECHNIKOV_SD = math.sqrt(5.0)
 """Half-width of an Epanechnikov kernel with unit standard deviation."""
 SILVERMAN = 0.45
 """Half Silverman's 0.9: undersmoothed, so the kernel's bias (it lowers a concave curve and
-delays its median) stays below the noise the intervals (from the raw NPMLE) account for."""
+delays its median) stays below the noise the intervals account for."""
 GRID_POINTS = 1024
 """Points at which the smoothed curve is evaluated (joined by straight lines)."""
 _CHUNK = 1 << 22
@@ -116,3 +116,59 @@ def smoothed_cif(
         cif[row:stop] += np.bincount(rows, weights=inside, minlength=stop - row)
         row = stop
     return grid, np.maximum.accumulate(cif)
+
+
+def smoothed_variance(
+    grid: FloatArray, centres: FloatArray, covariance: FloatArray, sd: float
+) -> FloatArray:
+    """Variance of `smoothed_cif` at each grid time, given the covariance of the masses at
+    `centres` (ascending, at or after zero) and the kernel's standard deviation `sd`.
+
+    The smoothed curve at t is Σⱼ gⱼ(t) mⱼ, gⱼ(t) the kernel's weight of centre j before t
+    (with its reflection at zero): 1 for a centre a kernel's half-width or more before t, 0 for
+    one as far after it. Its variance gᵀCg is then the covariance block of the centres wholly
+    before t (a 2-D prefix sum), twice their covariance with the few centres under the kernel,
+    and those few among themselves: the cost follows the centres within reach of each grid
+    time, not all of them squared.
+    """
+    half = EPANECHNIKOV_SD * sd
+    size = centres.size
+    before = np.searchsorted(centres, grid - half, side="right")
+    end = np.maximum(np.searchsorted(centres, grid + half, side="left"), before)
+    # Row a: Σ over the first a centres of C[i, :]; its prefix along the row gives the block.
+    column_sums = np.vstack([np.zeros(size), np.cumsum(covariance, axis=0)])
+    block = np.concatenate([[0.0], np.diag(np.cumsum(column_sums[1:], axis=1)).copy()])
+    variance = block[before].copy()
+    reach = end - before
+    pairs_before = np.concatenate([[0], np.cumsum(reach * reach)])
+    row = 0
+    while row < grid.size:
+        fits = int(np.searchsorted(pairs_before, pairs_before[row] + _CHUNK, side="right")) - 1
+        stop = min(grid.size, max(row + 1, fits))
+        rows = np.arange(row, stop)
+        # The centres under each row's kernel, with their weights.
+        under = np.repeat(rows, reach[row:stop])
+        first_under = np.concatenate([[0], np.cumsum(reach[row:stop])])[:-1]
+        col = before[under] + np.arange(under.size) - np.repeat(first_under, reach[row:stop])
+        weight = _kernel_weight(grid[under], centres[col], half)
+        variance[row:stop] += 2.0 * np.bincount(
+            under - row, weights=weight * column_sums[before[under], col], minlength=stop - row
+        )
+        # Those centres in pairs, row by row.
+        square = reach[row:stop] ** 2
+        pair_row = np.repeat(np.arange(stop - row), square)
+        q = np.arange(pair_row.size) - np.repeat(np.cumsum(square) - square, square)
+        width = reach[row:stop][pair_row]
+        first = first_under[pair_row]
+        i, j = first + q // np.maximum(width, 1), first + q % np.maximum(width, 1)
+        inside = weight[i] * weight[j] * covariance[col[i], col[j]]
+        variance[row:stop] += np.bincount(pair_row, weights=inside, minlength=stop - row)
+        row = stop
+    return np.maximum(variance, 0.0)
+
+
+def _kernel_weight(time: FloatArray, centre: FloatArray, half: float) -> FloatArray:
+    """The kernel's weight of mass at `centre` before `time`, reflected at zero."""
+    return (
+        integrated_kernel((time - centre) / half) + integrated_kernel((time + centre) / half) - 1.0
+    )

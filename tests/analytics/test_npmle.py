@@ -424,3 +424,25 @@ def test_a_group_fitted_again_comes_from_memory_and_a_changed_one_does_not(
     assert cells_with_mass(changed) != cells_with_mass(first)
     with pytest.raises(ValueError, match="read-only"):
         first.groups[0].mass[0] = 0.5
+
+
+def test_remembered_fits_stay_within_their_byte_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A curve keeps its masses' covariance (cells squared): the memory of fits drops the
+    oldest groups once their arrays pass `SOLVED_BYTES_KEPT`, but always keeps the newest."""
+    rng = np.random.default_rng(5)
+    cause, lower, upper, _ = polled_sample(rng, 400, scale=80.0, cadence=15.0, open_share=0.2)
+    group = rng.integers(0, 4, cause.size)
+    monkeypatch.setattr(npmle, "_SOLVED", npmle.OrderedDict())
+    npmle.fit(npmle.observations(group, cause, lower, upper))
+    sizes = [npmle._nbytes(*kept) for kept in npmle._SOLVED.values()]
+    assert len(sizes) == 4 and all(size > 0 for size in sizes)
+    budget = sum(sizes) - 1
+    monkeypatch.setattr(npmle, "SOLVED_BYTES_KEPT", budget)
+    # One more order in a fifth group: a new fit, and the oldest is forgotten.
+    added = ((group, 4), (cause, 1), (lower, 10.0), (upper, 20.0))
+    npmle.fit(npmle.observations(*(np.append(values, value) for values, value in added)))
+    assert sum(npmle._nbytes(*kept) for kept in npmle._SOLVED.values()) <= budget
+    assert len(npmle._SOLVED) < 5
+    monkeypatch.setattr(npmle, "SOLVED_BYTES_KEPT", 0)
+    npmle.fit(npmle.observations(group, cause, lower, 2.0 * upper))
+    assert len(npmle._SOLVED) == 1
