@@ -52,6 +52,15 @@ from pipeline.records import (
 )
 from pipeline.warehouse import Warehouse, query, replace_table
 from pipeline.warehouse.changes import note_changed_orders, note_rewritten
+from pipeline.warehouse.order_keys import (
+    ORDER_KEY,
+    WITHOUT_KEY,
+    ensure_order_keys,
+    keyed_columns,
+    keyed_insert,
+    keyed_orders,
+    restore_others,
+)
 from pipeline.warehouse.schema import LATENCY_ROLLUP_COLUMNS, POLL_ROLLUP_COLUMNS
 from pipeline.warehouse.store import first_row, registered, tables_exist
 
@@ -145,6 +154,7 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     cost follows the new observations, not the stored history. An order's rows already folded
     are skipped (`status_history_delta`).
     """
+    ensure_order_keys(con, (HISTORY_TABLE, *RECORD_TABLES))
     watermark = _watermark(con)
     if watermark is None or not tables_exist(con, [HISTORY_TABLE]):
         return _build_status_history(con)
@@ -174,15 +184,17 @@ def _stored_history(
     con: duckdb.DuckDBPyConnection, new: pl.DataFrame, *, current_only: bool
 ) -> pl.DataFrame:
     """The stored history rows of the orders `new` observations touch: all of them, or only
-    their current intervals (what a fold needs)."""
+    their current intervals (what a fold needs). Found by their `order_key`, then narrowed to
+    those orders (`pipeline.warehouse.order_keys`)."""
     touched = new.select("provider", "order_id").unique()
     current = "WHERE h.is_current" if current_only else ""
     with registered(con, "_touched", touched):
-        return query(
+        found = query(
             con,
-            f"SELECT h.* FROM {HISTORY_TABLE} h SEMI JOIN _touched USING (provider, order_id) "
-            + current,
+            f"SELECT h.{WITHOUT_KEY} FROM {HISTORY_TABLE} h SEMI JOIN "
+            f"({keyed_orders('_touched')}) USING ({ORDER_KEY}) {current}",
         )
+    return found.join(touched, on=["provider", "order_id"], how="semi")
 
 
 def _after_fold(stored: pl.DataFrame, delta: pl.DataFrame) -> pl.DataFrame:
@@ -201,12 +213,22 @@ def _fold(con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFram
     delta = status_history_delta(stored, new)
     with registered(con, _DELTA_VIEW, delta):
         con.execute(
-            f"DELETE FROM {HISTORY_TABLE} h USING (SELECT provider, order_id, "
-            f"min(interval_seq) AS first_seq FROM {_DELTA_VIEW} GROUP BY ALL) d "
-            "WHERE h.provider = d.provider AND h.order_id = d.order_id "
-            "AND h.interval_seq >= d.first_seq"
+            "CREATE OR REPLACE TEMP TABLE _rewritten AS "
+            + keyed_orders(_DELTA_VIEW, "min(interval_seq) AS first_seq")
         )
-        con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {_DELTA_VIEW}")
+        # Each order's rows from the first interval the delta rewrites, found by key; rows
+        # of another order sharing a key, or below their own order's first, are put back.
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _folded AS WITH gone AS (DELETE FROM {HISTORY_TABLE} "
+            f"h USING _rewritten d WHERE h.{ORDER_KEY} = d.{ORDER_KEY} "
+            "AND h.interval_seq >= d.first_seq RETURNING h.*) SELECT * FROM gone"
+        )
+        restore_others(
+            con, HISTORY_TABLE, "_folded", "_rewritten", "AND r.interval_seq >= o.first_seq"
+        )
+        con.execute("DROP TABLE _folded")
+        con.execute("DROP TABLE _rewritten")
+        con.execute(keyed_insert(HISTORY_TABLE, _DELTA_VIEW))
     return delta
 
 
@@ -218,7 +240,9 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     groups' `polled_at` bounds, and memory follows the slice, not the log.
     """
     _refuse_if_pruned(con, HISTORY_TABLE)
-    replace_table(con, HISTORY_TABLE, pl.DataFrame(schema=HISTORY_COLUMNS))
+    replace_table(
+        con, HISTORY_TABLE, pl.DataFrame(schema=HISTORY_COLUMNS), computed=keyed_columns()
+    )
     _set_watermark(con, None)  # committed with the first slice: a build cut short starts over
     note_rewritten(con, [HISTORY_TABLE])  # before and after the build (`note_rewritten`)
     read = written = 0
@@ -296,7 +320,9 @@ def _build_records(con: duckdb.DuckDBPyConnection) -> None:
     total = int(first_row(con, f"SELECT count(*) FROM {HISTORY_TABLE}")[0])
     parts = max(1, -(-total // FULL_BUILD_ROWS))
     for part in range(parts):
-        history = query(con, f"SELECT * FROM {HISTORY_TABLE} WHERE {_PART}", [parts, part])
+        history = query(
+            con, f"SELECT {WITHOUT_KEY} FROM {HISTORY_TABLE} WHERE {_PART}", [parts, part]
+        )
         orders = query(con, f"SELECT * FROM orders WHERE {_PART}", [parts, part])
         write_records(con, build_records(history, orders), replace=part == 0)
         _commit_part(con)

@@ -32,6 +32,13 @@ from pipeline.analytics.metrics import (
 from pipeline.cells import CELL_TABLES, age_cells, build_cells, update_cells
 from pipeline.providers.registry import REGISTRY
 from pipeline.warehouse import replace_table
+from pipeline.warehouse.order_keys import (
+    ORDER_KEY,
+    keyed_columns,
+    keyed_insert,
+    keyed_orders,
+    restore_others,
+)
 from pipeline.warehouse.store import first_row, registered
 
 RECORD_TABLES: dict[str, Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]] = {
@@ -44,7 +51,8 @@ RECORDS_VERSION = 2
 """Raise when the builders change what they derive from a history: every record is rebuilt."""
 RECORDS_STATE = "order_records"
 """`derived_state` entries `order_records <rules>`: the rules the stored records were built by."""
-_KEYS_VIEW = "_record_orders"
+_ORDERS_VIEW = "_record_orders"
+_KEYS = "_record_keys"
 _NEW_VIEW = "_new_records"
 _OLD_TABLE = "_old_records"
 
@@ -60,10 +68,10 @@ def write_records(
     """Store a `build_records` result: as the whole tables (`replace`) or added to them."""
     for table, frame in records.items():
         if replace:
-            replace_table(con, table, frame)
+            replace_table(con, table, frame, computed=keyed_columns())
         elif frame.height:
             with registered(con, _NEW_VIEW, frame):
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {_NEW_VIEW}")
+                con.execute(keyed_insert(table, _NEW_VIEW))
     return sum(frame.height for frame in records.values())
 
 
@@ -72,19 +80,22 @@ def update_records(
 ) -> int:
     """Replace the records of `orders` (provider, order_id) with `records`, and their cells
     (`pipeline.cells`): an order that no longer has one in some table (its kind changed) loses
-    the old one."""
-    with registered(con, _KEYS_VIEW, orders.select("provider", "order_id")):
+    the old one. The old records are found by `order_key` (`pipeline.warehouse.order_keys`)."""
+    with registered(con, _ORDERS_VIEW, orders.select("provider", "order_id")):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_KEYS} AS {keyed_orders(_ORDERS_VIEW)}")
         for table, frame in records.items():
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_OLD_TABLE} AS WITH gone AS (DELETE FROM {table} r "
-                f"USING {_KEYS_VIEW} k WHERE r.provider = k.provider AND r.order_id = k.order_id "
-                "RETURNING r.*) SELECT * FROM gone"
+                f"USING {_KEYS} k WHERE r.{ORDER_KEY} = k.{ORDER_KEY} RETURNING r.*) "
+                "SELECT * FROM gone"
             )
+            restore_others(con, table, _OLD_TABLE, _KEYS)
             with registered(con, _NEW_VIEW, frame):
                 if frame.height:
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {_NEW_VIEW}")
+                    con.execute(keyed_insert(table, _NEW_VIEW))
                 update_cells(con, table, _OLD_TABLE, _NEW_VIEW)
             con.execute(f"DROP TABLE {_OLD_TABLE}")
+        con.execute(f"DROP TABLE {_KEYS}")
     age_cells(con, _newest_registration(records))
     return sum(frame.height for frame in records.values())
 

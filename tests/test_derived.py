@@ -26,8 +26,9 @@ from pipeline.analytics.survival import WEIGHT
 from pipeline.cells import CELL_GRID, CELL_TABLES, read_record_cells
 from pipeline.derived import METRIC_TABLES, refresh_derived
 from pipeline.records import RECORD_TABLES, build_records
-from pipeline.warehouse import Warehouse, append
+from pipeline.warehouse import Warehouse, append, order_keys
 from pipeline.warehouse.frames import observation_id
+from pipeline.warehouse.order_keys import ORDER_KEY, WITHOUT_KEY
 from pipeline.warehouse.publish import publish
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
@@ -77,9 +78,7 @@ def test_incremental_history_equals_a_full_rebuild(warehouse: Warehouse) -> None
         refresh_derived(warehouse)
     _append(warehouse, "observations", observations)
     refresh_derived(warehouse)
-    stored = warehouse.read(
-        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
-    )
+    stored = _stored(warehouse, "status_history", "provider, order_id, interval_seq")
     expected = build_status_history(observations)
     assert stored.height == expected.height
     assert_frame_equal(
@@ -89,8 +88,20 @@ def test_incremental_history_equals_a_full_rebuild(warehouse: Warehouse) -> None
     )
 
 
+def _stored(warehouse: Warehouse, table: str, order_by: str | None = None) -> pl.DataFrame:
+    """A table's rows as its builders make them; in a keyed one, after checking that every row
+    carries its order's key (`pipeline.warehouse.order_keys`)."""
+    ordered = f" ORDER BY {order_by}" if order_by else ""
+    if ORDER_KEY not in warehouse.read(f"SELECT * FROM {table} LIMIT 0").columns:
+        return warehouse.read(f"SELECT * FROM {table}{ordered}")
+    key = order_keys.KEY_SQL
+    wrong = f"SELECT count(*) AS n FROM {table} WHERE {ORDER_KEY} IS DISTINCT FROM {key}"
+    assert warehouse.read(wrong)["n"].item() == 0
+    return warehouse.read(f"SELECT {WITHOUT_KEY} FROM {table}{ordered}")
+
+
 def _sorted_table(warehouse: Warehouse, table: str) -> pl.DataFrame:
-    frame = warehouse.read(f"SELECT * FROM {table}").with_columns(pl.col(pl.Float64).round(9))
+    frame = _stored(warehouse, table).with_columns(pl.col(pl.Float64).round(9))
     return frame.sort(frame.columns, nulls_last=True)
 
 
@@ -117,6 +128,89 @@ def test_records_and_metrics_after_ticks_equal_a_full_rebuild(
     assert warehouse.read("SELECT count(*) AS n FROM completion_records")["n"].item() == 120
     for table in (*RECORD_TABLES, *CELL_TABLES.values(), *METRIC_TABLES):
         assert_frame_equal(_sorted_table(warehouse, table), _sorted_table(fresh, table)), table
+
+
+@pytest.mark.parametrize("shared_by", [3, 40])
+def test_ticks_stay_exact_when_orders_share_their_keys(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_by: int
+) -> None:
+    """A refresh finds an order's rows by its `order_key`, a hash that other orders may share.
+    With a key that 120 orders share in threes (or forties), the history and records after
+    ticks are still those of one build from the whole log, and a copy published after every
+    tick holds the warehouse's rows."""
+    monkeypatch.setattr(order_keys, "KEY_SQL", f"hash(provider, order_id) % {shared_by}")
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    start = observations["polled_at"].min()
+    assert start is not None
+    as_of = start + timedelta(hours=1)
+    published = tmp_path / "published" / "warehouse.duckdb"
+    for minutes in (5, 10, 20, 30, 45, 60):
+        cut = start + timedelta(minutes=minutes)
+        _append(warehouse, "observations", observations.filter(pl.col("polled_at") <= cut))
+        refresh_derived(warehouse, as_of=as_of)
+        copy = publish(warehouse, published)
+    monkeypatch.undo()
+    fresh = Warehouse(tmp_path / "fresh.duckdb")
+    _append(fresh, "orders", orders)
+    _append(fresh, "observations", observations)
+    refresh_derived(fresh, as_of=as_of)
+    keyed = ("status_history", *RECORD_TABLES)
+    for table in (*keyed, *CELL_TABLES.values()):
+        mine = warehouse.read(f"SELECT * FROM {table}").drop(ORDER_KEY, strict=False)
+        theirs = fresh.read(f"SELECT * FROM {table}").drop(ORDER_KEY, strict=False)
+        (
+            assert_frame_equal(
+                mine.sort(mine.columns, nulls_last=True),
+                theirs.sort(theirs.columns, nulls_last=True),
+            ),
+            table,
+        )
+    for table in keyed:
+        in_copy = Warehouse(copy).read(f"SELECT * FROM {table}", read_only=True)
+        in_warehouse = warehouse.read(f"SELECT * FROM {table}")
+        (
+            assert_frame_equal(
+                in_copy.sort(in_copy.columns, nulls_last=True),
+                in_warehouse.sort(in_warehouse.columns, nulls_last=True),
+            ),
+            table,
+        )
+
+
+def test_a_warehouse_keyed_otherwise_is_keyed_again(warehouse: Warehouse) -> None:
+    """Tables from before `order_key`, or keyed by another DuckDB's hash, get this one's key
+    for every row at the next refresh, and the refresh goes on from them."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    start = observations["polled_at"].min()
+    assert start is not None
+    _append(
+        warehouse,
+        "observations",
+        observations.filter(pl.col("polled_at") <= start + timedelta(minutes=20)),
+    )
+    refresh_derived(warehouse)
+    keyed = ("status_history", *RECORD_TABLES)
+    with warehouse.transaction() as con:
+        con.execute("ALTER TABLE status_history DROP COLUMN order_key")
+        for table in RECORD_TABLES:
+            con.execute(f"UPDATE {table} SET order_key = 7")
+        con.execute(
+            "UPDATE derived_state SET name = 'order_keys duckdb 0.0.1' "
+            "WHERE name LIKE 'order_keys %'"
+        )
+    _append(warehouse, "observations", observations)
+    refresh_derived(warehouse)
+    for table in keyed:
+        _stored(warehouse, table)  # every row keyed by its order
+    assert (
+        warehouse.read("SELECT count(*) AS n FROM derived_state WHERE name LIKE 'order_keys %'")[
+            "n"
+        ].item()
+        == 1
+    )
+    _assert_history_built_from(warehouse, observations)
 
 
 def test_the_history_a_tick_rebuilds_records_from_is_the_stored_one(
@@ -163,9 +257,7 @@ def test_a_full_build_in_parts_equals_one_built_at_once(
     with warehouse.transaction() as con:
         update = derived.refresh_status_history(con)
     assert (update.mode, update.new_observations) == ("full", observations.height)
-    stored = warehouse.read(
-        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
-    )
+    stored = _stored(warehouse, "status_history", "provider, order_id, interval_seq")
     assert_frame_equal(
         stored.with_columns(pl.col("state", "previous_state").cast(pl.String)),
         build_status_history(observations).with_columns(
@@ -220,9 +312,7 @@ def test_refresh_on_an_empty_warehouse_writes_empty_tables(warehouse: Warehouse)
 
 def _assert_history_built_from(warehouse: Warehouse, observations: pl.DataFrame) -> None:
     """The stored status history is the one built from `observations` at once."""
-    stored = warehouse.read(
-        "SELECT * FROM status_history ORDER BY provider, order_id, interval_seq"
-    )
+    stored = _stored(warehouse, "status_history", "provider, order_id, interval_seq")
     as_text = pl.col("state", "previous_state").cast(pl.String)
     assert_frame_equal(
         stored.with_columns(as_text),

@@ -10,7 +10,7 @@ observation's id is derived from its `polled_at`, so a stored copy can only be t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -179,16 +179,25 @@ def tables_exist(
     return int(row[0]) == len(set(tables))
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
-    """Replace a derived table with `frame` (derived tables can always be rebuilt)."""
+def replace_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pl.DataFrame,
+    *,
+    computed: Mapping[str, str] | None = None,
+) -> int:
+    """Replace a derived table with `frame` (derived tables can always be rebuilt), plus the
+    `computed` columns (name → SQL expression over the frame's columns)."""
+    extra = "".join(f", {sql} AS {name}" for name, sql in (computed or {}).items())
+    select = f"SELECT *{extra} FROM {_BATCH_VIEW}"
     with registered(con, _BATCH_VIEW, frame):
         if frame.height:
-            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {_BATCH_VIEW}")
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}")
         else:
             # Declared, not created from the empty result: DuckDB 2.0 gives a table created
             # empty by `CREATE TABLE ... AS` statistics that later bulk inserts in the same
             # transaction do not widen, so its filters and joins then miss those rows.
-            columns = con.execute(f"DESCRIBE SELECT * FROM {_BATCH_VIEW}").fetchall()
+            columns = con.execute(f"DESCRIBE {select}").fetchall()
             declared = ", ".join(f'"{name}" {dtype}' for name, dtype, *_ in columns)
             con.execute(f"CREATE OR REPLACE TABLE {table} ({declared})")
     return frame.height

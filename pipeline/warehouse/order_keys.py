@@ -1,0 +1,104 @@
+"""An integer key on the tables of order rows, so that a refresh finds an order's rows by one
+integer column instead of two strings.
+
+A refresh reads, deletes and rewrites the rows of the orders its new polls touched, a few
+hundred among millions. Found by `(provider, order_id)`, every stored row's two strings are read
+and compared; found by `order_key`, one integer column is. Deleting and returning 300 orders'
+rows among 2.5 M records took 0.10 s by the key against 0.29 s by the strings, on order ids in
+random order as providers' ids are.
+
+The key is DuckDB's `hash(provider, order_id)`. A hash is not unique: a lookup by it finds the
+orders asked for and, very rarely, another order sharing a key. Every write by key therefore
+touches whole sets of orders sharing their keys (`restore_others` puts back what a delete took
+from orders not asked for), and every read narrows the rows to the orders asked for by their
+strings, on the few rows found. DuckDB does not promise the same hash across versions, so the
+version that keyed the rows is kept in `derived_state` and another one keys them again
+(`ensure_order_keys`).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipeline.warehouse.changes import note_rewritten
+from pipeline.warehouse.store import first_row, tables_exist
+
+ORDER_KEY = "order_key"
+KEY_SQL = "hash(provider, order_id)"
+"""How a row's `order_key` is computed from its order (read only by the functions here)."""
+WITHOUT_KEY = f"* EXCLUDE ({ORDER_KEY})"
+"""A keyed table's columns as the code that builds its rows knows them."""
+KEYS_STATE = "order_keys"
+"""`derived_state` entries `order_keys duckdb <version>`: what keyed the stored rows."""
+
+
+def keys_state() -> str:
+    """The `derived_state` name of rows keyed by this DuckDB."""
+    return f"{KEYS_STATE} duckdb {duckdb.__version__}"
+
+
+def ensure_order_keys(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> None:
+    """Give each of `tables` that exists its `order_key`, computed by this DuckDB: a table
+    from before the key gets the column, and rows keyed by another version are keyed again."""
+    current = keys_state()
+    keyed = bool(first_row(con, "SELECT count(*) FROM derived_state WHERE name = ?", [current])[0])
+    rekeyed = []
+    for table in tables:
+        if not tables_exist(con, [table]):
+            continue
+        has_key = bool(
+            first_row(
+                con,
+                "SELECT count(*) FROM information_schema.columns WHERE table_catalog = "
+                "current_database() AND table_schema = 'main' AND table_name = ? "
+                "AND column_name = ?",
+                [table, ORDER_KEY],
+            )[0]
+        )
+        if not has_key:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {ORDER_KEY} UBIGINT")
+        if not (has_key and keyed):
+            con.execute(f"UPDATE {table} SET {ORDER_KEY} = {KEY_SQL}")
+            rekeyed.append(table)
+    if rekeyed:
+        # Every row changed: a published copy is compared whole, not synced by key.
+        note_rewritten(con, rekeyed)
+    if not keyed:
+        con.execute("DELETE FROM derived_state WHERE name LIKE ?", [f"{KEYS_STATE} %"])
+        con.execute(
+            "INSERT INTO derived_state (name, value, updated_at) VALUES (?, now(), now())",
+            [current],
+        )
+
+
+def keyed_columns() -> dict[str, str]:
+    """The computed column a keyed table is created with (`store.replace_table`)."""
+    return {ORDER_KEY: KEY_SQL}
+
+
+def keyed_orders(relation: str, *aggregates: str) -> str:
+    """`relation`'s orders (its `provider` and `order_id`) with their `order_key`, once each,
+    and the `aggregates` (SQL, named) of each order's rows."""
+    also = "".join(f", {aggregate}" for aggregate in aggregates)
+    return f"SELECT provider, order_id, {KEY_SQL} AS {ORDER_KEY}{also} FROM {relation} GROUP BY ALL"
+
+
+def keyed_insert(table: str, relation: str) -> str:
+    """An INSERT of `relation`'s rows (a keyed table's columns but the key) into `table`."""
+    return f"INSERT INTO {table} BY NAME SELECT *, {KEY_SQL} AS {ORDER_KEY} FROM {relation}"
+
+
+def restore_others(
+    con: duckdb.DuckDBPyConnection, table: str, removed: str, orders: str, also: str = ""
+) -> None:
+    """Put back into `table` the rows in `removed` (a temporary table of the rows a delete by
+    key took) that are not of `orders` (a relation of `provider`, `order_id`: those rows only
+    share a key with one of them), or fail the condition `also` on their order's row (`o`) and
+    theirs (`r`); `removed` keeps the rest."""
+    others = (
+        f"FROM {removed} r WHERE NOT EXISTS (SELECT 1 FROM {orders} o "
+        f"WHERE o.provider = r.provider AND o.order_id = r.order_id {also})"
+    )
+    if first_row(con, f"SELECT count(*) {others}")[0]:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT r.* {others}")
+        con.execute(f"DELETE {others}")
