@@ -27,6 +27,7 @@ from pipeline.cells import CELL_GRID, CELL_TABLES, read_record_cells
 from pipeline.derived import METRIC_TABLES, refresh_derived
 from pipeline.records import RECORD_TABLES, build_records
 from pipeline.warehouse import Warehouse, append, order_keys
+from pipeline.warehouse import publish as publish_module
 from pipeline.warehouse.frames import observation_id
 from pipeline.warehouse.order_keys import ORDER_KEY, WITHOUT_KEY
 from pipeline.warehouse.publish import publish
@@ -211,6 +212,74 @@ def test_a_warehouse_keyed_otherwise_is_keyed_again(warehouse: Warehouse) -> Non
         == 1
     )
     _assert_history_built_from(warehouse, observations)
+
+
+def test_rows_written_without_a_key_are_keyed_before_a_refresh_looks_for_them(
+    warehouse: Warehouse,
+) -> None:
+    """Rows an earlier release wrote (no key) under a current keying are keyed at the next
+    refresh: found by key, the order's rows are rewritten, not written a second time."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    start = observations["polled_at"].min()
+    assert start is not None
+    early = observations.filter(pl.col("polled_at") <= start + timedelta(minutes=10))
+    _append(warehouse, "observations", early)
+    refresh_derived(warehouse)
+    with warehouse.transaction() as con:
+        for table in ("status_history", *RECORD_TABLES):
+            con.execute(f"UPDATE {table} SET order_key = NULL WHERE order_id <= 'o0000040'")
+    _append(warehouse, "observations", observations)
+    refresh_derived(warehouse)
+    for table in RECORD_TABLES:
+        _stored(warehouse, table)
+    _assert_history_built_from(warehouse, observations)
+
+
+def test_a_copy_is_compared_whole_when_its_rows_were_keyed_by_another_duckdb(
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish by a newer DuckDB (another hash) before any refresh keyed the rows again
+    must not look them up by keys it computes itself (where the row counts come out equal,
+    nothing would catch it): it compares the orders instead. With the rows keyed by the same
+    DuckDB, it looks them up by key."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    start = observations["polled_at"].min()
+    assert start is not None
+    published = tmp_path / "published" / "warehouse.duckdb"
+    monkeypatch.setattr(publish_module, "ORDER_SYNC_MIN_ROWS", 1)
+    keyed_lookups: list[str] = []
+    real_keyed_orders = publish_module.keyed_orders
+
+    def counted(relation: str, *aggregates: str) -> str:
+        keyed_lookups.append(relation)
+        return real_keyed_orders(relation, *aggregates)
+
+    monkeypatch.setattr(publish_module, "keyed_orders", counted)
+    for minutes in (10, 20, 30):
+        cut = start + timedelta(minutes=minutes)
+        _append(warehouse, "observations", observations.filter(pl.col("polled_at") <= cut))
+        refresh_derived(warehouse)
+        publish(warehouse, published)
+    assert keyed_lookups  # the same DuckDB keyed the rows: found by key
+    _append(warehouse, "observations", observations)
+    refresh_derived(warehouse)
+    keyed_lookups.clear()
+    monkeypatch.setattr(order_keys, "KEY_SQL", "hash(order_id, provider)")
+    monkeypatch.setattr(order_keys, "keys_state", lambda: "order_keys duckdb 99.0.0")
+    copy = publish(warehouse, published)
+    assert not keyed_lookups
+    for table in ("status_history", *RECORD_TABLES):
+        in_copy = Warehouse(copy).read(f"SELECT * FROM {table}", read_only=True)
+        in_warehouse = warehouse.read(f"SELECT * FROM {table}")
+        (
+            assert_frame_equal(
+                in_copy.sort(in_copy.columns, nulls_last=True),
+                in_warehouse.sort(in_warehouse.columns, nulls_last=True),
+            ),
+            table,
+        )
 
 
 def test_the_history_a_tick_rebuilds_records_from_is_the_stored_one(

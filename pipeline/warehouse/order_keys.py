@@ -39,7 +39,8 @@ def keys_state() -> str:
 
 def ensure_order_keys(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> None:
     """Give each of `tables` that exists its `order_key`, computed by this DuckDB: a table
-    from before the key gets the column, and rows keyed by another version are keyed again."""
+    from before the key gets the column, rows keyed by another version are keyed again, and
+    so are rows written without a key."""
     current = keys_state()
     keyed = bool(first_row(con, "SELECT count(*) FROM derived_state WHERE name = ?", [current])[0])
     rekeyed = []
@@ -60,6 +61,11 @@ def ensure_order_keys(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -
         if not (has_key and keyed):
             con.execute(f"UPDATE {table} SET {ORDER_KEY} = {KEY_SQL}")
             rekeyed.append(table)
+        elif first_row(con, f"SELECT count(*) FROM {table} WHERE {ORDER_KEY} IS NULL")[0]:
+            # Written by a release that did not key its rows (a rollback and back): a lookup
+            # by key would miss them, and the order's rows would be written twice.
+            con.execute(f"UPDATE {table} SET {ORDER_KEY} = {KEY_SQL} WHERE {ORDER_KEY} IS NULL")
+            rekeyed.append(table)
     if rekeyed:
         # Every row changed: a published copy is compared whole, not synced by key.
         note_rewritten(con, rekeyed)
@@ -69,6 +75,17 @@ def ensure_order_keys(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -
             "INSERT INTO derived_state (name, value, updated_at) VALUES (?, now(), now())",
             [current],
         )
+
+
+def keyed_here(con: duckdb.DuckDBPyConnection, database: str) -> bool:
+    """Whether `database`'s rows are keyed by this DuckDB's hash (so keys computed here find
+    them)."""
+    row = first_row(
+        con,
+        f'SELECT count(*) FROM "{database}".derived_state WHERE name = ?',
+        [keys_state()],
+    )
+    return bool(row[0])
 
 
 def keyed_columns() -> dict[str, str]:

@@ -43,7 +43,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.warehouse.changes import MARK_TABLE, Note, newest_note, noted_since
-from pipeline.warehouse.order_keys import ORDER_KEY, keyed_orders
+from pipeline.warehouse.order_keys import ORDER_KEY, keyed_here, keyed_orders
 from pipeline.warehouse.store import KEYS, Warehouse, first_row
 
 LOG_TABLES: dict[str, str] = {
@@ -238,7 +238,8 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
             elif _holds_orders(tables[table]) and _rows(con, source, table) >= (
                 ORDER_SYNC_MIN_ROWS
             ):
-                keyed = ORDER_KEY in dict(tables[table])
+                # Keys computed here find the rows only if this DuckDB keyed them.
+                keyed = ORDER_KEY in dict(tables[table]) and keyed_here(con, source)
                 if not _sync_noted_orders(con, source, table, mark, keyed=keyed):
                     _sync_orders(con, source, table)
             else:
