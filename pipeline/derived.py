@@ -59,7 +59,7 @@ from pipeline.warehouse.order_keys import (
     keyed_columns,
     keyed_insert,
     keyed_orders,
-    restore_others,
+    rowid_span,
 )
 from pipeline.warehouse.schema import LATENCY_ROLLUP_COLUMNS, POLL_ROLLUP_COLUMNS
 from pipeline.warehouse.store import first_row, registered, tables_exist
@@ -154,7 +154,10 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     cost follows the new observations, not the stored history. An order's rows already folded
     are skipped (`status_history_delta`).
     """
-    ensure_order_keys(con, (HISTORY_TABLE, *RECORD_TABLES))
+    if ensure_order_keys(con, (HISTORY_TABLE, *RECORD_TABLES)):
+        # Committed apart: the lookups below bound their scans by rowid, which is safe only
+        # on tables this transaction has not changed (`order_keys.rowid_span`).
+        _commit_part(con)
     watermark = _watermark(con)
     if watermark is None or not tables_exist(con, [HISTORY_TABLE]):
         return _build_status_history(con)
@@ -169,8 +172,8 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
         return HistoryUpdate("incremental", 0, 0, watermark)
     # The touched orders' whole history, read once: its current rows seed the fold, and with
     # the fold's rows it is what their records are rebuilt from.
-    stored = _stored_history(con, new, current_only=False)
-    delta = _fold(con, new, stored)
+    stored, keys_shared = _stored_history(con, new, current_only=False)
+    delta = _fold(con, new, stored, keys_shared=keys_shared)
     touched = delta.select("provider", "order_id").unique()
     _update_records(con, touched, _after_fold(stored, delta))
     note_changed_orders(con, (HISTORY_TABLE, *RECORD_TABLES), touched)
@@ -182,19 +185,25 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
 
 def _stored_history(
     con: duckdb.DuckDBPyConnection, new: pl.DataFrame, *, current_only: bool
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, bool]:
     """The stored history rows of the orders `new` observations touch: all of them, or only
-    their current intervals (what a fold needs). Found by their `order_key`, then narrowed to
-    those orders (`pipeline.warehouse.order_keys`)."""
+    their current intervals (what a fold needs); and whether another order shares a key with
+    one of them. Found by their `order_key`, then narrowed to those orders by their ids
+    (`pipeline.warehouse.order_keys`): every order with a history has a current interval, so
+    one sharing a key shows among the rows found."""
     touched = new.select("provider", "order_id").unique()
-    current = "WHERE h.is_current" if current_only else ""
+    current = "AND t.is_current" if current_only else ""
     with registered(con, "_touched", touched):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_keys AS {keyed_orders('_touched')}")
+        span = rowid_span(con, HISTORY_TABLE, "_touched_keys")
         found = query(
             con,
-            f"SELECT h.{WITHOUT_KEY} FROM {HISTORY_TABLE} h SEMI JOIN "
-            f"({keyed_orders('_touched')}) USING ({ORDER_KEY}) {current}",
+            f"SELECT t.{WITHOUT_KEY} FROM {HISTORY_TABLE} t SEMI JOIN _touched_keys "
+            f"USING ({ORDER_KEY}) WHERE {span} {current}",
         )
-    return found.join(touched, on=["provider", "order_id"], how="semi")
+        con.execute("DROP TABLE _touched_keys")
+    stored = found.join(touched, on=["provider", "order_id"], how="semi")
+    return stored, stored.height < found.height
 
 
 def _after_fold(stored: pl.DataFrame, delta: pl.DataFrame) -> pl.DataFrame:
@@ -207,26 +216,33 @@ def _after_fold(stored: pl.DataFrame, delta: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([kept.select(delta.columns), delta], how="vertical_relaxed")
 
 
-def _fold(con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
+def _fold(
+    con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame, *, keys_shared: bool
+) -> pl.DataFrame:
     """Fold `new` observations into the history, given the stored rows of the orders they
-    touch (their current intervals at least); the history rows written."""
+    touch (their current intervals at least) and whether another order shares a key with one
+    of them (`_stored_history`); the history rows written."""
     delta = status_history_delta(stored, new)
     with registered(con, _DELTA_VIEW, delta):
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _rewritten AS "
             + keyed_orders(_DELTA_VIEW, "min(interval_seq) AS first_seq")
         )
-        # Each order's rows from the first interval the delta rewrites, found by key; rows
-        # of another order sharing a key, or below their own order's first, are put back.
+        # Each order's rows from the first interval the delta rewrites: found by key where
+        # that is exact (no other order shares a key with one of these, nor two of these
+        # one key), else by the ids. Returning the rows to put back took longer than the
+        # delete (0.13 s at 7.5 M rows).
+        collide = first_row(con, f"SELECT count(*) > count(DISTINCT {ORDER_KEY}) FROM _rewritten")[
+            0
+        ]
+        if keys_shared or collide:
+            match = "h.provider = d.provider AND h.order_id = d.order_id"
+        else:
+            match = f"h.{ORDER_KEY} = d.{ORDER_KEY}"
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _folded AS WITH gone AS (DELETE FROM {HISTORY_TABLE} "
-            f"h USING _rewritten d WHERE h.{ORDER_KEY} = d.{ORDER_KEY} "
-            "AND h.interval_seq >= d.first_seq RETURNING h.*) SELECT * FROM gone"
+            f"DELETE FROM {HISTORY_TABLE} h USING _rewritten d "
+            f"WHERE {match} AND h.interval_seq >= d.first_seq"
         )
-        restore_others(
-            con, HISTORY_TABLE, "_folded", "_rewritten", "AND r.interval_seq >= o.first_seq"
-        )
-        con.execute("DROP TABLE _folded")
         con.execute("DROP TABLE _rewritten")
         con.execute(keyed_insert(HISTORY_TABLE, _DELTA_VIEW))
     return delta
@@ -254,7 +270,8 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
             [start, end],
         )
         read += new.height
-        written += _fold(con, new, _stored_history(con, new, current_only=True)).height
+        stored, keys_shared = _stored_history(con, new, current_only=True)
+        written += _fold(con, new, stored, keys_shared=keys_shared).height
         _commit_part(con)
     _build_records(con)
     note_rewritten(con, [HISTORY_TABLE])

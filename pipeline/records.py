@@ -38,6 +38,7 @@ from pipeline.warehouse.order_keys import (
     keyed_insert,
     keyed_orders,
     restore_others,
+    rowid_span,
 )
 from pipeline.warehouse.store import first_row, registered
 
@@ -84,9 +85,10 @@ def update_records(
     with registered(con, _ORDERS_VIEW, orders.select("provider", "order_id")):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_KEYS} AS {keyed_orders(_ORDERS_VIEW)}")
         for table, frame in records.items():
+            span = rowid_span(con, table, _KEYS)
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {_OLD_TABLE} AS WITH gone AS (DELETE FROM {table} r "
-                f"USING {_KEYS} k WHERE r.{ORDER_KEY} = k.{ORDER_KEY} RETURNING r.*) "
+                f"CREATE OR REPLACE TEMP TABLE {_OLD_TABLE} AS WITH gone AS (DELETE FROM {table} t "
+                f"USING {_KEYS} k WHERE t.{ORDER_KEY} = k.{ORDER_KEY} AND {span} RETURNING t.*) "
                 "SELECT * FROM gone"
             )
             restore_others(con, table, _OLD_TABLE, _KEYS)

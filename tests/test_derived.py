@@ -303,10 +303,10 @@ def test_the_history_a_tick_rebuilds_records_from_is_the_stored_one(
     _append(warehouse, "observations", new)
     key = ["provider", "order_id", "interval_seq"]
     with warehouse.transaction() as con:
-        stored = derived._stored_history(con, new, current_only=False)
-        delta = derived._fold(con, new, stored)
+        stored, keys_shared = derived._stored_history(con, new, current_only=False)
+        delta = derived._fold(con, new, stored, keys_shared=keys_shared)
         rebuilt_from = derived._after_fold(stored, delta)
-        after = derived._stored_history(con, delta, current_only=False)
+        after, _ = derived._stored_history(con, delta, current_only=False)
     assert (stored["interval_seq"] > 0).any()  # orders with intervals before the tick's
     assert rebuilt_from.height == after.height > delta.height
     assert_frame_equal(
@@ -486,10 +486,10 @@ def test_a_full_build_whose_commit_fails_stops_and_is_built_again(
     real_fold, calls = derived._fold, [0]
 
     def conflicting_fold(
-        con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame
+        con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame, **flags: bool
     ) -> pl.DataFrame:
         calls[0] += 1
-        folded = real_fold(con, new, stored)
+        folded = real_fold(con, new, stored, **flags)
         if calls[0] == 2:  # another connection stores the same key first: this commit fails
             con.execute("INSERT INTO derived_state (name) VALUES ('conflict')")
             con.cursor().execute("INSERT INTO derived_state (name) VALUES ('conflict')")

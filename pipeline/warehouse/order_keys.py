@@ -37,10 +37,10 @@ def keys_state() -> str:
     return f"{KEYS_STATE} duckdb {duckdb.__version__}"
 
 
-def ensure_order_keys(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> None:
+def ensure_order_keys(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> bool:
     """Give each of `tables` that exists its `order_key`, computed by this DuckDB: a table
     from before the key gets the column, rows keyed by another version are keyed again, and
-    so are rows written without a key."""
+    so are rows written without a key. True when it changed any row."""
     current = keys_state()
     keyed = bool(first_row(con, "SELECT count(*) FROM derived_state WHERE name = ?", [current])[0])
     rekeyed = []
@@ -75,6 +75,25 @@ def ensure_order_keys(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -
             "INSERT INTO derived_state (name, value, updated_at) VALUES (?, now(), now())",
             [current],
         )
+    return bool(rekeyed)
+
+
+def rowid_span(con: duckdb.DuckDBPyConnection, table: str, keys: str) -> str:
+    """A condition on `table`'s `rowid` (aliased `t`) that holds for its rows whose
+    `order_key` is in relation `keys` ("false" when there are none).
+
+    Found on the key column alone (0.03 s among 7.5 M history rows): the rows a refresh looks
+    for were mostly written lately and together, so a scan bounded by their span reads the few
+    row groups that hold them (0.03 s for 1,000 orders' latest rows, where a join by key reads
+    every row group: 0.21 s); scattered rows span the table and cost what the join does. A
+    literal span, never a subquery: DuckDB 2.0 returns wrong rows for `rowid IN (subquery)` on
+    a table the same transaction has changed, so callers also use it only where theirs has
+    not changed `table`."""
+    low, high = first_row(
+        con,
+        f"SELECT min(t.rowid), max(t.rowid) FROM {table} t SEMI JOIN {keys} USING ({ORDER_KEY})",
+    )
+    return "false" if low is None else f"t.rowid BETWEEN {int(low)} AND {int(high)}"
 
 
 def keyed_here(con: duckdb.DuckDBPyConnection, database: str) -> bool:
