@@ -158,25 +158,12 @@ def test_ticks_stay_exact_when_orders_share_their_keys(
     refresh_derived(fresh, as_of=as_of)
     keyed = ("status_history", *RECORD_TABLES)
     for table in (*keyed, *CELL_TABLES.values()):
-        mine = warehouse.read(f"SELECT * FROM {table}").drop(ORDER_KEY, strict=False)
-        theirs = fresh.read(f"SELECT * FROM {table}").drop(ORDER_KEY, strict=False)
-        (
-            assert_frame_equal(
-                mine.sort(mine.columns, nulls_last=True),
-                theirs.sort(theirs.columns, nulls_last=True),
-            ),
+        _assert_same_rows(
+            warehouse.read(f"SELECT * FROM {table}").drop(ORDER_KEY, strict=False),
+            fresh.read(f"SELECT * FROM {table}").drop(ORDER_KEY, strict=False),
             table,
         )
-    for table in keyed:
-        in_copy = Warehouse(copy).read(f"SELECT * FROM {table}", read_only=True)
-        in_warehouse = warehouse.read(f"SELECT * FROM {table}")
-        (
-            assert_frame_equal(
-                in_copy.sort(in_copy.columns, nulls_last=True),
-                in_warehouse.sort(in_warehouse.columns, nulls_last=True),
-            ),
-            table,
-        )
+    _assert_copy_holds(copy, warehouse, keyed)
 
 
 def test_a_warehouse_keyed_otherwise_is_keyed_again(warehouse: Warehouse) -> None:
@@ -270,16 +257,24 @@ def test_a_copy_is_compared_whole_when_its_rows_were_keyed_by_another_duckdb(
     monkeypatch.setattr(order_keys, "keys_state", lambda: "order_keys duckdb 99.0.0")
     copy = publish(warehouse, published)
     assert not keyed_lookups
-    for table in ("status_history", *RECORD_TABLES):
-        in_copy = Warehouse(copy).read(f"SELECT * FROM {table}", read_only=True)
-        in_warehouse = warehouse.read(f"SELECT * FROM {table}")
-        (
-            assert_frame_equal(
-                in_copy.sort(in_copy.columns, nulls_last=True),
-                in_warehouse.sort(in_warehouse.columns, nulls_last=True),
-            ),
-            table,
+    _assert_copy_holds(copy, warehouse, ("status_history", *RECORD_TABLES))
+
+
+def _assert_same_rows(mine: pl.DataFrame, theirs: pl.DataFrame, table: str) -> None:
+    """The same rows in any order (`table` named when not)."""
+    try:
+        assert_frame_equal(
+            mine.sort(mine.columns, nulls_last=True), theirs.sort(theirs.columns, nulls_last=True)
         )
+    except AssertionError as error:
+        raise AssertionError(f"{table}: {error}") from None
+
+
+def _assert_copy_holds(copy: Path, warehouse: Warehouse, tables: tuple[str, ...]) -> None:
+    """The published `copy` holds the warehouse's rows of `tables`."""
+    for table in tables:
+        in_copy = Warehouse(copy).read(f"SELECT * FROM {table}", read_only=True)
+        _assert_same_rows(in_copy, warehouse.read(f"SELECT * FROM {table}"), table)
 
 
 def test_the_history_a_tick_rebuilds_records_from_is_the_stored_one(

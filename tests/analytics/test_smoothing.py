@@ -32,6 +32,28 @@ def _polled(rng: np.random.Generator, orders: int, cadence_s: float) -> dict[str
     }
 
 
+def _samples(
+    rng: np.random.Generator, samples: int, orders: int, cadence_s: float
+) -> tuple[pl.DataFrame, list[float]]:
+    """`samples` polled samples as records (column `sample`), and each sample's own median."""
+    parts, truths = [], []
+    for sample in range(samples):
+        data = _polled(rng, orders, cadence_s)
+        mine = np.sort(data["time"][data["cause"] == 1])
+        truths.append(float(mine[int(np.ceil(orders / 2)) - 1]))
+        parts.append(
+            pl.DataFrame(
+                {
+                    "sample": sample,
+                    "event_code": data["cause"],
+                    "event_after_s": data["after"],
+                    "event_by_s": data["by"],
+                }
+            )
+        )
+    return pl.concat(parts), truths
+
+
 def test_exact_times_are_not_smoothed() -> None:
     obs = npmle.observations(
         [0, 0, 0, 0], [1, 1, 2, 0], [3.0, 5.0, 4.0, None], [3.0, 5.0, 4.0, 6.0]
@@ -157,21 +179,8 @@ def test_median_intervals_are_as_wide_as_the_estimates_spread() -> None:
     spread of the estimates themselves. Read off the raw NPMLE's variance the intervals were
     1.6–1.9 times too wide (`bench/coverage.py`)."""
     rng = np.random.default_rng(11)
-    cadence_s, orders, samples = MEDIAN_S, 400, 150
-    parts = []
-    for sample in range(samples):
-        data = _polled(rng, orders, cadence_s)
-        parts.append(
-            pl.DataFrame(
-                {
-                    "sample": sample,
-                    "event_code": data["cause"],
-                    "event_after_s": data["after"],
-                    "event_by_s": data["by"],
-                }
-            )
-        )
-    estimates = npmle.quantiles(npmle.fit_records(pl.concat(parts), ["sample"]))
+    records, _ = _samples(rng, samples=150, orders=400, cadence_s=MEDIAN_S)
+    estimates = npmle.quantiles(npmle.fit_records(records, ["sample"]))
     point = estimates["quantile_s"].to_numpy()
     implied = (estimates["quantile_ci_high_s"] - estimates["quantile_ci_low_s"]).to_numpy() / 3.92
     assert not np.isnan(point).any() and not np.isnan(implied).any()
@@ -192,22 +201,8 @@ def test_smoothed_medians_land_closer_to_the_same_orders_than_the_raw_steps() ->
     read off the NPMLE's steps (measured: 0.98 against 0.78)."""
     rng = np.random.default_rng(7)
     cadence_s, orders, samples = 0.25 * MEDIAN_S, 300, 40
-    parts, truths = [], []
-    for sample in range(samples):
-        data = _polled(rng, orders, cadence_s)
-        mine = np.sort(data["time"][data["cause"] == 1])
-        truths.append(mine[int(np.ceil(orders / 2)) - 1])
-        parts.append(
-            pl.DataFrame(
-                {
-                    "sample": sample,
-                    "event_code": data["cause"],
-                    "event_after_s": data["after"],
-                    "event_by_s": data["by"],
-                }
-            )
-        )
-    fitted = npmle.fit_records(pl.concat(parts), ["sample"])
+    records, truths = _samples(rng, samples, orders, cadence_s)
+    fitted = npmle.fit_records(records, ["sample"])
     smoothed = npmle.quantiles(fitted)["quantile_s"].to_numpy()
     raw = np.array([c.first_reaching(c.cif, 0.5) for c in fitted.fit.curves])
     tolerance = np.maximum(cadence_s / 4, 0.05 * np.array(truths))
