@@ -172,8 +172,8 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
         return HistoryUpdate("incremental", 0, 0, watermark)
     # The touched orders' whole history, read once: its current rows seed the fold, and with
     # the fold's rows it is what their records are rebuilt from.
-    stored, keys_shared = _stored_history(con, new, current_only=False)
-    delta = _fold(con, new, stored, keys_shared=keys_shared)
+    stored, found = _stored_history(con, new, current_only=False)
+    delta = _fold(con, new, stored, found)
     touched = delta.select("provider", "order_id").unique()
     _update_records(con, touched, _after_fold(stored, delta))
     note_changed_orders(con, (HISTORY_TABLE, *RECORD_TABLES), touched)
@@ -185,12 +185,11 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
 
 def _stored_history(
     con: duckdb.DuckDBPyConnection, new: pl.DataFrame, *, current_only: bool
-) -> tuple[pl.DataFrame, bool]:
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The stored history rows of the orders `new` observations touch: all of them, or only
-    their current intervals (what a fold needs); and whether another order shares a key with
-    one of them. Found by their `order_key`, then narrowed to those orders by their ids
-    (`pipeline.warehouse.order_keys`): every order with a history has a current interval, so
-    one sharing a key shows among the rows found."""
+    their current intervals (what a fold needs); and every order the lookup found by key
+    (`provider`, `order_id`, `order_key`): those orders and any sharing a key with one. Every
+    order with a history has a current interval, so each of those shows among them."""
     touched = new.select("provider", "order_id").unique()
     current = "AND t.is_current" if current_only else ""
     with registered(con, "_touched", touched):
@@ -198,12 +197,12 @@ def _stored_history(
         span = rowid_span(con, HISTORY_TABLE, "_touched_keys")
         found = query(
             con,
-            f"SELECT t.{WITHOUT_KEY} FROM {HISTORY_TABLE} t SEMI JOIN _touched_keys "
+            f"SELECT t.* FROM {HISTORY_TABLE} t SEMI JOIN _touched_keys "
             f"USING ({ORDER_KEY}) WHERE {span} {current}",
         )
         con.execute("DROP TABLE _touched_keys")
-    stored = found.join(touched, on=["provider", "order_id"], how="semi")
-    return stored, stored.height < found.height
+    stored = found.join(touched, on=["provider", "order_id"], how="semi").drop(ORDER_KEY)
+    return stored, found.select("provider", "order_id", ORDER_KEY).unique()
 
 
 def _after_fold(stored: pl.DataFrame, delta: pl.DataFrame) -> pl.DataFrame:
@@ -217,25 +216,28 @@ def _after_fold(stored: pl.DataFrame, delta: pl.DataFrame) -> pl.DataFrame:
 
 
 def _fold(
-    con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame, *, keys_shared: bool
+    con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame, found: pl.DataFrame
 ) -> pl.DataFrame:
     """Fold `new` observations into the history, given the stored rows of the orders they
-    touch (their current intervals at least) and whether another order shares a key with one
-    of them (`_stored_history`); the history rows written."""
+    touch (their current intervals at least) and the orders found by their keys
+    (`_stored_history`); the history rows written."""
     delta = status_history_delta(stored, new)
-    with registered(con, _DELTA_VIEW, delta):
+    with registered(con, _DELTA_VIEW, delta), registered(con, "_found", found):
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _rewritten AS "
             + keyed_orders(_DELTA_VIEW, "min(interval_seq) AS first_seq")
         )
         # Each order's rows from the first interval the delta rewrites: found by key where
-        # that is exact (no other order shares a key with one of these, nor two of these
-        # one key), else by the ids. Returning the rows to put back took longer than the
-        # delete (0.13 s at 7.5 M rows).
-        collide = first_row(con, f"SELECT count(*) > count(DISTINCT {ORDER_KEY}) FROM _rewritten")[
-            0
-        ]
-        if keys_shared or collide:
+        # that is exact (no other stored order shares a key with one of these, nor two of
+        # these one key), else by the ids. Returning the rows to put back took longer than
+        # the delete (0.13 s at 7.5 M rows).
+        collide = first_row(
+            con,
+            f"SELECT (SELECT count(*) > count(DISTINCT {ORDER_KEY}) FROM _rewritten) OR "
+            f"EXISTS (SELECT 1 FROM _found f JOIN _rewritten d USING ({ORDER_KEY}) "
+            "WHERE f.provider <> d.provider OR f.order_id <> d.order_id)",
+        )[0]
+        if collide:
             match = "h.provider = d.provider AND h.order_id = d.order_id"
         else:
             match = f"h.{ORDER_KEY} = d.{ORDER_KEY}"
@@ -270,8 +272,8 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
             [start, end],
         )
         read += new.height
-        stored, keys_shared = _stored_history(con, new, current_only=True)
-        written += _fold(con, new, stored, keys_shared=keys_shared).height
+        stored, found = _stored_history(con, new, current_only=True)
+        written += _fold(con, new, stored, found).height
         _commit_part(con)
     _build_records(con)
     note_rewritten(con, [HISTORY_TABLE])

@@ -166,6 +166,42 @@ def test_ticks_stay_exact_when_orders_share_their_keys(
     _assert_copy_holds(copy, warehouse, keyed)
 
 
+def test_an_order_sharing_a_key_and_polled_without_news_keeps_its_history(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two orders share a key; a tick brings one of them new states and the other only a
+    timed-out poll (touched, but nothing to fold): the second's history stays whole."""
+    monkeypatch.setattr(order_keys, "KEY_SQL", "hash(provider, order_id) % 1")
+    orders, observations = _log()
+    states = observations.filter(pl.col("error_class").is_null())
+    polls = states.group_by("order_id").agg(
+        pl.len().alias("n"), pl.col("polled_at").max().alias("last")
+    )
+    first, second = polls.filter(pl.col("n") >= 4).sort("last").tail(2)["order_id"]
+    pair = [first, second]  # `second` is polled last: the tick's news are its
+    kept = observations.filter(pl.col("order_id").is_in(pair))
+    cut = kept.filter(pl.col("order_id") == second)["polled_at"].sort()[-2]
+    _append(warehouse, "orders", orders.filter(pl.col("order_id").is_in(pair)))
+    _append(warehouse, "observations", kept.filter(pl.col("polled_at") <= cut))
+    refresh_derived(warehouse)
+    timeout = (
+        kept.filter(pl.col("order_id") == first)
+        .tail(1)
+        .with_columns(
+            polled_at=pl.lit(cut) + timedelta(seconds=1),
+            error_class=pl.lit("timeout"),
+            state=pl.lit("unknown"),
+            http_status=pl.lit(None, pl.Int32),
+            observation_id=pl.lit("timeout-of-first"),
+        )
+    )
+    tick = pl.concat([kept.filter(pl.col("polled_at") > cut), timeout], how="vertical_relaxed")
+    assert set(tick["order_id"]) == set(pair)
+    _append(warehouse, "observations", tick)
+    refresh_derived(warehouse)
+    _assert_history_built_from(warehouse, pl.concat([kept, timeout], how="vertical_relaxed"))
+
+
 def test_a_warehouse_keyed_otherwise_is_keyed_again(warehouse: Warehouse) -> None:
     """Tables from before `order_key`, or keyed by another DuckDB's hash, get this one's key
     for every row at the next refresh, and the refresh goes on from them."""
@@ -298,9 +334,10 @@ def test_the_history_a_tick_rebuilds_records_from_is_the_stored_one(
     _append(warehouse, "observations", new)
     key = ["provider", "order_id", "interval_seq"]
     with warehouse.transaction() as con:
-        stored, keys_shared = derived._stored_history(con, new, current_only=False)
-        delta = derived._fold(con, new, stored, keys_shared=keys_shared)
+        stored, found = derived._stored_history(con, new, current_only=False)
+        delta = derived._fold(con, new, stored, found)
         rebuilt_from = derived._after_fold(stored, delta)
+    with warehouse.transaction() as con:  # a lookup bounded by rowid: after the commit
         after, _ = derived._stored_history(con, delta, current_only=False)
     assert (stored["interval_seq"] > 0).any()  # orders with intervals before the tick's
     assert rebuilt_from.height == after.height > delta.height
@@ -481,10 +518,10 @@ def test_a_full_build_whose_commit_fails_stops_and_is_built_again(
     real_fold, calls = derived._fold, [0]
 
     def conflicting_fold(
-        con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame, **flags: bool
+        con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame, found: pl.DataFrame
     ) -> pl.DataFrame:
         calls[0] += 1
-        folded = real_fold(con, new, stored, **flags)
+        folded = real_fold(con, new, stored, found)
         if calls[0] == 2:  # another connection stores the same key first: this commit fails
             con.execute("INSERT INTO derived_state (name) VALUES ('conflict')")
             con.cursor().execute("INSERT INTO derived_state (name) VALUES ('conflict')")

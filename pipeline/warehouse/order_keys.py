@@ -8,10 +8,11 @@ rows among 2.5 M records took 0.10 s by the key against 0.29 s by the strings, o
 random order as providers' ids are.
 
 The key is DuckDB's `hash(provider, order_id)`. A hash is not unique: a lookup by it finds the
-orders asked for and, very rarely, another order sharing a key. Every write by key therefore
-touches whole sets of orders sharing their keys (`restore_others` puts back what a delete took
-from orders not asked for), and every read narrows the rows to the orders asked for by their
-strings, on the few rows found. DuckDB does not promise the same hash across versions, so the
+orders asked for and, very rarely, another order sharing a key. So every read narrows the rows
+found to the orders asked for by their ids, and every write by key is made exact: a delete puts
+back what it took from orders not asked for (`restore_others`), or is made by the ids when the
+rows found show a key shared (the status history's fold), and a publish rewrites whole sets of
+orders sharing keys on both sides. DuckDB does not promise the same hash across versions, so the
 version that keyed the rows is kept in `derived_state` and another one keys them again
 (`ensure_order_keys`).
 """
