@@ -43,7 +43,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.warehouse.changes import MARK_TABLE, Note, newest_note, noted_since
-from pipeline.warehouse.order_keys import ORDER_KEY, keyed_here, keyed_orders
+from pipeline.warehouse.order_keys import ORDER_KEY, keyed_here, keyed_orders, rowid_span
 from pipeline.warehouse.store import KEYS, Warehouse, first_row
 
 LOG_TABLES: dict[str, str] = {
@@ -342,15 +342,18 @@ def _sync_noted_orders(
             f"SELECT DISTINCT {ORDER_KEY} FROM ({keyed_orders(f'({changed})')})"
         )
         keys = [ORDER_KEY]
+        # The source is not changed by a publish: its rows may be found within their span.
+        within = rowid_span(con, f'"{source}"."{table}"', "_noted")
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _noted AS {changed}")
         keys = list(ORDER_COLUMNS)
+        within = "true"
     on = " AND ".join(f"r.{column} = k.{column}" for column in keys)
     columns = ", ".join(keys)
     con.execute(f'DELETE FROM {_COPY}."{table}" r USING _noted k WHERE {on}')
     con.execute(
-        f'INSERT INTO {_COPY}."{table}" SELECT r.* FROM "{source}"."{table}" r '
-        f"SEMI JOIN _noted USING ({columns})"
+        f'INSERT INTO {_COPY}."{table}" SELECT t.* FROM "{source}"."{table}" t '
+        f"SEMI JOIN _noted USING ({columns}) WHERE {within}"
     )
     con.execute("DROP TABLE _noted")
     return _rows(con, source, table) == _rows(con, _COPY, table)
