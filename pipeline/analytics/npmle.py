@@ -55,9 +55,10 @@ own: each smoothed value is a kernel-weighted sum of the masses, and its varianc
 weights on their covariance (`smoothing.smoothed_variance`). The raw curve's variance, read at
 the same times, overstated it where two neighbouring support cells are hard to tell apart
 (their masses then have large variances of opposite sign, which the kernel averages out): on
-simulated polling at interval/median 0.25–2 its median intervals were 1.4–2 times as wide as
-needed and covered the population median in 97–99 % of samples, the smoothed curve's in
-93–96 % (`bench/coverage.py`).
+simulated polling at interval/median 0.25–2 its median intervals were 1.4–2.1 times as wide as
+the estimates' spread and covered the population median in 97–100 % of samples at 800 orders;
+the smoothed curve's are 0.9–1.1 times as wide and cover in 93–97 % (90 % at 200 orders with
+60 % open at interval/median 2, where the kernel's bias shows; `bench/coverage.py`).
 
 Left truncation is not modelled: a late-registered order is recorded whatever happened before
 (see `pipeline.analytics.events`).
