@@ -334,11 +334,11 @@ def test_the_history_a_tick_rebuilds_records_from_is_the_stored_one(
     _append(warehouse, "observations", new)
     key = ["provider", "order_id", "interval_seq"]
     with warehouse.transaction() as con:
-        stored, found = derived._stored_history(con, new, current_only=False)
-        delta = derived._fold(con, new, stored, found)
+        stored, found, span = derived._stored_history(con, new, current_only=False)
+        delta = derived._fold(con, new, stored, found, span)
         rebuilt_from = derived._after_fold(stored, delta)
     with warehouse.transaction() as con:  # a lookup bounded by rowid: after the commit
-        after, _ = derived._stored_history(con, delta, current_only=False)
+        after, _, _ = derived._stored_history(con, delta, current_only=False)
     assert (stored["interval_seq"] > 0).any()  # orders with intervals before the tick's
     assert rebuilt_from.height == after.height > delta.height
     assert_frame_equal(
@@ -373,6 +373,37 @@ def test_a_full_build_in_parts_equals_one_built_at_once(
             frame.with_columns(pl.col(pl.Float64).round(9)).sort(frame.columns, nulls_last=True),
             check_dtypes=False,
         )
+
+
+def test_the_records_build_holds_duckdb_memory_low(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every share of the records is written with DuckDB held to the build's limit (its cache
+    of the history gives way to the shares' frames), and the limit is set back after."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    _append(warehouse, "observations", observations)
+    monkeypatch.setattr(derived, "FULL_BUILD_ROWS", 50)
+    monkeypatch.setattr(derived, "RECORDS_BUILD_MEMORY_LIMIT", "300MB")
+    real_write, limits = derived.write_records, []
+
+    def write_noting_the_limit(
+        con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame], *, replace: bool
+    ) -> int:
+        limits.append(_memory_limit(con))
+        return real_write(con, frames, replace=replace)
+
+    monkeypatch.setattr(derived, "write_records", write_noting_the_limit)
+    with warehouse.transaction() as con:
+        before = _memory_limit(con)
+        derived.refresh_status_history(con)
+        after = _memory_limit(con)
+    assert len(limits) > 1 and set(limits) == {"286.1 MiB"}  # 300 MB as DuckDB shows it
+    assert after == before != "286.1 MiB"
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+    return str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
 
 
 def test_every_metric_table_is_written(warehouse: Warehouse) -> None:
@@ -518,10 +549,14 @@ def test_a_full_build_whose_commit_fails_stops_and_is_built_again(
     real_fold, calls = derived._fold, [0]
 
     def conflicting_fold(
-        con: duckdb.DuckDBPyConnection, new: pl.DataFrame, stored: pl.DataFrame, found: pl.DataFrame
+        con: duckdb.DuckDBPyConnection,
+        new: pl.DataFrame,
+        stored: pl.DataFrame,
+        found: pl.DataFrame,
+        span: str,
     ) -> pl.DataFrame:
         calls[0] += 1
-        folded = real_fold(con, new, stored, found)
+        folded = real_fold(con, new, stored, found, span)
         if calls[0] == 2:  # another connection stores the same key first: this commit fails
             con.execute("INSERT INTO derived_state (name) VALUES ('conflict')")
             con.cursor().execute("INSERT INTO derived_state (name) VALUES ('conflict')")

@@ -112,6 +112,18 @@ def connection(
         close(con)
 
 
+@contextmanager
+def memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """DuckDB's memory held to `limit` for the block, then set back to what `connect` set
+    (DuckDB shows a limit rounded, so the one before cannot be read back exactly). Lowering
+    it also drops cached blocks past it, leaving that memory to the block's own frames."""
+    con.execute(f"SET memory_limit = '{limit}'")
+    yield
+    # Not in a `finally`: after a failed statement the transaction is aborted and so would this
+    # be, hiding the real error; the lower limit then lasts only as long as the connection.
+    con.execute(f"SET memory_limit = '{DEFAULT_MEMORY_LIMIT}'")
+
+
 def close(con: duckdb.DuckDBPyConnection) -> None:
     """Close a connection opened by `connect` (never while another thread opens one)."""
     with _OPEN_CLOSE:

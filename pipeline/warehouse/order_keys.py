@@ -22,7 +22,7 @@ from __future__ import annotations
 import duckdb
 
 from pipeline.warehouse.changes import note_rewritten
-from pipeline.warehouse.store import first_row, tables_exist
+from pipeline.warehouse.store import first_row
 
 ORDER_KEY = "order_key"
 KEY_SQL = "hash(provider, order_id)"
@@ -44,29 +44,17 @@ def ensure_order_keys(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -
     so are rows written without a key. True when it changed any row."""
     current = keys_state()
     keyed = bool(first_row(con, "SELECT count(*) FROM derived_state WHERE name = ?", [current])[0])
-    rekeyed = []
-    for table in tables:
-        if not tables_exist(con, [table]):
-            continue
-        has_key = bool(
-            first_row(
-                con,
-                "SELECT count(*) FROM information_schema.columns WHERE table_catalog = "
-                "current_database() AND table_schema = 'main' AND table_name = ? "
-                "AND column_name = ?",
-                [table, ORDER_KEY],
-            )[0]
-        )
-        if not has_key:
+    has_key = _has_key_column(con, tables)
+    rekeyed = [table for table, keyed_before in has_key.items() if not (keyed_before and keyed)]
+    for table in rekeyed:
+        if not has_key[table]:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {ORDER_KEY} UBIGINT")
-        if not (has_key and keyed):
-            con.execute(f"UPDATE {table} SET {ORDER_KEY} = {KEY_SQL}")
-            rekeyed.append(table)
-        elif first_row(con, f"SELECT count(*) FROM {table} WHERE {ORDER_KEY} IS NULL")[0]:
-            # Written by a release that did not key its rows (a rollback and back): a lookup
-            # by key would miss them, and the order's rows would be written twice.
-            con.execute(f"UPDATE {table} SET {ORDER_KEY} = {KEY_SQL} WHERE {ORDER_KEY} IS NULL")
-            rekeyed.append(table)
+        con.execute(f"UPDATE {table} SET {ORDER_KEY} = {KEY_SQL}")
+    for table in _with_null_keys(con, [table for table in has_key if table not in rekeyed]):
+        # Written by a release that did not key its rows (a rollback and back): a lookup
+        # by key would miss them, and the order's rows would be written twice.
+        con.execute(f"UPDATE {table} SET {ORDER_KEY} = {KEY_SQL} WHERE {ORDER_KEY} IS NULL")
+        rekeyed.append(table)
     if rekeyed:
         # Every row changed: a published copy is compared whole, not synced by key.
         note_rewritten(con, rekeyed)
@@ -77,6 +65,30 @@ def ensure_order_keys(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -
             [current],
         )
     return bool(rekeyed)
+
+
+def _has_key_column(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> dict[str, bool]:
+    """Which of `tables` exist, each with whether it has the key column: one catalog query,
+    as every refresh asks (a query per table was 0.03 s of a 1 s refresh)."""
+    rows = con.execute(
+        "SELECT table_name, bool_or(column_name = ?) FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = 'main' "
+        "AND table_name IN (SELECT unnest(?::VARCHAR[])) GROUP BY table_name",
+        [ORDER_KEY, list(tables)],
+    ).fetchall()
+    found = dict(rows)
+    return {table: bool(found[table]) for table in tables if table in found}
+
+
+def _with_null_keys(con: duckdb.DuckDBPyConnection, tables: list[str]) -> list[str]:
+    """Those of `tables` (each with the key column) holding a row without a key."""
+    if not tables:
+        return []
+    unkeyed = " UNION ALL ".join(
+        f"SELECT '{table}' WHERE EXISTS (SELECT 1 FROM {table} WHERE {ORDER_KEY} IS NULL)"
+        for table in tables
+    )
+    return [row[0] for row in con.execute(unkeyed).fetchall()]
 
 
 def rowid_span(con: duckdb.DuckDBPyConnection, table: str, keys: str) -> str:
@@ -106,6 +118,13 @@ def keyed_here(con: duckdb.DuckDBPyConnection, database: str) -> bool:
         [keys_state()],
     )
     return bool(row[0])
+
+
+def share_of_orders(*, stored: bool) -> str:
+    """A condition (parameters: shares, share) that holds for one share of the orders: on the
+    stored `order_key`, or on the key computed from the ids for a table without one. The two
+    agree where this DuckDB keyed the rows, so a share holds the same orders in both."""
+    return f"{ORDER_KEY if stored else KEY_SQL} % ? = ?"
 
 
 def keyed_columns() -> dict[str, str]:
