@@ -110,10 +110,15 @@ them (the Dagster assets, the refresh command and the report read it)."""
 # Columns the analytics read from the observation log; `attempt` orders polls in one instant.
 ANALYTICS_OBSERVATION_COLUMNS = ", ".join((*OBSERVATION_FIELDS, "attempt"))
 _DELTA_VIEW = "_history_delta"
-RECORDS_BUILD_MEMORY_LIMIT = "1500MB"
+RECORDS_BUILD_MEMORY_LIMIT = "1GB"
 """DuckDB's memory while every record is rebuilt, beside the polars frames of each share of
-orders. With the warehouse's own limit (4 GB), DuckDB still held what it had cached while
-building the history, and the records build at 8.3 M orders peaked at 4.4 GB of the process."""
+orders (`RECORDS_BUILD_ROWS`). With the warehouse's own limit (4 GB) DuckDB kept what it had
+cached of the history, and the whole first refresh at 8.3 M orders peaked at 4.2-4.4 GB in the
+records build; alone, the records build peaked at 3.2 GB with 2 M rows a share and DuckDB
+at 1.5 GB, and at 2.2 GB with 1 M rows and 1 GB (in 170 s against 118 s)."""
+RECORDS_BUILD_ROWS = 1_000_000
+"""History rows per share of orders in the records build (a share's frames take several times
+what its rows do)."""
 
 
 NO_TRANSACTION = "no transaction is active"
@@ -349,7 +354,7 @@ def _build_records(con: duckdb.DuckDBPyConnection) -> None:
     unmark_records_built(con)  # committed with the first part: a build cut short starts over
     note_rewritten(con, RECORD_TABLES)  # before and after the build (`note_rewritten`)
     total = int(first_row(con, f"SELECT count(*) FROM {HISTORY_TABLE}")[0])
-    parts = max(1, -(-total // FULL_BUILD_ROWS))
+    parts = max(1, -(-total // RECORDS_BUILD_ROWS))
     with memory_limit(con, RECORDS_BUILD_MEMORY_LIMIT):
         for part in range(parts):
             # The history's share by its stored key (`ensure_order_keys` has keyed every row

@@ -349,12 +349,14 @@ def test_the_history_a_tick_rebuilds_records_from_is_the_stored_one(
 def test_a_full_build_in_parts_equals_one_built_at_once(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With slices of 500 observations, most orders span several slices: the history and
-    the per-order records are the same as those built from the whole log at once."""
+    """With slices of 500 observations, most orders span several slices, and the records are
+    built from shares of 50 history rows: the history and the per-order records are the same
+    as those built from the whole log at once."""
     orders, observations = _log()
     _append(warehouse, "orders", orders)
     _append(warehouse, "observations", observations)
     monkeypatch.setattr(derived, "FULL_BUILD_ROWS", 500)
+    monkeypatch.setattr(derived, "RECORDS_BUILD_ROWS", 50)
     with warehouse.transaction() as con:
         update = derived.refresh_status_history(con)
     assert (update.mode, update.new_observations) == ("full", observations.height)
@@ -383,7 +385,7 @@ def test_the_records_build_holds_duckdb_memory_low(
     orders, observations = _log()
     _append(warehouse, "orders", orders)
     _append(warehouse, "observations", observations)
-    monkeypatch.setattr(derived, "FULL_BUILD_ROWS", 50)
+    monkeypatch.setattr(derived, "RECORDS_BUILD_ROWS", 50)
     monkeypatch.setattr(derived, "RECORDS_BUILD_MEMORY_LIMIT", "300MB")
     real_write, limits = derived.write_records, []
 
