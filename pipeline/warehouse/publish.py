@@ -3,10 +3,10 @@ writer's lock.
 
 The first publish copies the warehouse's file, checkpointed, and brings that up to date as
 below (`_copy_warehouse_file`; when the file changed while being copied, DuckDB writes every
-table into a new file instead). Readers open a link to one of two copies; later
-publishes bring the other copy, one publish behind, up to date in place and point the link at
-it (when a reader still holds that copy, they start from a plain file copy of the current one
-instead):
+table into a new file instead), and copies that again as the spare (`_make_spare`). Readers
+open a link to one of two copies; later publishes bring the other copy, one publish behind, up
+to date in place and point the link at it (when a reader still holds that copy, they start
+from a plain file copy of the current one instead):
 
 - the append-only logs (`LOG_TABLES`) by hour: only the hours whose row count or key checksum
   differ are compared row by row, and only hours near the newest published row are summarised
@@ -121,7 +121,10 @@ def publish_copy(warehouse: Warehouse, published_path: Path) -> Published:
                 _copy_through_duckdb(con, source, staging)
             if staging.is_file():
                 os.replace(staging, target)
-        _point(published_path, target)
+            # Under the warehouse's lock: a publish by another process must not find the
+            # spare half made, nor have a finished one replaced by this older copy.
+            _point(published_path, target)
+            _make_spare(published_path, target)
     except BaseException:
         staging.unlink(missing_ok=True)
         _wal(staging).unlink(missing_ok=True)
@@ -182,6 +185,25 @@ def _copy_through_duckdb(con: duckdb.DuckDBPyConnection, source: str, staging: P
         con.execute(f"CHECKPOINT {_COPY}")
     finally:
         con.execute(f"DETACH {_COPY}")
+
+
+def _make_spare(published_path: Path, current: Path) -> None:
+    """Copy `current` (the copy the link now points at) into the other slot when that one is
+    missing, as after the first publish: the next publish then brings it up to date in place.
+    At 8.3 M orders, copying the 4.4 GB file was 5.7 s of the 13.8 s refresh after the first;
+    here it joins the first, which takes minutes. Where links cannot be made there is one copy
+    only; a copy that fails (a full disk) is left to the next publish, as before."""
+    if not published_path.is_symlink():
+        return
+    spare = next(slot for slot in _slots(published_path) if slot != current)
+    if spare.is_file():
+        return
+    staging = spare.with_name(f"{spare.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        shutil.copyfile(current, staging)
+        os.replace(staging, spare)
+    except OSError:
+        staging.unlink(missing_ok=True)
 
 
 def _slots(published_path: Path) -> tuple[Path, Path]:
