@@ -237,6 +237,34 @@ def test_a_warehouse_keyed_otherwise_is_keyed_again(warehouse: Warehouse) -> Non
     _assert_history_built_from(warehouse, observations)
 
 
+def test_records_rebuilt_with_the_keys_made_again_hold_every_order_once(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh that keys the rows again (keyed by another DuckDB) and rebuilds every record
+    (a record table from an earlier release) shares the orders by the new keys: the history's
+    share and the orders' agree, and every order's records are there once."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    _append(warehouse, "observations", observations)
+    refresh_derived(warehouse)
+    with warehouse.transaction() as con:
+        con.execute("UPDATE status_history SET order_key = order_key + 1")
+        con.execute(
+            "UPDATE derived_state SET name = 'order_keys duckdb 0.0.1' "
+            "WHERE name LIKE 'order_keys %'"
+        )
+        con.execute("DROP TABLE code_records")
+    monkeypatch.setattr(derived, "RECORDS_BUILD_ROWS", 50)
+    refresh_derived(warehouse)
+    expected = build_records(build_status_history(observations), _conform(orders, ORDER_COLUMNS))
+    for table, frame in expected.items():
+        assert_frame_equal(
+            _sorted_table(warehouse, table),
+            frame.with_columns(pl.col(pl.Float64).round(9)).sort(frame.columns, nulls_last=True),
+            check_dtypes=False,
+        )
+
+
 def test_rows_written_without_a_key_are_keyed_before_a_refresh_looks_for_them(
     warehouse: Warehouse,
 ) -> None:

@@ -113,15 +113,22 @@ def connection(
 
 
 @contextmanager
-def memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
-    """DuckDB's memory held to `limit` for the block, then set back to what `connect` set
-    (DuckDB shows a limit rounded, so the one before cannot be read back exactly). Lowering
-    it also drops cached blocks past it, leaving that memory to the block's own frames."""
+def memory_limit(
+    con: duckdb.DuckDBPyConnection, limit: str, *, then: str = DEFAULT_MEMORY_LIMIT
+) -> Iterator[None]:
+    """DuckDB's memory held to `limit` for the block, then set to `then` (default: what
+    `connect` sets; DuckDB shows a limit rounded down, so the one before cannot be read back
+    and set again unchanged). Lowering it also drops cached blocks past it, leaving that
+    memory to the block's own frames. The setting is the database instance's, shared by every
+    connection of this process to the file."""
     con.execute(f"SET memory_limit = '{limit}'")
-    yield
-    # Not in a `finally`: after a failed statement the transaction is aborted and so would this
-    # be, hiding the real error; the lower limit then lasts only as long as the connection.
-    con.execute(f"SET memory_limit = '{DEFAULT_MEMORY_LIMIT}'")
+    try:
+        yield
+    finally:
+        # After a failed statement the transaction is aborted and this may fail too; the
+        # block's own error is the one to see.
+        with suppress(duckdb.Error):
+            con.execute(f"SET memory_limit = '{then}'")
 
 
 def close(con: duckdb.DuckDBPyConnection) -> None:
