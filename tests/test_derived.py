@@ -68,6 +68,19 @@ def _append(warehouse: Warehouse, table: str, frame: pl.DataFrame) -> None:
         append(con, table, _conform(frame, columns))
 
 
+def _assert_records_built_from(
+    warehouse: Warehouse, orders: pl.DataFrame, observations: pl.DataFrame
+) -> None:
+    """Every stored record table equals the one built at once from the whole log."""
+    expected = build_records(build_status_history(observations), _conform(orders, ORDER_COLUMNS))
+    for table, frame in expected.items():
+        assert_frame_equal(
+            _sorted_table(warehouse, table),
+            frame.with_columns(pl.col(pl.Float64).round(9)).sort(frame.columns, nulls_last=True),
+            check_dtypes=False,
+        )
+
+
 def test_incremental_history_equals_a_full_rebuild(warehouse: Warehouse) -> None:
     orders, observations = _log()
     _append(warehouse, "orders", orders)
@@ -256,13 +269,7 @@ def test_records_rebuilt_with_the_keys_made_again_hold_every_order_once(
         con.execute("DROP TABLE code_records")
     monkeypatch.setattr(derived, "RECORDS_BUILD_ROWS", 50)
     refresh_derived(warehouse)
-    expected = build_records(build_status_history(observations), _conform(orders, ORDER_COLUMNS))
-    for table, frame in expected.items():
-        assert_frame_equal(
-            _sorted_table(warehouse, table),
-            frame.with_columns(pl.col(pl.Float64).round(9)).sort(frame.columns, nulls_last=True),
-            check_dtypes=False,
-        )
+    _assert_records_built_from(warehouse, orders, observations)
 
 
 def test_rows_written_without_a_key_are_keyed_before_a_refresh_looks_for_them(
@@ -396,13 +403,7 @@ def test_a_full_build_in_parts_equals_one_built_at_once(
         ),
         check_dtypes=False,
     )
-    expected = build_records(build_status_history(observations), _conform(orders, ORDER_COLUMNS))
-    for table, frame in expected.items():
-        assert_frame_equal(
-            _sorted_table(warehouse, table),
-            frame.with_columns(pl.col(pl.Float64).round(9)).sort(frame.columns, nulls_last=True),
-            check_dtypes=False,
-        )
+    _assert_records_built_from(warehouse, orders, observations)
 
 
 def test_the_records_build_holds_duckdb_memory_low(
