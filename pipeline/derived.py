@@ -115,7 +115,8 @@ RECORDS_BUILD_MEMORY_LIMIT = "1GB"
 orders (`RECORDS_BUILD_ROWS`). With the warehouse's own limit (4 GB) DuckDB kept what it had
 cached of the history, and the whole first refresh at 8.3 M orders peaked at 4.2-4.4 GB in the
 records build; alone, the records build peaked at 3.2 GB with 2 M rows a share and DuckDB
-at 1.5 GB, and at 2.2 GB with 1 M rows and 1 GB (in 170 s against 118 s)."""
+at 1.5 GB, and at 2.2 GB with 1 M rows and 1 GB (in 170 s against 118 s). With these the
+whole first refresh peaked at 3.0-3.1 GB (`bench/refresh_memory.py`)."""
 RECORDS_BUILD_ROWS = 1_000_000
 """History rows per share of orders in the records build (a share's frames take several times
 what its rows do)."""
