@@ -202,8 +202,10 @@ def _make_spare(published_path: Path, current: Path) -> None:
     try:
         shutil.copyfile(current, staging)
         os.replace(staging, spare)
-    except OSError:
+    except BaseException as error:  # a half copy, interrupted or failed, is never left behind
         staging.unlink(missing_ok=True)
+        if not isinstance(error, OSError):
+            raise
 
 
 def _slots(published_path: Path) -> tuple[Path, Path]:

@@ -191,6 +191,37 @@ def test_publishes_alternate_between_two_copies_updated_in_place(
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("failure", [OSError("no space left on device"), KeyboardInterrupt()])
+def test_a_spare_copy_cut_short_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    """The spare copy failing (a full disk) leaves the publish done and the next one to copy;
+    interrupted, it stops the publish; either way no half copy stays beside the link."""
+    orders, observations, _ = _log()
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published" / "warehouse.duckdb"
+    _add(warehouse, orders=orders, observations=observations)
+    real_copy = publish_module.shutil.copyfile
+
+    def spare_cut_short(source: Path, destination: Path) -> None:
+        if not Path(destination).name.startswith(".warehouse.duckdb.2."):
+            real_copy(source, destination)
+            return
+        Path(destination).write_bytes(b"half a copy")
+        raise failure
+
+    monkeypatch.setattr(publish_module.shutil, "copyfile", spare_cut_short)
+    if isinstance(failure, OSError):
+        publish_copy(warehouse, published)
+        assert _differences(warehouse, published) == {}
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            publish_copy(warehouse, published)
+    assert sorted(p.name for p in published.parent.iterdir()) == [
+        ".warehouse.duckdb.1", "warehouse.duckdb"
+    ]  # fmt: skip
+
+
 _READER = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
