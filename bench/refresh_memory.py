@@ -6,7 +6,7 @@ runs `pipeline refresh` in this process while a thread reads `/proc/self/status`
 thread's stack; prints the peak and the highest sample of each place. Results of the runs that
 bounded the records build: `bench/results/full_refresh_memory_100m.json`.
 
-    .venv/bin/python bench/refresh_memory.py /tmp/filled 8300000   # about 10 minutes
+    .venv/bin/python bench/refresh_memory.py filled 8300000   # about 10 minutes
 """
 
 from __future__ import annotations
