@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+from own_process import run_measured
 
 from pipeline.derived import (
     compute_metrics,
@@ -309,17 +310,10 @@ def step_command(workdir: Path) -> dict[str, float]:
     cron: fold, history, records, analytics, alerts, publish and report, start to end."""
     with Warehouse(workdir / "warehouse.duckdb").transaction() as con:
         append(con, "observations", pl.read_parquet(workdir / COMMAND_TICK))
-    started = time.perf_counter()
-    subprocess.run(
+    return run_measured(
         [sys.executable, "-m", "pipeline.cli", "refresh"],
-        check=True,
-        capture_output=True,
         env={**os.environ, "PIPELINE_DATA_DIR": str(workdir)},
     )
-    return {
-        "seconds": time.perf_counter() - started,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-    }
 
 
 STEPS = ("load", "full", "tick", "report", "command", "prune")

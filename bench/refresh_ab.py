@@ -24,9 +24,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from own_process import run_measured
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -44,16 +45,7 @@ print(time.perf_counter() - started)
 def _timed(command: list[str], tree: Path, data_dir: Path) -> dict[str, float]:
     """Run `command` in `tree` (whose `pipeline` it imports): wall time and peak RSS."""
     env = {**os.environ, "PIPELINE_DATA_DIR": str(data_dir), "PYTHONPATH": str(tree)}
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status):
-        error = process.stderr.read().decode() if process.stderr else ""
-        raise RuntimeError(f"{command} in {tree} failed: {error[-2000:]}")
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return run_measured(command, env=env, cwd=tree)
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ published copy's tables of order rows) dominate. For each size:
 4. `next_tick`: the same with 1,000 other orders: the steady state, where the publish updates
    the copy a publish behind in place (after `tick` it had to make that copy first).
 
-Each refresh is timed from outside and its peak memory is the child's own max RSS (`wait4`).
+Each refresh is timed from outside and its peak memory is its own (`own_process.run_measured`:
+this process holds gigabytes after the fill, which a child forked from it would report).
 
 Usage:
     .venv/bin/python bench/refresh_sql_filled.py                         # 2 M and 20 M
@@ -29,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+from own_process import run_measured
 
 from pipeline.providers.registry import PROVIDERS, default_kind
 from pipeline.warehouse import Warehouse
@@ -128,18 +129,10 @@ def add_tick(data_dir: Path, tick: int = 0) -> None:
 
 def refresh(data_dir: Path) -> dict[str, float]:
     """`pipeline refresh` as its own process: seconds and its own peak RSS."""
-    started = time.perf_counter()
-    child = subprocess.Popen(
+    return run_measured(
         [sys.executable, "-m", "pipeline.cli", "refresh"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
         env={**os.environ, "PIPELINE_DATA_DIR": str(data_dir)},
     )
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    if status:
-        raise RuntimeError(f"pipeline refresh failed: {child.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def run(n_orders: int) -> dict[str, dict[str, float]]:

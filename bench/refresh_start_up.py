@@ -24,9 +24,10 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from own_process import run_measured
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "refresh_start_up.json"
@@ -38,19 +39,9 @@ def _refresh(data_dir: Path, mode: str, stdlib_cache: Path) -> dict[str, float]:
     env = {**os.environ, "PIPELINE_DATA_DIR": str(data_dir), "PYTHONDONTWRITEBYTECODE": "1"}
     if mode == "compiling":
         env["PYTHONPYCACHEPREFIX"] = str(stdlib_cache)  # compiles ours and the dependencies
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "refresh"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
+    return run_measured(
+        [sys.executable, "-m", "pipeline.cli", "refresh"], env=env, stderr=subprocess.DEVNULL
     )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"pipeline refresh exited with {process.returncode}")
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def main() -> None:
