@@ -306,7 +306,7 @@ def test_a_copy_is_compared_whole_when_its_rows_were_keyed_by_another_duckdb(
     start = observations["polled_at"].min()
     assert start is not None
     published = tmp_path / "published" / "warehouse.duckdb"
-    monkeypatch.setattr(publish_module, "ORDER_SYNC_MIN_ROWS", 1)
+    monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 1)
     keyed_lookups: list[str] = []
     real_keyed_orders = publish_module.keyed_orders
 
@@ -517,7 +517,7 @@ def test_a_refresh_reads_the_late_margin_only_when_a_poll_arrived_late(
     recent = ~tick & (pl.col("polled_at") > newest - timedelta(minutes=4))
     in_tick = observations.filter(tick)["order_id"].implode()
     late_orders = observations.filter(recent & ~pl.col("order_id").is_in(in_tick))["order_id"]
-    late = observations.filter(recent & pl.col("order_id").is_in(late_orders.unique().head(3)))
+    late = observations.filter(recent & pl.col("order_id").is_in(late_orders.unique().head(3).implode()))
     assert late.height > 0
     _append(
         warehouse,

@@ -12,14 +12,16 @@ from a plain file copy of the current one instead):
   differ are compared row by row, and only hours near the newest published row are summarised
   unless the row counts or oldest times disagree (retention removed old rows, or a late poll
   log was folded in);
-- tables of order rows (`provider` and `order_id` columns, at least `ORDER_SYNC_MIN_ROWS` rows:
+- tables of order rows (`provider` and `order_id` columns, at least `SYNC_MIN_ROWS` rows:
   the status history, the per-order records, the orders) by order: the rows of the orders a
   refresh noted as changed since the copy's mark (`pipeline.warehouse.changes`) are rewritten;
   where no note can say (the orders table, filled by anyone; a table rebuilt whole), the
-  orders are compared by buckets: only the buckets whose row count or row checksum differ are
-  rewritten;
-- every other table (analytics, rollups, scheduler and alert state) is replaced whole, with its
-  columns and rows but not its keys, which readers do not need;
+  hours of registration whose rows differ, then within them buckets of orders whose row count
+  or row checksum differ, are rewritten;
+- tables of rows by minute (`MINUTE_COLUMN`: the rollups, at least `SYNC_MIN_ROWS` rows) by
+  hour: the hours whose rows differ are rewritten;
+- every other table (analytics, scheduler and alert state) is replaced whole, with its columns
+  and rows but not its keys, which readers do not need;
 - tables whose names begin with `_` (`PRIVATE_PREFIX`: a refresh's own bookkeeping) are left
   out; the copy's own `_published_changes` says which change note it is up to date to.
 
@@ -56,8 +58,8 @@ RECENT = timedelta(hours=2)
 """Hours counted on every publish: behind the newest published row, where new rows land."""
 ORDER_COLUMNS = KEYS["orders"]
 """Columns that make a table's rows belong to orders (`_sync_orders`): the orders' key."""
-ORDER_SYNC_MIN_ROWS = 50_000
-"""Smaller tables of order rows are replaced whole: cheaper than comparing them."""
+SYNC_MIN_ROWS = 50_000
+"""Smaller tables of order rows or minutes are replaced whole: cheaper than comparing them."""
 ROWS_PER_BUCKET = 64
 """Rows per bucket of orders compared at once: a changed order rewrites about this many."""
 PUBLISH_MEMORY_LIMIT = "2GB"
@@ -70,8 +72,15 @@ change notes): readers have no use for them, and they are not published. A copy 
 its own, `MARK_TABLE`."""
 _COPY = "published_copy"
 _PUBLISHING = threading.Lock()
-_BUCKET = "INTERVAL 1 HOUR"
-_NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)  # the bucket of rows without a time
+ORDER_TIME_COLUMN = "registered_at"
+"""A table of order rows compared by buckets (`_sync_orders`) is first compared by the hour of
+this column, where it has one: new orders land in the newest hours."""
+MINUTE_COLUMN = "minute"
+"""Tables with this column (the rollups) are compared by its hour (`_sync_hours`): a refresh
+rewrites the minutes it touched and folds old minutes into hours. At 8.3 M orders over 18
+months, re-creating the 2.9 M latency rollups took 0.25 s of every publish."""
+_US_PER_HOUR = 3_600_000_000
+_NO_HOUR = -(2**62)  # the hour of rows without a time: far from any real one
 
 
 @dataclass(frozen=True)
@@ -259,13 +268,15 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
             if table in LOG_TABLES:
                 plus, minus = _sync_log(con, source, table, LOG_TABLES[table])
                 added, removed = added + plus, removed + minus
-            elif _holds_orders(tables[table]) and _rows(con, source, table) >= (
-                ORDER_SYNC_MIN_ROWS
-            ):
+            elif _holds_orders(tables[table]) and _rows(con, source, table) >= SYNC_MIN_ROWS:
                 # Keys computed here find the rows only if this DuckDB keyed them.
                 keyed = ORDER_KEY in dict(tables[table]) and keyed_here(con, source)
                 if not _sync_noted_orders(con, source, table, mark, keyed=keyed):
-                    _sync_orders(con, source, table)
+                    _sync_orders(con, source, table, tables[table])
+            elif MINUTE_COLUMN in dict(tables[table]) and (
+                _rows(con, source, table) >= SYNC_MIN_ROWS
+            ):
+                _sync_hours(con, source, table, MINUTE_COLUMN)
             else:
                 # Re-created, not emptied: deleting keyed rows one by one from a table's index
                 # costs many times the copy, and a read-only copy needs no keys.
@@ -366,15 +377,17 @@ def _sync_noted_orders(
             f"SELECT DISTINCT {ORDER_KEY} FROM ({keyed_orders(f'({changed})')})"
         )
         keys = [ORDER_KEY]
-        # The source is not changed by a publish: its rows may be found within their span.
+        # Each side's rows are found within their span: the source is not changed by a
+        # publish, and the copy's table not before this delete.
         within = rowid_span(con, f'"{source}"."{table}"', "_noted")
+        gone = rowid_span(con, f'{_COPY}."{table}"', "_noted")
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _noted AS {changed}")
         keys = list(ORDER_COLUMNS)
-        within = "true"
-    on = " AND ".join(f"r.{column} = k.{column}" for column in keys)
+        within = gone = "true"
+    on = " AND ".join(f"t.{column} = k.{column}" for column in keys)
     columns = ", ".join(keys)
-    con.execute(f'DELETE FROM {_COPY}."{table}" r USING _noted k WHERE {on}')
+    con.execute(f'DELETE FROM {_COPY}."{table}" t USING _noted k WHERE {on} AND {gone}')
     con.execute(
         f'INSERT INTO {_COPY}."{table}" SELECT t.* FROM "{source}"."{table}" t '
         f"SEMI JOIN _noted USING ({columns}) WHERE {within}"
@@ -383,29 +396,110 @@ def _sync_noted_orders(
     return _rows(con, source, table) == _rows(con, _COPY, table)
 
 
-def _sync_orders(con: duckdb.DuckDBPyConnection, source: str, table: str) -> None:
+def _sync_orders(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    table: str,
+    columns: list[tuple[str, str]],
+) -> None:
     """Make the copy's `table` of order rows hold exactly the source's rows.
 
-    Orders are split into buckets of about `ROWS_PER_BUCKET` rows by a hash of their key. A
-    bucket whose row count or sum of row hashes differs between the two sides is deleted from
-    the copy and copied again from the source, duplicates and all. At 4.9 M history rows with
-    1,000 orders touched this takes 0.6 s where replacing the table took 2.9 s, and the copy's
-    file does not grow by a whole table of freed blocks."""
-    buckets = max(1, _rows(con, source, table) // ROWS_PER_BUCKET)
+    Where the table has `ORDER_TIME_COLUMN`, its hours are compared first (row count and sum
+    of row hashes on each side) and only the hours that differ are compared further: at
+    8.3 M orders, 0.42 s for both sides where comparing every order took 0.86 s, as hours are
+    few and new orders land in the newest. Within them orders are split into buckets of about
+    `ROWS_PER_BUCKET` rows by a hash of their key. A bucket whose row count or sum of row
+    hashes differs between the two sides is deleted from the copy and copied again from the
+    source, duplicates and all. At 4.9 M history rows with 1,000 orders touched this takes
+    0.6 s where replacing the table took 2.9 s, and the copy's file does not grow by a whole
+    table of freed blocks."""
+    within, bounds = "true", list[object]()
+    if ORDER_TIME_COLUMN in dict(columns):
+        hours = _changed_hours(con, source, table, ORDER_TIME_COLUMN, _ROW_CHECKSUM)
+        if not hours:
+            return
+        within, bounds = _within_hours(ORDER_TIME_COLUMN, hours)
+    rows = first_row(con, f'SELECT count(*) FROM "{source}"."{table}" WHERE {within}', bounds)[0]
+    buckets = max(1, int(rows) // ROWS_PER_BUCKET)
     bucket = f"hash({', '.join(ORDER_COLUMNS)}) % {buckets}"
-    summary = f"SELECT {bucket} AS b, count(*) AS n, sum(hash(r)::HUGEINT) AS h FROM"
+    summary = f"SELECT {bucket} AS b, count(*) AS n, {_ROW_CHECKSUM} AS h FROM"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _changed_buckets AS
-        WITH s AS ({summary} "{source}"."{table}" r GROUP BY b),
-             p AS ({summary} {_COPY}."{table}" r GROUP BY b)
+        WITH s AS ({summary} "{source}"."{table}" r WHERE {within} GROUP BY b),
+             p AS ({summary} {_COPY}."{table}" r WHERE {within} GROUP BY b)
         SELECT b FROM s FULL JOIN p USING (b) WHERE (s.n, s.h) IS DISTINCT FROM (p.n, p.h)
-        """
+        """,
+        bounds + bounds,
     )
-    changed = f"{bucket} IN (SELECT b FROM _changed_buckets)"
-    con.execute(f'DELETE FROM {_COPY}."{table}" WHERE {changed}')
-    con.execute(f'INSERT INTO {_COPY}."{table}" SELECT * FROM "{source}"."{table}" WHERE {changed}')
+    changed = f"{within} AND {bucket} IN (SELECT b FROM _changed_buckets)"
+    con.execute(f'DELETE FROM {_COPY}."{table}" WHERE {changed}', bounds)
+    con.execute(
+        f'INSERT INTO {_COPY}."{table}" SELECT * FROM "{source}"."{table}" WHERE {changed}', bounds
+    )
     con.execute("DROP TABLE _changed_buckets")
+
+
+def _sync_hours(con: duckdb.DuckDBPyConnection, source: str, table: str, column: str) -> None:
+    """Make the copy's `table` hold exactly the source's rows: the hours of `column` whose row
+    count or sum of row hashes differ are rewritten whole."""
+    hours = _changed_hours(con, source, table, column, _ROW_CHECKSUM)
+    if not hours:
+        return
+    within, bounds = _within_hours(column, hours)
+    con.execute(f'DELETE FROM {_COPY}."{table}" WHERE {within}', bounds)
+    con.execute(
+        f'INSERT INTO {_COPY}."{table}" SELECT * FROM "{source}"."{table}" WHERE {within}', bounds
+    )
+
+
+_ROW_CHECKSUM = "sum(hash(r)::HUGEINT)"
+"""Sees any change to a row (alias `r`): rows of order tables may be updated in place."""
+
+
+def _hour(column: str) -> str:
+    """The hour of `column` as a number (`_NO_HOUR` where it is NULL). Cheaper than
+    `time_bucket`: grouping 8.3 M rows by it took 0.21 s against 0.39 s."""
+    return f"coalesce(epoch_us({column}) // {_US_PER_HOUR}, {_NO_HOUR})"
+
+
+def _changed_hours(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    table: str,
+    column: str,
+    checksum: str,
+    since: datetime | None = None,
+) -> list[int]:
+    """The hours of `column` (from `since`, or all) whose row count or `checksum` (over rows
+    aliased `r`) differ between the source's `table` and the copy's, in order."""
+    recent = "" if since is None else f"WHERE {column} >= ?"
+    params = [] if since is None else [since, since]
+    summary = f"SELECT {_hour(column)} AS b, count(*) AS n, {checksum} AS h FROM"
+    rows = con.execute(
+        f"""
+        WITH s AS ({summary} "{source}"."{table}" r {recent} GROUP BY b),
+             p AS ({summary} {_COPY}."{table}" r {recent} GROUP BY b)
+        SELECT b FROM s FULL JOIN p USING (b) WHERE (s.n, s.h) IS DISTINCT FROM (p.n, p.h)
+        ORDER BY b
+        """,
+        params,
+    ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def _within_hours(column: str, hours: list[int]) -> tuple[str, list[object]]:
+    """A filter for the rows whose `column` lies in `hours` (sorted), and its parameters.
+    Bounds go in as values so each side's scan skips row groups outside them; rows without a
+    time are only reached by the unbounded form."""
+    if _NO_HOUR in hours:
+        return f"{_hour(column)} IN (SELECT unnest(?::BIGINT[]))", [hours]
+    start = datetime.fromtimestamp(hours[0] * 3600, UTC)
+    end = datetime.fromtimestamp((hours[-1] + 1) * 3600, UTC)
+    return (
+        f"{column} >= ? AND {column} < ? AND {_hour(column)} IN (SELECT unnest(?::BIGINT[]))",
+        [start, end, hours],
+    )
 
 
 def _sync_log(
@@ -441,31 +535,11 @@ def _sync_buckets(
 ) -> tuple[int, int]:
     """Compare each hour's row count and key checksum (from `since`, or all) and re-sync the
     hours that differ by key."""
-    no_time = f"TIMESTAMPTZ '{_NO_TIME.isoformat()}'"
-    bucket = f"coalesce(time_bucket({_BUCKET}, {time_column}), {no_time})"
-    recent = "" if since is None else f"WHERE {time_column} >= ?"
-    params = [] if since is None else [since, since]
     key = ", ".join(KEYS[table])
-    summary = f"{bucket} AS b, count(*) AS n, bit_xor(hash({key})) AS h"
-    changed = con.execute(
-        f"""
-        WITH s AS (SELECT {summary} FROM "{source}".{table} {recent} GROUP BY b),
-             p AS (SELECT {summary} FROM {_COPY}.{table} {recent} GROUP BY b)
-        SELECT b FROM s FULL JOIN p USING (b) WHERE (s.n, s.h) IS DISTINCT FROM (p.n, p.h)
-        ORDER BY b
-        """,
-        params,
-    ).fetchall()
-    if not changed:
+    hours = _changed_hours(con, source, table, time_column, f"bit_xor(hash({key}))", since)
+    if not hours:
         return 0, 0
-    buckets = [row[0] for row in changed]
-    # Bounds go in as values so each side's scan skips row groups outside them; rows without a
-    # time are only reached by the unbounded form.
-    if _NO_TIME in buckets:
-        span, bounds = f"{bucket} IN (SELECT unnest(?))", [buckets]
-    else:
-        span = f"{time_column} >= ? AND {time_column} < ? AND {bucket} IN (SELECT unnest(?))"
-        bounds = [buckets[0], buckets[-1] + timedelta(hours=1), buckets]
+    span, bounds = _within_hours(time_column, hours)
     removed = first_row(
         con,
         f"DELETE FROM {_COPY}.{table} WHERE {span} AND ({key}) NOT IN "

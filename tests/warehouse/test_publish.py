@@ -24,6 +24,7 @@ from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse import publish as publish_module
 from pipeline.warehouse.changes import CHANGES_TABLE, MARK_TABLE, note_changed_orders
 from pipeline.warehouse.publish import PRIVATE_PREFIX, RECENT, publish_copy
+from pipeline.warehouse.store import first_row
 
 DAY = timedelta(days=1)
 
@@ -102,14 +103,14 @@ def test_every_publish_leaves_a_copy_equal_to_the_warehouse(tmp_path: Path) -> N
 
 
 def _calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[object]:
-    """What the publish step `name` (called as `name(con, source, what)`) is called on from
-    now on, in order; it still runs."""
+    """What the publish step `name` (called as `name(con, source, what, ...)`) is called on
+    from now on, in order; it still runs."""
     calls: list[object] = []
     real = getattr(publish_module, name)
 
-    def spy(con: duckdb.DuckDBPyConnection, source: str, what: object) -> object:
+    def spy(con: duckdb.DuckDBPyConnection, source: str, what: object, *rest: object) -> object:
         calls.append(what)
-        return real(con, source, what)
+        return real(con, source, what, *rest)
 
     monkeypatch.setattr(publish_module, name, spy)
     return calls
@@ -361,7 +362,7 @@ def test_tables_of_order_rows_are_synced_by_bucket_of_orders(
 ) -> None:
     """Rows of some orders changed, removed, duplicated and added, in the history, the records
     and the orders, reach the copy; orders untouched keep their rows."""
-    monkeypatch.setattr(publish_module, "ORDER_SYNC_MIN_ROWS", 0)  # every table of order rows
+    monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 0)  # every table of order rows
     monkeypatch.setattr(publish_module, "ROWS_PER_BUCKET", 4)
     orders, observations, _ = _log()
     warehouse = Warehouse(tmp_path / "warehouse.duckdb")
@@ -385,6 +386,92 @@ def test_tables_of_order_rows_are_synced_by_bucket_of_orders(
     assert _differences(warehouse, published)  # the copy is behind
     assert not publish_copy(warehouse, published).full
     assert _differences(warehouse, published) == {}
+
+
+def test_orders_are_compared_only_in_the_hours_of_registration_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order edited in place, one moved to another hour, one removed and one backfilled
+    into an old hour reach the copy; only those hours are compared order by order."""
+    monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 0)  # every table of order rows
+    monkeypatch.setattr(publish_module, "ROWS_PER_BUCKET", 4)
+    orders, observations, _ = _log()
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published.duckdb"
+    _add(warehouse, orders=orders, observations=observations)
+    assert publish_copy(warehouse, published).full
+    hour_of = "epoch(registered_at)::BIGINT // 3600"
+    with warehouse.connect() as con:
+        first_orders = con.execute(
+            f"SELECT {hour_of} AS h, min(order_id) FROM orders GROUP BY h ORDER BY h"
+        ).fetchall()
+        assert len(first_orders) > 40
+        hours = [h for h, _ in first_orders]
+        edited, moved, removed, copied = (first_orders[i][1] for i in (3, 10, 20, 30))
+        con.execute("UPDATE orders SET service = 'changed' WHERE order_id = ?", [edited])
+        con.execute(
+            "UPDATE orders SET registered_at = registered_at + INTERVAL 5 HOUR WHERE order_id = ?",
+            [moved],
+        )
+        con.execute("DELETE FROM orders WHERE order_id = ?", [removed])
+        con.execute(
+            "INSERT INTO orders SELECT * REPLACE ('backfilled' AS order_id) FROM orders "
+            "WHERE order_id = ?",
+            [copied],
+        )
+        moved_to = first_row(con, f"SELECT {hour_of} FROM orders WHERE order_id = ?", [moved])[0]
+    compared = _hours_compared(monkeypatch, publish_module.ORDER_TIME_COLUMN)
+    assert _differences(warehouse, published) == {"orders": 2 + 2 + 1 + 1}
+    assert not publish_copy(warehouse, published).full
+    assert _differences(warehouse, published) == {}
+    assert compared == [sorted({hours[3], hours[10], moved_to, hours[20], hours[30]})]
+
+
+def test_rollups_are_rewritten_only_in_the_hours_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollup row changed in an old hour, one removed and one added in a new hour reach the
+    copy; only those hours are rewritten."""
+    monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 0)  # the rollups are small here
+    orders, observations, _ = _log()
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published.duckdb"
+    _add(warehouse, orders=orders, observations=observations)
+    assert publish_copy(warehouse, published).full
+    hour_of = "epoch(minute)::BIGINT // 3600"
+    with warehouse.connect() as con:
+        minutes = con.execute(
+            f"SELECT {hour_of} AS h, min(minute) FROM latency_rollups GROUP BY h ORDER BY h"
+        ).fetchall()
+        assert len(minutes) > 40
+        (changed_hour, changed), (removed_hour, removed) = minutes[5], minutes[25]
+        con.execute("UPDATE latency_rollups SET polls = polls + 1 WHERE minute = ?", [changed])
+        con.execute("DELETE FROM latency_rollups WHERE minute = ?", [removed])
+        con.execute(
+            "INSERT INTO latency_rollups SELECT * REPLACE (minute + INTERVAL 30 DAY AS minute) "
+            "FROM latency_rollups WHERE minute = ?",
+            [minutes[-1][1]],
+        )
+        added_hour = minutes[-1][0] + 30 * 24
+    rewritten = _hours_compared(monkeypatch, "minute")
+    assert _differences(warehouse, published).keys() == {"latency_rollups"}
+    assert not publish_copy(warehouse, published).full
+    assert _differences(warehouse, published) == {}
+    assert rewritten == [[changed_hour, removed_hour, added_hour]]
+
+
+def _hours_compared(monkeypatch: pytest.MonkeyPatch, column: str) -> list[list[int]]:
+    """The hours of `column` publishes compare row by row from now on, per table in order."""
+    compared: list[list[int]] = []
+    real = publish_module._within_hours
+
+    def spy(spied: str, hours: list[int]) -> tuple[str, list[object]]:
+        if spied == column:
+            compared.append(hours)
+        return real(spied, hours)
+
+    monkeypatch.setattr(publish_module, "_within_hours", spy)
+    return compared
 
 
 def _compared_row_by_row(monkeypatch: pytest.MonkeyPatch) -> list[object]:
@@ -421,7 +508,7 @@ def test_orders_a_refresh_noted_reach_the_copy_without_comparing_every_row(
     """The status history and the records reach the copy through the refresh's change notes:
     they are not compared row by row, the orders table (anyone may fill it) still is, and each
     copy ends equal to the warehouse."""
-    monkeypatch.setattr(publish_module, "ORDER_SYNC_MIN_ROWS", 0)  # every table of order rows
+    monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 0)  # every table of order rows
     warehouse, published, add_half_day = _published_half_days(tmp_path, 1)
     compared = _compared_row_by_row(monkeypatch)
     for half in (1, 2, 3):
@@ -439,7 +526,7 @@ def test_tables_rebuilt_whole_or_edited_by_hand_are_compared_row_by_row(
 ) -> None:
     """After a full rebuild of the records, each copy compares them row by row once; a row of
     the history deleted by hand (no note says so) is found by the row counts."""
-    monkeypatch.setattr(publish_module, "ORDER_SYNC_MIN_ROWS", 0)
+    monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 0)
     warehouse, published, add_half_day = _published_half_days(tmp_path, 1)
     compared = _compared_row_by_row(monkeypatch)
     with warehouse.connect() as con:
@@ -468,7 +555,7 @@ def test_a_warehouse_whose_notes_start_again_is_compared_row_by_row(
     """A warehouse restored from a backup, or whose log was dropped, numbers its notes again
     from 1: the copies' marks name notes it does not hold, so the publish compares every row,
     and a change that leaves every row count as it was still reaches the copy."""
-    monkeypatch.setattr(publish_module, "ORDER_SYNC_MIN_ROWS", 0)
+    monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 0)
     warehouse, published, add_half_day = _published_half_days(tmp_path, 1)
     add_half_day(1)
     publish_copy(warehouse, published)
