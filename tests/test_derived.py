@@ -517,7 +517,9 @@ def test_a_refresh_reads_the_late_margin_only_when_a_poll_arrived_late(
     recent = ~tick & (pl.col("polled_at") > newest - timedelta(minutes=4))
     in_tick = observations.filter(tick)["order_id"].implode()
     late_orders = observations.filter(recent & ~pl.col("order_id").is_in(in_tick))["order_id"]
-    late = observations.filter(recent & pl.col("order_id").is_in(late_orders.unique().head(3).implode()))
+    late = observations.filter(
+        recent & pl.col("order_id").is_in(late_orders.unique().head(3).implode())
+    )
     assert late.height > 0
     _append(
         warehouse,
