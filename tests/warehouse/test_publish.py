@@ -388,6 +388,16 @@ def test_tables_of_order_rows_are_synced_by_bucket_of_orders(
     assert _differences(warehouse, published) == {}
 
 
+def _published_in_full(tmp_path: Path) -> tuple[Warehouse, Path]:
+    """A warehouse holding the whole log, refreshed, and its first (full) copy."""
+    orders, observations, _ = _log()
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    published = tmp_path / "published.duckdb"
+    _add(warehouse, orders=orders, observations=observations)
+    assert publish_copy(warehouse, published).full
+    return warehouse, published
+
+
 def test_orders_are_compared_only_in_the_hours_of_registration_that_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,11 +405,7 @@ def test_orders_are_compared_only_in_the_hours_of_registration_that_changed(
     into an old hour reach the copy; only those hours are compared order by order."""
     monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 0)  # every table of order rows
     monkeypatch.setattr(publish_module, "ROWS_PER_BUCKET", 4)
-    orders, observations, _ = _log()
-    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
-    published = tmp_path / "published.duckdb"
-    _add(warehouse, orders=orders, observations=observations)
-    assert publish_copy(warehouse, published).full
+    warehouse, published = _published_in_full(tmp_path)
     hour_of = "epoch(registered_at)::BIGINT // 3600"
     with warehouse.connect() as con:
         first_orders = con.execute(
@@ -433,11 +439,7 @@ def test_rollups_are_rewritten_only_in_the_hours_that_changed(
     """A rollup row changed in an old hour, one removed and one added in a new hour reach the
     copy; only those hours are rewritten."""
     monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 0)  # the rollups are small here
-    orders, observations, _ = _log()
-    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
-    published = tmp_path / "published.duckdb"
-    _add(warehouse, orders=orders, observations=observations)
-    assert publish_copy(warehouse, published).full
+    warehouse, published = _published_in_full(tmp_path)
     hour_of = "epoch(minute)::BIGINT // 3600"
     with warehouse.connect() as con:
         minutes = con.execute(
