@@ -490,16 +490,19 @@ def _changed_hours(
 
 def _within_hours(column: str, hours: list[int]) -> tuple[str, list[object]]:
     """A filter for the rows whose `column` lies in `hours` (sorted), and its parameters.
-    Bounds go in as values so each side's scan skips row groups outside them; rows without a
-    time are only reached by the unbounded form."""
+    Bounds go in as values so each side's scan skips row groups outside them. `_hour` divides
+    towards zero, so an hour at or before 1970 reaches back into the one before: the lower
+    bound is an hour early. Rows without a time, and hours past the dates Python can hold,
+    are only reached by the unbounded form."""
+    exact = f"{_hour(column)} IN (SELECT unnest(?::BIGINT[]))"
     if _NO_HOUR in hours:
-        return f"{_hour(column)} IN (SELECT unnest(?::BIGINT[]))", [hours]
-    start = datetime.fromtimestamp(hours[0] * 3600, UTC)
-    end = datetime.fromtimestamp((hours[-1] + 1) * 3600, UTC)
-    return (
-        f"{column} >= ? AND {column} < ? AND {_hour(column)} IN (SELECT unnest(?::BIGINT[]))",
-        [start, end, hours],
-    )
+        return exact, [hours]
+    try:
+        start = datetime.fromtimestamp((hours[0] - 1) * 3600, UTC)
+        end = datetime.fromtimestamp((hours[-1] + 1) * 3600, UTC)
+    except (OverflowError, OSError, ValueError):
+        return exact, [hours]
+    return f"{column} >= ? AND {column} < ? AND {exact}", [start, end, hours]
 
 
 def _sync_log(

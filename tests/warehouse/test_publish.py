@@ -433,6 +433,31 @@ def test_orders_are_compared_only_in_the_hours_of_registration_that_changed(
     assert compared == [sorted({hours[3], hours[10], moved_to, hours[20], hours[30]})]
 
 
+def test_orders_registered_before_1970_or_past_year_9999_reach_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hours are numbered by dividing towards zero, and Python holds no date past 9999:
+    orders registered half an hour before 1970 and in the year 12000 are published, edited
+    and removed all the same."""
+    monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 0)  # every table of order rows
+    warehouse, published = _published_in_full(tmp_path)
+    times = ("1969-12-31 23:30:00+00", "1970-01-01 00:30:00+00", "12000-01-01 00:00:00+00")
+    for n, at in enumerate(times):  # one at a time: each publish compares only its hours
+        with warehouse.connect() as con:
+            con.execute(
+                f"INSERT INTO orders SELECT * REPLACE ('odd-{n}' AS order_id, "
+                "?::TIMESTAMPTZ AS registered_at) FROM orders LIMIT 1",
+                [at],
+            )
+        assert not publish_copy(warehouse, published).full
+        assert _differences(warehouse, published) == {}, at
+        for change in ("UPDATE orders SET service = 'changed'", "DELETE FROM orders"):
+            with warehouse.connect() as con:
+                con.execute(f"{change} WHERE order_id = 'odd-{n}'")
+            assert not publish_copy(warehouse, published).full
+            assert _differences(warehouse, published) == {}, (at, change)
+
+
 def test_rollups_are_rewritten_only_in_the_hours_that_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
