@@ -44,6 +44,7 @@ from pipeline.records import (
     RECORD_TABLES,
     build_all_cells,
     build_records,
+    lay_out_by_last_poll,
     mark_records_built,
     records_outdated,
     unmark_records_built,
@@ -371,6 +372,8 @@ def _build_records(con: duckdb.DuckDBPyConnection) -> None:
             write_records(con, build_records(history, orders), replace=part == 0)
             del history, orders
             _commit_part(con)
+        lay_out_by_last_poll(con)
+        _commit_part(con)
         build_all_cells(con)
     note_rewritten(con, RECORD_TABLES)
     mark_records_built(con)

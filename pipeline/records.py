@@ -76,6 +76,28 @@ def write_records(
     return sum(frame.height for frame in records.values())
 
 
+def lay_out_by_last_poll(con: duckdb.DuckDBPyConnection) -> None:
+    """Rewrite every record table with its rows in order of their order's last poll.
+
+    A refresh rewrites the records of the orders it polled, found and deleted within their
+    rowid span (`order_keys.rowid_span`), and appends the new ones: so the records of orders
+    still being polled gather at the end, where the span is narrow. A build writes orders a
+    share at a time by key, scattering them: at 8.3 M orders the next refresh's three deletes
+    then spanned the whole tables and took 0.33 s, against under 0.03 s each laid out (the
+    layout took 16 s of a seven-minute build)."""
+    for table in RECORD_TABLES:
+        # An empty table is left as it is: one re-created empty by `CREATE TABLE ... AS` has
+        # statistics later inserts in its transaction do not widen (`store.replace_table`).
+        if first_row(con, f"SELECT count(*) FROM {table}")[0]:
+            con.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table} ORDER BY {_LAST_POLL}"
+            )
+
+
+# In seconds, as a double: no time or sum of a hostile provider's times can overflow it.
+_LAST_POLL = "epoch(origin_at) + follow_up_s NULLS FIRST"
+
+
 def update_records(
     con: duckdb.DuckDBPyConnection, orders: pl.DataFrame, records: dict[str, pl.DataFrame]
 ) -> int:

@@ -406,6 +406,25 @@ def test_a_full_build_in_parts_equals_one_built_at_once(
     _assert_records_built_from(warehouse, orders, observations)
 
 
+def test_a_full_build_lays_each_record_table_out_by_last_poll(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built in shares of orders by key, the records are then laid out by their order's last
+    poll: the orders a refresh polls next (the open ones, polled last) sit together at the
+    end, where its deletes look for them (`order_keys.rowid_span`)."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    _append(warehouse, "observations", observations)
+    monkeypatch.setattr(derived, "RECORDS_BUILD_ROWS", 50)
+    refresh_derived(warehouse)
+    for table in RECORD_TABLES:
+        last_polls = warehouse.read(
+            f"SELECT epoch(origin_at) + follow_up_s AS t FROM {table} ORDER BY rowid"
+        )["t"]
+        assert last_polls.len() > 50, table
+        assert last_polls.is_sorted(), table
+
+
 def test_the_records_build_holds_duckdb_memory_low(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
