@@ -20,10 +20,13 @@ from a plain file copy of the current one instead):
   or row checksum differ, are rewritten;
 - tables of rows by minute (`MINUTE_COLUMN`: the rollups, at least `SYNC_MIN_ROWS` rows) by
   hour: the hours whose rows differ are rewritten;
+- where hours are compared whole, the copy's side is read from the sums it remembered when it
+  was last brought up to date (`HOURS_TABLE`), so only the source's rows are hashed;
 - every other table (analytics, scheduler and alert state) is replaced whole, with its columns
   and rows but not its keys, which readers do not need;
 - tables whose names begin with `_` (`PRIVATE_PREFIX`: a refresh's own bookkeeping) are left
-  out; the copy's own `_published_changes` says which change note it is up to date to.
+  out; the copy's own `_published_changes` says which change note it is up to date to, and
+  its `_published_hours` holds its hour sums.
 
 A schema change (a migration, a new derived table or column) falls back to the full copy. The
 link is swapped atomically after the copy is complete, so a reader never sees half a copy and
@@ -81,6 +84,13 @@ rewrites the minutes it touched and folds old minutes into hours. At 8.3 M order
 months, re-creating the 2.9 M latency rollups took 0.25 s of every publish."""
 _US_PER_HOUR = 3_600_000_000
 _NO_HOUR = -(2**62)  # the hour of rows without a time: far from any real one
+HOURS_TABLE = "_published_hours"
+"""A copy's own sums of the tables it compares by hour (`_changed_hours_remembered`): table,
+hour, row count and checksum, written in the transaction that makes its rows match them. A
+publish reads the copy's side from there and hashes only the source's: at 8.3 M orders, 0.22 s
+of the 0.44 s comparison of the orders table. Each publish empties it first, so sums are only
+ever read by the publish right after the one that wrote them with their rows."""
+_HOURS_COLUMNS = [("table_name", "VARCHAR"), ("b", "BIGINT"), ("n", "BIGINT"), ("h", "HUGEINT")]
 
 
 @dataclass(frozen=True)
@@ -263,6 +273,7 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
         mark = _mark(con)
         through = newest_note(con, source)
         _drop_private_tables(con)  # published by an earlier release
+        _take_remembered_hours(con)
         added = removed = 0
         for table in sorted(tables):
             if table in LOG_TABLES:
@@ -300,8 +311,24 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
 
 def _drop_private_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table in _all_columns(con, _COPY):
-        if table.startswith(PRIVATE_PREFIX) and table != MARK_TABLE:
+        if table.startswith(PRIVATE_PREFIX) and table not in (MARK_TABLE, HOURS_TABLE):
             con.execute(f'DROP TABLE {_COPY}."{table}"')
+
+
+def _take_remembered_hours(con: duckdb.DuckDBPyConnection) -> None:
+    """Move the copy's remembered hour sums (`HOURS_TABLE`) into the temporary
+    `_remembered_hours`, leaving the copy's table empty for this publish to fill: sums of a
+    table this publish compares otherwise are gone with it."""
+    columns = _all_columns(con, _COPY).get(HOURS_TABLE)
+    declared = ", ".join(f"{name} {dtype}" for name, dtype in _HOURS_COLUMNS)
+    if columns == _HOURS_COLUMNS:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _remembered_hours AS SELECT * FROM {_COPY}.{HOURS_TABLE}"
+        )
+        con.execute(f"DELETE FROM {_COPY}.{HOURS_TABLE}")
+        return
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _remembered_hours ({declared})")
+    con.execute(f"CREATE OR REPLACE TABLE {_COPY}.{HOURS_TABLE} ({declared})")
 
 
 def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[tuple[str, str]]]:
@@ -415,7 +442,7 @@ def _sync_orders(
     table of freed blocks."""
     within, bounds = "true", list[object]()
     if ORDER_TIME_COLUMN in dict(columns):
-        hours = _changed_hours(con, source, table, ORDER_TIME_COLUMN, _ROW_CHECKSUM)
+        hours = _changed_hours_remembered(con, source, table, ORDER_TIME_COLUMN)
         if not hours:
             return
         within, bounds = _within_hours(ORDER_TIME_COLUMN, hours)
@@ -443,7 +470,7 @@ def _sync_orders(
 def _sync_hours(con: duckdb.DuckDBPyConnection, source: str, table: str, column: str) -> None:
     """Make the copy's `table` hold exactly the source's rows: the hours of `column` whose row
     count or sum of row hashes differ are rewritten whole."""
-    hours = _changed_hours(con, source, table, column, _ROW_CHECKSUM)
+    hours = _changed_hours_remembered(con, source, table, column)
     if not hours:
         return
     within, bounds = _within_hours(column, hours)
@@ -474,12 +501,51 @@ def _changed_hours(
     """The hours of `column` (from `since`, or all) whose row count or `checksum` (over rows
     aliased `r`) differ between the source's `table` and the copy's, in order."""
     recent = "" if since is None else f"WHERE {column} >= ?"
-    params = [] if since is None else [since, since]
-    summary = f"SELECT {_hour(column)} AS b, count(*) AS n, {checksum} AS h FROM"
+    summary = _hour_sums(column, checksum)
+    return _differing_hours(
+        con,
+        f'{summary} "{source}"."{table}" r {recent} GROUP BY b',
+        f'{summary} {_COPY}."{table}" r {recent} GROUP BY b',
+        [] if since is None else [since, since],
+    )
+
+
+def _changed_hours_remembered(
+    con: duckdb.DuckDBPyConnection, source: str, table: str, column: str
+) -> list[int]:
+    """`_changed_hours` over the whole table by `_ROW_CHECKSUM`, the copy's side read from its
+    remembered sums (`HOURS_TABLE`) where they hold its row count; the source's sums are
+    remembered in the copy, which the caller makes match them in this transaction."""
+    summary = _hour_sums(column, _ROW_CHECKSUM)
+    con.execute(
+        f'CREATE OR REPLACE TEMP TABLE _source_hours AS {summary} "{source}"."{table}" r GROUP BY b'
+    )
+    remembered = "SELECT b, n, h FROM _remembered_hours WHERE table_name = ?"
+    held = first_row(con, f"SELECT count(*), sum(n) FROM ({remembered})", [table])
+    if held[0] and held[1] == _rows(con, _COPY, table):
+        hours = _differing_hours(con, "SELECT * FROM _source_hours", remembered, [table])
+    else:  # none remembered, or the copy changed since: sum it again
+        copy_side = f'{summary} {_COPY}."{table}" r GROUP BY b'
+        hours = _differing_hours(con, "SELECT * FROM _source_hours", copy_side, [])
+    con.execute(f"INSERT INTO {_COPY}.{HOURS_TABLE} SELECT ?, * FROM _source_hours", [table])
+    con.execute("DROP TABLE _source_hours")
+    return hours
+
+
+def _hour_sums(column: str, checksum: str) -> str:
+    """A summary's start: hour `b` of `column`, rows `n` and `checksum` `h`, FROM (a relation
+    aliased `r`, grouped by `b`, follows)."""
+    return f"SELECT {_hour(column)} AS b, count(*) AS n, {checksum} AS h FROM"
+
+
+def _differing_hours(
+    con: duckdb.DuckDBPyConnection, source_side: str, copy_side: str, params: list[object]
+) -> list[int]:
+    """The hours whose row count or checksum differ between two summaries (`_hour_sums`
+    queries taking `params` in turn), in order."""
     rows = con.execute(
         f"""
-        WITH s AS ({summary} "{source}"."{table}" r {recent} GROUP BY b),
-             p AS ({summary} {_COPY}."{table}" r {recent} GROUP BY b)
+        WITH s AS ({source_side}), p AS ({copy_side})
         SELECT b FROM s FULL JOIN p USING (b) WHERE (s.n, s.h) IS DISTINCT FROM (p.n, p.h)
         ORDER BY b
         """,

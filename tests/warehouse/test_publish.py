@@ -23,7 +23,7 @@ from pipeline.retention import prune
 from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse import publish as publish_module
 from pipeline.warehouse.changes import CHANGES_TABLE, MARK_TABLE, note_changed_orders
-from pipeline.warehouse.publish import PRIVATE_PREFIX, RECENT, publish_copy
+from pipeline.warehouse.publish import HOURS_TABLE, PRIVATE_PREFIX, RECENT, publish_copy
 from pipeline.warehouse.store import first_row
 
 DAY = timedelta(days=1)
@@ -56,7 +56,7 @@ def _differences(warehouse: Warehouse, published: Path) -> dict[str, int]:
     assert not private & tables["copy"], "bookkeeping tables are not published"
     assert MARK_TABLE in tables["copy"], "a copy says which change notes it holds"
     tables["source"] -= private
-    tables["copy"] -= {MARK_TABLE}
+    tables["copy"] -= {MARK_TABLE, HOURS_TABLE}  # and the sums it compares by hour
     out = {table: -1 for table in tables["source"] ^ tables["copy"]}
     for table in tables["source"] & tables["copy"]:
         out[table] = sum(
@@ -456,6 +456,52 @@ def test_orders_registered_before_1970_or_past_year_9999_reach_the_copy(
                 con.execute(f"{change} WHERE order_id = 'odd-{n}'")
             assert not publish_copy(warehouse, published).full
             assert _differences(warehouse, published) == {}, (at, change)
+
+
+def test_a_copy_remembers_its_hour_sums_and_they_are_trusted_only_while_they_count_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish reads the copy's side of the hour comparison from the sums the copy
+    remembered; a copy whose row count no longer matches them (changed by other hands) is
+    summed again, and put right."""
+    monkeypatch.setattr(publish_module, "SYNC_MIN_ROWS", 0)  # every table of order rows
+    warehouse, published = _published_in_full(tmp_path)
+    copy_sides = _copy_sides_of_hour_sums(monkeypatch)
+    for n in range(2):  # both copies brought up to date once, remembering their sums
+        with warehouse.connect() as con:
+            con.execute(
+                "UPDATE orders SET service = ? WHERE order_id = (SELECT min(order_id) FROM orders)",
+                [f"changed {n}"],
+            )
+        assert not publish_copy(warehouse, published).full
+        assert _differences(warehouse, published) == {}
+    remembered = "FROM _remembered_hours"
+    assert len(copy_sides) == 6  # the orders and two rollup tables, twice
+    assert all(remembered in side for side in copy_sides)
+    next_copy = publish_module._next_slot(published)
+    with duckdb.connect(str(next_copy)) as con:
+        con.execute("DELETE FROM orders WHERE order_id IN (SELECT max(order_id) FROM orders)")
+    copy_sides.clear()
+    assert not publish_copy(warehouse, published).full
+    assert published.resolve() == next_copy.resolve()
+    assert _differences(warehouse, published) == {}
+    summed_again = [side for side in copy_sides if remembered not in side]
+    assert len(summed_again) == 1 and '."orders"' in summed_again[0]
+
+
+def _copy_sides_of_hour_sums(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The copy's side of each comparison of whole tables' hour sums from now on: its
+    remembered sums or a query summing the copy's table."""
+    sides: list[str] = []
+    real = publish_module._differing_hours
+
+    def spy(con: duckdb.DuckDBPyConnection, source: str, copy: str, params: list[object]) -> object:
+        if "_source_hours" in source:
+            sides.append(copy)
+        return real(con, source, copy, params)
+
+    monkeypatch.setattr(publish_module, "_differing_hours", spy)
+    return sides
 
 
 def test_rollups_are_rewritten_only_in_the_hours_that_changed(
