@@ -8,7 +8,8 @@ published copy's tables of order rows) dominate. For each size:
 
 1. `fill`: a fresh warehouse (migrations applied) filled by two `INSERT ... SELECT` statements:
    orders made evenly over 18 months, each polled 12 times 15 s apart (pending, processing,
-   then completed, expired or still open);
+   then completed, expired or still open); their ids are hex digests in no order, as
+   providers' ids are (ids in registration order let DuckDB skip row groups by their bounds);
 2. `full`: `pipeline refresh` as its own process (the first one: history, rollups, records,
    analytics, alerts, the first publish and the report);
 3. `tick`: 1,000 polls newer than the newest arrive by SQL, then `pipeline refresh` again;
@@ -22,6 +23,7 @@ Usage:
     .venv/bin/python bench/refresh_sql_filled.py                         # 2 M and 20 M
     .venv/bin/python bench/refresh_sql_filled.py --orders 8300000 \\
         --out bench/results/refresh_sql_filled_100m.json                 # 100 M observations
+    .venv/bin/python bench/refresh_sql_filled.py --orders 20000 --keep kept  # in kept/20000
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def fill(data_dir: Path, n_orders: int) -> dict[str, float]:
     con.execute(
         f"""
         INSERT INTO orders (provider, order_id, order_kind, registered_at, created_at, source)
-        SELECT provider, 'o' || i, order_kind, made_at, made_at, 'sql'
+        SELECT provider, md5('order-' || i), order_kind, made_at, made_at, 'sql'
         FROM (SELECT i, TIMESTAMPTZ '2025-01-01' + to_seconds(i * {SPAN_S / n_orders}) AS made_at,
                      hash(i) % {len(providers)} AS k FROM range(?) r(i))
         JOIN kinds USING (k)
@@ -135,9 +137,12 @@ def refresh(data_dir: Path) -> dict[str, float]:
     )
 
 
-def run(n_orders: int) -> dict[str, dict[str, float]]:
+def run(n_orders: int, keep: Path | None = None) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
+        if keep is not None:  # a new folder, so no earlier run's files are counted
+            data_dir = keep / str(n_orders)
+            data_dir.mkdir(parents=True)
         results = {"fill": fill(data_dir, n_orders)}
         print(n_orders, "fill", results["fill"], flush=True)
         results["full"] = refresh(data_dir)
@@ -160,8 +165,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, nargs="*", default=list(ORDERS))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--keep", type=Path, help="build each warehouse in DIR/<orders> and leave it there"
+    )
     args = parser.parse_args()
-    results = {str(n): run(n) for n in args.orders}
+    results = {str(n): run(n, args.keep) for n in args.orders}
     args.out.write_text(
         json.dumps(
             {

@@ -121,6 +121,9 @@ whole first refresh peaked at 3.0-3.1 GB (`bench/refresh_memory.py`)."""
 RECORDS_BUILD_ROWS = 1_000_000
 """History rows per share of orders in the records build (a share's frames take several times
 what its rows do)."""
+RECENT_ORDER_ROWS = 1_000_000
+"""The newest rows of `orders` a refresh looks in first for the orders it touched
+(`_order_rows`): at 10,000 orders a day, three months of them."""
 
 
 NO_TRANSACTION = "no transaction is active"
@@ -343,11 +346,29 @@ def _update_records(
     whole status `history`."""
     if touched.is_empty():
         return
-    with registered(con, "_touched", touched):
-        orders = query(
-            con, "SELECT o.* FROM orders o SEMI JOIN _touched USING (provider, order_id)"
-        )
-    update_records(con, touched, build_records(history, orders))
+    update_records(con, touched, build_records(history, _order_rows(con, touched)))
+
+
+def _order_rows(con: duckdb.DuckDBPyConnection, touched: pl.DataFrame) -> pl.DataFrame:
+    """The `orders` rows of the `touched` orders (provider, order_id, each once): looked for
+    among the newest `RECENT_ORDER_ROWS` rows first, where the orders still polled were
+    registered, and in the rest only for those not found there.
+
+    A join by the two strings reads every row's ids: with ids in no order, as providers'
+    are, 2,000 orders took 0.29 s among 8.3 M (0.02 s with ids in registration order, whose
+    row groups' bounds skip most of the table)."""
+    newest = first_row(con, "SELECT max(rowid) FROM orders")[0]
+    if newest is None:
+        return query(con, "SELECT * FROM orders LIMIT 0")
+    start = max(0, int(newest) - RECENT_ORDER_ROWS + 1)
+    lookup = "SELECT o.* FROM orders o SEMI JOIN _wanted USING (provider, order_id) WHERE o.rowid"
+    with registered(con, "_wanted", touched):
+        found = query(con, f"{lookup} >= {start}")
+    if found.height == touched.height or not start:
+        return found
+    with registered(con, "_wanted", touched.join(found, on=["provider", "order_id"], how="anti")):
+        older = query(con, f"{lookup} < {start}")
+    return pl.concat([found, older])
 
 
 def _build_records(con: duckdb.DuckDBPyConnection) -> None:

@@ -119,11 +119,14 @@ def _sorted_table(warehouse: Warehouse, table: str) -> pl.DataFrame:
     return frame.sort(frame.columns, nulls_last=True)
 
 
+@pytest.mark.parametrize("recent_order_rows", [1_000_000, 7])
 def test_records_and_metrics_after_ticks_equal_a_full_rebuild(
-    warehouse: Warehouse, tmp_path: Path
+    warehouse: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recent_order_rows: int
 ) -> None:
     """Each refresh rebuilds only the records of the orders it touched; after many ticks the
-    record tables and every analytics table are those of one build from the whole log."""
+    record tables and every analytics table are those of one build from the whole log. So
+    too when most touched orders lie past the newest rows of `orders`, looked in first."""
+    monkeypatch.setattr(derived, "RECENT_ORDER_ROWS", recent_order_rows)
     orders, observations = _log()
     _append(warehouse, "orders", orders)
     start = observations["polled_at"].min()
