@@ -379,25 +379,39 @@ def _build_records(con: duckdb.DuckDBPyConnection) -> None:
     total = int(first_row(con, f"SELECT count(*) FROM {HISTORY_TABLE}")[0])
     parts = max(1, -(-total // RECORDS_BUILD_ROWS))
     with memory_limit(con, RECORDS_BUILD_MEMORY_LIMIT):
+        history, orders = _sorted_into_shares(con, parts)
         for part in range(parts):
-            # The history's share by its stored key (`ensure_order_keys` has keyed every row
-            # here): no string is hashed again for each share.
-            history = query(
+            write_records(
                 con,
-                f"SELECT {WITHOUT_KEY} FROM {HISTORY_TABLE} WHERE {share_of_orders(stored=True)}",
-                [parts, part],
+                build_records(
+                    query(con, f"SELECT * EXCLUDE (_share) FROM {history} WHERE _share = {part}"),
+                    query(con, f"SELECT * EXCLUDE (_share) FROM {orders} WHERE _share = {part}"),
+                ),
+                replace=part == 0,
             )
-            orders = query(
-                con, f"SELECT * FROM orders WHERE {share_of_orders(stored=False)}", [parts, part]
-            )
-            write_records(con, build_records(history, orders), replace=part == 0)
-            del history, orders
             _commit_part(con)
+        con.execute(f"DROP TABLE {history}")
+        con.execute(f"DROP TABLE {orders}")
         lay_out_by_last_poll(con)
         _commit_part(con)
         build_all_cells(con)
     note_rewritten(con, RECORD_TABLES)
     mark_records_built(con)
+
+
+def _sorted_into_shares(con: duckdb.DuckDBPyConnection, parts: int) -> tuple[str, str]:
+    """Temporary copies of the status history (without its key) and of the orders, each row
+    with its order's share (`_share`, of `parts`) and sorted by it: a share is then read from
+    its own row groups. Filtered by the share in place, every share read the whole of both
+    tables: 25 shares of 8.3 M orders took 116 s of a 214 s build; sorted, 28 s and 10 s. The
+    history's share comes from its stored key (`ensure_order_keys` has keyed every row here),
+    so no string is hashed again."""
+    history = f"SELECT {WITHOUT_KEY}, {share_of_orders(parts, stored=True)} AS _share "
+    history += f"FROM {HISTORY_TABLE}"
+    orders = f"SELECT *, {share_of_orders(parts, stored=False)} AS _share FROM orders"
+    for table, rows in (("_history_shares", history), ("_order_shares", orders)):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {rows} ORDER BY _share")
+    return "_history_shares", "_order_shares"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -120,11 +120,11 @@ def keyed_here(con: duckdb.DuckDBPyConnection, database: str) -> bool:
     return bool(row[0])
 
 
-def share_of_orders(*, stored: bool) -> str:
-    """A condition (parameters: shares, share) that holds for one share of the orders: on the
-    stored `order_key`, or on the key computed from the ids for a table without one. The two
-    agree where this DuckDB keyed the rows, so a share holds the same orders in both."""
-    return f"{ORDER_KEY if stored else KEY_SQL} % ? = ?"
+def share_of_orders(shares: int, *, stored: bool) -> str:
+    """The share (0 to `shares` - 1) of a row's order: from the stored `order_key`, or from the
+    key computed from the ids for a table without one. The two agree where this DuckDB keyed
+    the rows, so a share holds the same orders in both."""
+    return f"{ORDER_KEY if stored else KEY_SQL} % {int(shares)}"
 
 
 def keyed_columns() -> dict[str, str]:
