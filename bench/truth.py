@@ -313,7 +313,7 @@ async def _run(
                 # The writer's answers reach the file before the loop re-reads its orders (live,
                 # the loop's memory of its own answers bridges the gap; here both line up).
                 await writer.flush()
-                await loop.refresh()
+                await loop.refresh(now)
                 refresh_at = None
             wait = loop.start_due(now, None, slack_s=DUE_SLACK_S)
             await loop.wait_in_flight()

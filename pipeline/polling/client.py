@@ -140,6 +140,10 @@ class Poller:
                 await lane.client.aclose()
                 lane.client = None
 
+    def now(self) -> datetime:
+        """The time this poller stamps its answers with."""
+        return self._clock()
+
     def start_pass(self, provider: str) -> None:
         """Forget a provider's configuration error: its credentials may have been fixed."""
         self.lanes[provider].config_error = None

@@ -23,7 +23,7 @@ import polars as pl
 from pipeline.model import Observation, TrackedOrder
 from pipeline.polling.client import Poller, PollOutcome
 from pipeline.polling.due_reader import DueReader
-from pipeline.polling.schedule import DUE_SLACK_S, pick_due, schedule
+from pipeline.polling.schedule import DUE_SLACK_S, candidates_since, pick_due, schedule
 from pipeline.polling.writer import BatchWriter
 from pipeline.warehouse import Warehouse, WarehouseLockedError
 
@@ -187,10 +187,12 @@ class ProviderLoop:
         period, self.period = self.period, ProviderTick(self.provider)
         return period
 
-    async def refresh(self) -> bool:
-        """Re-read this provider's candidates; False (and recorded) if that failed."""
+    async def refresh(self, now: datetime | None = None) -> bool:
+        """Re-read this provider's candidates, to be scheduled from `now` on (default: the
+        poller's clock); False (and recorded) if that failed."""
+        since = candidates_since(self.policy, now or self.poller.now())
         try:
-            frame = await self.reader.read(self.provider)
+            frame = await self.reader.read(self.provider, since)
         except Exception as error:  # locked or broken: keep polling from what we know
             message = str(error) if isinstance(error, WarehouseLockedError) else repr(error)[:200]
             self.read_errors.append(f"{self.provider}: due orders not read: {message}")

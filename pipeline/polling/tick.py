@@ -112,7 +112,7 @@ async def run_tick(
     now = now or datetime.now(UTC)
 
     async def one_pass(loop: ProviderLoop) -> None:
-        if await loop.refresh():
+        if await loop.refresh(now):
             loop.start_due(now, None, slack_s=0.0)
             await loop.wait_in_flight()
 
