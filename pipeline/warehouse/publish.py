@@ -603,9 +603,10 @@ def _sync_buckets(
     since: datetime | None,
 ) -> tuple[int, int]:
     """Compare each hour's row count and key checksum (from `since`, or all) and re-sync the
-    hours that differ by key."""
+    hours that differ by key: (rows added, rows removed)."""
     key = ", ".join(KEYS[table])
-    hours = _changed_hours(con, source, table, time_column, f"bit_xor(hash({key}))", since)
+    checksum = f"sum(hash({key})::HUGEINT)"  # a sum: XOR would cancel a key held twice
+    hours = _changed_hours(con, source, table, time_column, checksum, since)
     if not hours:
         return 0, 0
     span, bounds = _within_hours(time_column, hours)
@@ -621,4 +622,31 @@ def _sync_buckets(
         f"NOT IN (SELECT {key} FROM {_COPY}.{table} WHERE {span})",
         bounds + bounds,
     )[0]
+    # A log without a key constraint (`observations`) can hold a row twice, which a sync by
+    # key cannot repair: the hours still uneven are rewritten whole.
+    summary = _hour_sums(time_column, checksum)
+    uneven = _differing_hours(
+        con,
+        f'{summary} "{source}".{table} r WHERE {span} GROUP BY b',
+        f"{summary} {_COPY}.{table} r WHERE {span} GROUP BY b",
+        bounds + bounds,
+    )
+    if uneven:
+        plus, minus = _rewrite_hours(con, source, table, time_column, uneven)
+        added, removed = added + plus, removed + minus
     return int(added), int(removed)
+
+
+def _rewrite_hours(
+    con: duckdb.DuckDBPyConnection, source: str, table: str, time_column: str, hours: list[int]
+) -> tuple[int, int]:
+    """Replace the copy's rows of `table` in `hours` with the source's: (rows added, rows
+    removed), counted as multisets."""
+    span, bounds = _within_hours(time_column, hours)
+    rows = f'SELECT * FROM "{source}".{table} WHERE {span}'
+    held = f"SELECT * FROM {_COPY}.{table} WHERE {span}"
+    added = first_row(con, f"SELECT count(*) FROM ({rows} EXCEPT ALL {held})", bounds + bounds)
+    removed = first_row(con, f"SELECT count(*) FROM ({held} EXCEPT ALL {rows})", bounds + bounds)
+    con.execute(f"DELETE FROM {_COPY}.{table} WHERE {span}", bounds)
+    con.execute(f"INSERT INTO {_COPY}.{table} {rows}", bounds)
+    return int(added[0]), int(removed[0])

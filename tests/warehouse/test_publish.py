@@ -357,6 +357,31 @@ def test_changes_that_leave_the_row_count_unchanged_are_published(tmp_path: Path
     assert _differences(warehouse, published) == {}
 
 
+def test_a_poll_stored_twice_or_once_again_reaches_the_copy_as_often(tmp_path: Path) -> None:
+    """`observations` has no key constraint: a row added again by SQL (in the newest hour and in
+    an old one), then one of them removed, reaches the copy as many times as it is stored."""
+    warehouse, published = _published_in_full(tmp_path)
+    newest, oldest = (
+        warehouse.read(f"SELECT observation_id FROM observations ORDER BY polled_at {way} LIMIT 1")[
+            "observation_id"
+        ].item()
+        for way in ("DESC", "ASC")
+    )
+    again = "INSERT INTO observations SELECT * FROM observations WHERE observation_id IN (?, ?)"
+    with warehouse.connect() as con:
+        con.execute(again, [newest, oldest])
+    done = publish_copy(warehouse, published)
+    assert (done.full, done.rows_added, done.rows_removed) == (False, 2, 0)
+    assert _differences(warehouse, published) == {}
+    with warehouse.connect() as con:
+        kept = "SELECT * FROM observations WHERE observation_id = ? LIMIT 1"
+        con.execute(f"CREATE TEMP TABLE kept AS {kept}", [newest])
+        con.execute("DELETE FROM observations WHERE observation_id = ?", [newest])
+        con.execute("INSERT INTO observations SELECT * FROM kept")
+    assert not publish_copy(warehouse, published).full
+    assert _differences(warehouse, published) == {}
+
+
 def test_tables_of_order_rows_are_synced_by_bucket_of_orders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
