@@ -173,7 +173,11 @@ def main() -> None:
     args.out.write_text(
         json.dumps(
             {
-                "command": "python " + " ".join(sys.argv),
+                # Where a kept warehouse went is this machine's business, not the result's.
+                "command": "python "
+                + " ".join(
+                    "DIR" if args.keep and arg == str(args.keep) else arg for arg in sys.argv
+                ),
                 "machine": f"{platform.machine()}, {platform.python_version()}, "
                 f"{os.cpu_count()} cores",
                 "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
