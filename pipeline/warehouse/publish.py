@@ -490,32 +490,13 @@ def _hour(column: str) -> str:
     return f"coalesce(epoch_us({column}) // {_US_PER_HOUR}, {_NO_HOUR})"
 
 
-def _changed_hours(
-    con: duckdb.DuckDBPyConnection,
-    source: str,
-    table: str,
-    column: str,
-    checksum: str,
-    since: datetime | None = None,
-) -> list[int]:
-    """The hours of `column` (from `since`, or all) whose row count or `checksum` (over rows
-    aliased `r`) differ between the source's `table` and the copy's, in order."""
-    recent = "" if since is None else f"WHERE {column} >= ?"
-    summary = _hour_sums(column, checksum)
-    return _differing_hours(
-        con,
-        f'{summary} "{source}"."{table}" r {recent} GROUP BY b',
-        f'{summary} {_COPY}."{table}" r {recent} GROUP BY b',
-        [] if since is None else [since, since],
-    )
-
-
 def _changed_hours_remembered(
     con: duckdb.DuckDBPyConnection, source: str, table: str, column: str
 ) -> list[int]:
-    """`_changed_hours` over the whole table by `_ROW_CHECKSUM`, the copy's side read from its
-    remembered sums (`HOURS_TABLE`) where they hold its row count; the source's sums are
-    remembered in the copy, which the caller makes match them in this transaction."""
+    """The hours of `column` whose row count or `_ROW_CHECKSUM` differ between the source's
+    `table` and the copy's, in order: the copy's side read from its remembered sums
+    (`HOURS_TABLE`) where they hold its row count. The source's sums are remembered in the
+    copy, which the caller makes match them in this transaction."""
     summary = _hour_sums(column, _ROW_CHECKSUM)
     con.execute(
         f'CREATE OR REPLACE TEMP TABLE _source_hours AS {summary} "{source}"."{table}" r GROUP BY b'
@@ -543,15 +524,7 @@ def _differing_hours(
 ) -> list[int]:
     """The hours whose row count or checksum differ between two summaries (`_hour_sums`
     queries taking `params` in turn), in order."""
-    rows = con.execute(
-        f"""
-        WITH s AS ({source_side}), p AS ({copy_side})
-        SELECT b FROM s FULL JOIN p USING (b) WHERE (s.n, s.h) IS DISTINCT FROM (p.n, p.h)
-        ORDER BY b
-        """,
-        params,
-    ).fetchall()
-    return [int(row[0]) for row in rows]
+    return sorted(_hour_sums_differing(con, source_side, copy_side, params))
 
 
 def _within_hours(column: str, hours: list[int]) -> tuple[str, list[object]]:
@@ -606,35 +579,75 @@ def _sync_buckets(
     hours that differ by key: (rows added, rows removed)."""
     key = ", ".join(KEYS[table])
     checksum = f"sum(hash({key})::HUGEINT)"  # a sum: XOR would cancel a key held twice
-    hours = _changed_hours(con, source, table, time_column, checksum, since)
-    if not hours:
-        return 0, 0
-    span, bounds = _within_hours(time_column, hours)
-    removed = first_row(
-        con,
-        f"DELETE FROM {_COPY}.{table} WHERE {span} AND ({key}) NOT IN "
-        f'(SELECT {key} FROM "{source}".{table} WHERE {span})',
-        bounds + bounds,
-    )[0]
-    added = first_row(
-        con,
-        f'INSERT INTO {_COPY}.{table} SELECT * FROM "{source}".{table} WHERE {span} AND ({key}) '
-        f"NOT IN (SELECT {key} FROM {_COPY}.{table} WHERE {span})",
-        bounds + bounds,
-    )[0]
-    # A log without a key constraint (`observations`) can hold a row twice, which a sync by
-    # key cannot repair: the hours still uneven are rewritten whole.
+    recent = "" if since is None else f"WHERE {time_column} >= ?"
     summary = _hour_sums(time_column, checksum)
-    uneven = _differing_hours(
+    sums = _hour_sums_differing(
         con,
-        f'{summary} "{source}".{table} r WHERE {span} GROUP BY b',
-        f"{summary} {_COPY}.{table} r WHERE {span} GROUP BY b",
+        f'{summary} "{source}".{table} r {recent} GROUP BY b',
+        f"{summary} {_COPY}.{table} r {recent} GROUP BY b",
+        [] if since is None else [since, since],
+    )
+    if not sums:
+        return 0, 0
+    span, bounds = _within_hours(time_column, sorted(sums))
+    # The rows each statement moved, summed by hour as the comparison sums them.
+    moved = f"SELECT b, n, h FROM ({summary} moved r GROUP BY b)"
+    gone = _by_hour(
+        con,
+        f"WITH moved AS (DELETE FROM {_COPY}.{table} WHERE {span} AND ({key}) NOT IN "
+        f'(SELECT {key} FROM "{source}".{table} WHERE {span}) RETURNING *) {moved}',
         bounds + bounds,
     )
+    came = _by_hour(
+        con,
+        f"WITH moved AS (INSERT INTO {_COPY}.{table} SELECT * FROM "
+        f'"{source}".{table} WHERE {span} AND ({key}) NOT IN '
+        f"(SELECT {key} FROM {_COPY}.{table} WHERE {span}) RETURNING *) {moved}",
+        bounds + bounds,
+    )
+    added = sum(n for n, _ in came.values())
+    removed = sum(n for n, _ in gone.values())
+    # A log without a key constraint (`observations`) can hold a row twice, which a sync by
+    # key cannot repair: the hours whose sums still differ are rewritten whole.
+    uneven = [
+        b
+        for b, (source_sums, copy_sums) in sums.items()
+        if _after(copy_sums, gone.get(b), came.get(b)) != source_sums
+    ]
     if uneven:
         plus, minus = _rewrite_hours(con, source, table, time_column, uneven)
         added, removed = added + plus, removed + minus
-    return int(added), int(removed)
+    return added, removed
+
+
+Sums = tuple[int, int]
+"""An hour's row count and checksum."""
+
+
+def _hour_sums_differing(
+    con: duckdb.DuckDBPyConnection, source_side: str, copy_side: str, params: list[object]
+) -> dict[int, tuple[Sums, Sums]]:
+    """`_differing_hours`, with each hour's sums on the source's side and the copy's (zero
+    where it has no rows)."""
+    rows = con.execute(
+        f"""
+        WITH s AS ({source_side}), p AS ({copy_side})
+        SELECT b, coalesce(s.n, 0), coalesce(s.h, 0), coalesce(p.n, 0), coalesce(p.h, 0)
+        FROM s FULL JOIN p USING (b) WHERE (s.n, s.h) IS DISTINCT FROM (p.n, p.h)
+        """,
+        params,
+    ).fetchall()
+    return {int(b): ((int(sn), int(sh)), (int(pn), int(ph))) for b, sn, sh, pn, ph in rows}
+
+
+def _by_hour(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> dict[int, Sums]:
+    return {int(b): (int(n), int(h)) for b, n, h in con.execute(sql, params).fetchall()}
+
+
+def _after(held: Sums, gone: Sums | None, came: Sums | None) -> Sums:
+    """An hour's sums once `gone` rows left it and `came` rows joined it."""
+    gone, came = gone or (0, 0), came or (0, 0)
+    return held[0] - gone[0] + came[0], held[1] - gone[1] + came[1]
 
 
 def _rewrite_hours(
