@@ -266,14 +266,15 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
         return None
     try:
         tables = _columns(con, source)
-        if tables != _columns(con, _COPY):
+        held = _all_columns(con, _COPY)  # read once: each read of a catalog took 7 ms
+        if tables != _published(held):
             return None
         # One transaction: every table is read as of one moment, as a whole copy would be.
         con.execute("BEGIN TRANSACTION")
-        mark = _mark(con)
+        mark = _mark(con, held)
         through = newest_note(con, source)
-        _drop_private_tables(con)  # published by an earlier release
-        _take_remembered_hours(con)
+        _drop_private_tables(con, held)  # published by an earlier release
+        _take_remembered_hours(con, held)
         added = removed = 0
         for table in sorted(tables):
             if table in LOG_TABLES:
@@ -309,17 +310,23 @@ def _update(con: duckdb.DuckDBPyConnection, source: str, staging: Path) -> tuple
         con.execute(f"DETACH {_COPY}")
 
 
-def _drop_private_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for table in _all_columns(con, _COPY):
+def _drop_private_tables(
+    con: duckdb.DuckDBPyConnection, held: dict[str, list[tuple[str, str]]] | None = None
+) -> None:
+    """Drop the copy's bookkeeping tables but its own (`held`: the copy's tables, as
+    `_all_columns` reads them)."""
+    for table in _all_columns(con, _COPY) if held is None else held:
         if table.startswith(PRIVATE_PREFIX) and table not in (MARK_TABLE, HOURS_TABLE):
             con.execute(f'DROP TABLE {_COPY}."{table}"')
 
 
-def _take_remembered_hours(con: duckdb.DuckDBPyConnection) -> None:
+def _take_remembered_hours(
+    con: duckdb.DuckDBPyConnection, held: dict[str, list[tuple[str, str]]]
+) -> None:
     """Move the copy's remembered hour sums (`HOURS_TABLE`) into the temporary
     `_remembered_hours`, leaving the copy's table empty for this publish to fill: sums of a
     table this publish compares otherwise are gone with it."""
-    columns = _all_columns(con, _COPY).get(HOURS_TABLE)
+    columns = held.get(HOURS_TABLE)
     declared = ", ".join(f"{name} {dtype}" for name, dtype in _HOURS_COLUMNS)
     if columns == _HOURS_COLUMNS:
         con.execute(
@@ -334,10 +341,13 @@ def _take_remembered_hours(con: duckdb.DuckDBPyConnection) -> None:
 def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[tuple[str, str]]]:
     """Each published base table of `database` (not `PRIVATE_PREFIX`) → its (column, type)
     list, in order."""
+    return _published(_all_columns(con, database))
+
+
+def _published(tables: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
+    """Those of `tables` (as `_all_columns` reads them) that are published."""
     return {
-        table: columns
-        for table, columns in _all_columns(con, database).items()
-        if not table.startswith(PRIVATE_PREFIX)
+        table: columns for table, columns in tables.items() if not table.startswith(PRIVATE_PREFIX)
     }
 
 
@@ -366,10 +376,10 @@ def _rows(con: duckdb.DuckDBPyConnection, database: str, table: str) -> int:
     return int(first_row(con, f'SELECT count(*) FROM "{database}"."{table}"')[0])
 
 
-def _mark(con: duckdb.DuckDBPyConnection) -> Note | None:
-    """The change note the copy is up to date to (`pipeline.warehouse.changes`); None when it
-    does not say (made by an earlier release)."""
-    columns = _all_columns(con, _COPY).get(MARK_TABLE)
+def _mark(con: duckdb.DuckDBPyConnection, held: dict[str, list[tuple[str, str]]]) -> Note | None:
+    """The change note the copy (whose tables are `held`) is up to date to
+    (`pipeline.warehouse.changes`); None when it does not say (made by an earlier release)."""
+    columns = held.get(MARK_TABLE)
     if columns != [("seq", "BIGINT"), ("token", "VARCHAR")]:
         return None
     row = first_row(con, f"SELECT seq, token FROM {_COPY}.{MARK_TABLE}")
