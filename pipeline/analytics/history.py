@@ -106,8 +106,13 @@ _SEED_COLUMNS = {
 }
 
 
+_ORDER_INDEX = "_order_index"
+"""Each order's integer index within one fold, in the order of its ids. Sorting, grouping and
+neighbours by it instead of by the two id strings took a fold of 2 M polls of 167 k orders with
+ids in no order (a full build's slice) from 7.0 to 2.6 s."""
+
 _PIECE_ORDER = [
-    *ORDER_KEY,
+    _ORDER_INDEX,
     "piece_order",
     "order_kind",
     "state",
@@ -131,8 +136,10 @@ def build_status_history(observations: pl.DataFrame) -> pl.DataFrame:
     Returns:
         One row per state interval, columns `HISTORY_COLUMNS`, sorted by order and interval.
     """
-    pieces = _pieces_from_observations(conform_observations(observations))
-    return _finalize(_merge_runs(pieces))
+    new = conform_observations(observations).filter(is_state_evidence())
+    orders = _order_index(new)
+    pieces = _pieces_from_observations(_indexed(new, orders))
+    return _finalize(_merge_runs(pieces), orders)
 
 
 def status_history_delta(
@@ -158,15 +165,17 @@ def status_history_delta(
         Rows with columns `HISTORY_COLUMNS` for the touched orders, from their seed onward.
     """
     new = conform_observations(new_observations).filter(is_state_evidence())
-    seeds = _current_intervals(existing_history, new.select(ORDER_KEY).unique())
+    orders = _order_index(new)
+    new = _indexed(new, orders)
+    seeds = _indexed(_current_intervals(existing_history, orders), orders)
     new = (
-        new.join(seeds.select(*ORDER_KEY, "last_seen_at"), on=ORDER_KEY, how="left")
+        new.join(seeds.select(_ORDER_INDEX, "last_seen_at"), on=_ORDER_INDEX, how="left")
         .filter(pl.col("last_seen_at").is_null() | (pl.col("polled_at") > pl.col("last_seen_at")))
         .drop("last_seen_at")
     )
-    seeds = seeds.join(new.select(ORDER_KEY).unique(), on=ORDER_KEY, how="semi")
+    seeds = seeds.join(new.select(_ORDER_INDEX).unique(), on=_ORDER_INDEX, how="semi")
     pieces = pl.concat([_pieces_from_seeds(seeds), _pieces_from_observations(new)])
-    return _finalize(_merge_runs(pieces))
+    return _finalize(_merge_runs(pieces), orders)
 
 
 def update_status_history(
@@ -259,22 +268,35 @@ def _current_intervals(history: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFr
     )
 
 
-def _run_index() -> pl.Expr:
-    """0-based index of the run of equal consecutive states within an order (frame sorted)."""
-    changed = (pl.col("state") != pl.col("state").shift(1)).fill_null(True)
-    return (changed.cast(pl.Int32).cum_sum() - 1).over(ORDER_KEY)
+def _order_index(observations: pl.DataFrame) -> pl.DataFrame:
+    """The orders of `observations`, sorted by their ids, each with its `_ORDER_INDEX`."""
+    return observations.select(ORDER_KEY).unique().sort(ORDER_KEY).with_row_index(_ORDER_INDEX)
+
+
+def _indexed(frame: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+    """`frame`'s rows of `orders`, their ids replaced by the order's `_ORDER_INDEX`; in their
+    order, so polls of one order at one instant keep theirs."""
+    return frame.join(orders, on=ORDER_KEY, how="inner", maintain_order="left").drop(ORDER_KEY)
+
+
+def _run_numbers() -> pl.Expr:
+    """Increasing numbers of the runs of equal consecutive states in a frame sorted by order:
+    one number across all orders, cheaper than numbering each order's runs from 0."""
+    order = pl.col(_ORDER_INDEX)
+    starts = (pl.col("state") != pl.col("state").shift(1)) | (order != order.shift(1))
+    return starts.fill_null(True).cast(pl.Int64).cum_sum()
 
 
 def _pieces_from_observations(observations: pl.DataFrame) -> pl.DataFrame:
-    """Valid observations collapsed into maximal same-state runs ("pieces") per order."""
+    """Valid observations (`is_state_evidence`) collapsed into maximal same-state runs
+    ("pieces") per order."""
     runs = (
-        observations.filter(is_state_evidence())
-        .with_columns(pl.col("state").cast(STATE))
-        .sort([*ORDER_KEY, "polled_at"], maintain_order=True)
-        .with_columns(_run_index().alias("piece_order"))
+        observations.with_columns(pl.col("state").cast(STATE))
+        .sort([_ORDER_INDEX, "polled_at"], maintain_order=True)
+        .with_columns(_run_numbers().alias("piece_order"))
     )
     return (
-        runs.group_by([*ORDER_KEY, "piece_order"], maintain_order=True)
+        runs.group_by([_ORDER_INDEX, "piece_order"], maintain_order=True)
         .agg(
             pl.col("order_kind").first(),
             pl.col("state").first(),
@@ -295,8 +317,8 @@ def _pieces_from_observations(observations: pl.DataFrame) -> pl.DataFrame:
 def _pieces_from_seeds(seeds: pl.DataFrame) -> pl.DataFrame:
     """Current history intervals as pieces that sort before any new observation's piece."""
     return seeds.select(
-        *ORDER_KEY,
-        pl.lit(-1, pl.Int32).alias("piece_order"),
+        _ORDER_INDEX,
+        pl.lit(-1, pl.Int64).alias("piece_order"),
         "order_kind",
         "state",
         "is_terminal",
@@ -313,10 +335,13 @@ def _pieces_from_seeds(seeds: pl.DataFrame) -> pl.DataFrame:
 
 
 def _merge_runs(pieces: pl.DataFrame) -> pl.DataFrame:
-    """Pieces merged where consecutive pieces of an order share a state (seed + first new run)."""
-    pieces = pieces.sort([*ORDER_KEY, "piece_order"]).with_columns(_run_index().alias("_run"))
+    """Pieces merged where consecutive pieces of an order share a state (seed + first new run),
+    each numbered from its order's seed interval (0 for an order new to the history)."""
+    pieces = pieces.sort([_ORDER_INDEX, "piece_order"]).with_columns(_run_numbers().alias("_run"))
+    order = pl.col(_ORDER_INDEX)
+    first_of_order = (order != order.shift(1)).fill_null(True)
     return (
-        pieces.group_by([*ORDER_KEY, "_run"], maintain_order=True)
+        pieces.group_by([_ORDER_INDEX, "_run"], maintain_order=True)
         .agg(
             pl.col("order_kind").first(),
             pl.col("state").first(),
@@ -329,7 +354,11 @@ def _merge_runs(pieces: pl.DataFrame) -> pl.DataFrame:
             *[pl.col(c).first() for c in _SEED_COLUMNS],
         )
         .with_columns(
-            (pl.col("seed_seq").first().over(ORDER_KEY).fill_null(0) + pl.col("_run"))
+            # A seed is its order's first piece, so its number starts the order's count.
+            pl.when(first_of_order)
+            .then(pl.col("seed_seq").fill_null(0) - pl.col("_run"))
+            .forward_fill()
+            .add(pl.col("_run"))
             .cast(pl.Int32)
             .alias("interval_seq")
         )
@@ -344,7 +373,15 @@ def transition_issue() -> pl.Expr:
     asset check applies it to the provider's state changes. Rows must be state changes (no
     repeats), sorted by time within each order.
     """
-    previous = pl.col("state").shift(1).cast(pl.String)
+    return _transition_issue(
+        pl.col("state").shift(1).over(ORDER_KEY), pl.col("is_terminal").shift(1).over(ORDER_KEY)
+    )
+
+
+def _transition_issue(previous_state: pl.Expr, previous_terminal: pl.Expr) -> pl.Expr:
+    """`transition_issue` given the previous interval's state and terminal flag (null for an
+    order's first interval)."""
+    previous = previous_state.cast(pl.String)
     current = pl.col("state").cast(pl.String)
     rank_now = current.replace_strict(STATE_RANK, default=None, return_dtype=pl.Int8)
     rank_before = previous.replace_strict(STATE_RANK, default=None, return_dtype=pl.Int8)
@@ -352,12 +389,11 @@ def transition_issue() -> pl.Expr:
         [f"{a}>{b}" for a, b in sorted(ALLOWED_AFTER_TERMINAL)]
     )
     return (
-        pl.when(pl.col("is_terminal").shift(1) & ~allowed)
+        pl.when(previous_terminal & ~allowed)
         .then(pl.lit(ISSUE_LEFT_TERMINAL))
         .when(rank_now < rank_before)
         .then(pl.lit(ISSUE_BACKWARDS))
         .otherwise(pl.lit(None, pl.String))
-        .over(ORDER_KEY)
     )
 
 
@@ -381,32 +417,45 @@ def _seconds(delta: pl.Expr) -> pl.Expr:
     return delta.dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
-def _finalize(merged: pl.DataFrame) -> pl.DataFrame:
-    """Per-order window columns (neighbours, bounds, flags) and the output column order."""
+def _finalize(merged: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+    """Per-order neighbour columns (bounds, flags), the orders' ids back from `orders` and the
+    output column order; sorted by order and interval."""
     seed = pl.col("is_seed")
-    frame = merged.sort([*ORDER_KEY, "interval_seq"]).with_columns(
+    merged = merged.sort(_ORDER_INDEX, "interval_seq")
+    ids = orders.select(ORDER_KEY)[merged[_ORDER_INDEX]]
+    frame = merged.hstack(ids).with_columns(
         pl.when(seed)
         .then(pl.col("seed_previous_state"))
-        .otherwise(pl.col("state").shift(1).over(ORDER_KEY))
+        .otherwise(_before("state"))
         .alias("previous_state"),
         pl.when(seed)
         .then(pl.col("seed_entered_after"))
-        .otherwise(pl.col("last_seen_at").shift(1).over(ORDER_KEY))
+        .otherwise(_before("last_seen_at"))
         .alias("entered_after"),
-        pl.col("entered_by").shift(-1).over(ORDER_KEY).alias("exited_by"),
+        _after("entered_by").alias("exited_by"),
         pl.when(seed)
         .then(pl.col("seed_issue"))
-        .otherwise(transition_issue())
+        .otherwise(_transition_issue(_before("state"), _before("is_terminal")))
         .alias("transition_issue"),
         provider_event_at().alias("provider_event_at"),
     )
-    return (
-        frame.with_columns(
-            pl.col("exited_by").is_null().alias("is_current"),
-            _seconds(pl.col("last_seen_at") - pl.col("entered_by")).alias("min_duration_s"),
-            _seconds(pl.col("exited_by") - pl.col("entered_after")).alias("max_duration_s"),
-            pl.col("transition_issue").is_not_null().alias("is_impossible_transition"),
-        )
-        .select([pl.col(c).cast(dtype) for c, dtype in HISTORY_COLUMNS.items()])
-        .sort([*ORDER_KEY, "interval_seq"])
-    )
+    return frame.with_columns(
+        pl.col("exited_by").is_null().alias("is_current"),
+        _seconds(pl.col("last_seen_at") - pl.col("entered_by")).alias("min_duration_s"),
+        _seconds(pl.col("exited_by") - pl.col("entered_after")).alias("max_duration_s"),
+        pl.col("transition_issue").is_not_null().alias("is_impossible_transition"),
+    ).select([pl.col(c).cast(dtype) for c, dtype in HISTORY_COLUMNS.items()])
+
+
+def _before(column: str) -> pl.Expr:
+    """`column` of the row before, where it is of the same order (frame sorted by order): a
+    shift within the order that, unlike a window over it, finds no groups (0.18 s each at
+    500 k rows)."""
+    order = pl.col(_ORDER_INDEX)
+    return pl.when(order == order.shift(1)).then(pl.col(column).shift(1))
+
+
+def _after(column: str) -> pl.Expr:
+    """`column` of the row after, where it is of the same order (frame sorted by order)."""
+    order = pl.col(_ORDER_INDEX)
+    return pl.when(order == order.shift(-1)).then(pl.col(column).shift(-1))
