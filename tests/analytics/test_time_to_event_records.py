@@ -216,3 +216,33 @@ def test_explicit_competing_states_leave_other_terminal_states_open() -> None:
         1310.0,
         1310.0,
     )
+
+
+def test_each_order_is_read_in_interval_order_however_its_rows_arrive() -> None:
+    # r: a code, then reopened and expired; a creation time that changes between answers.
+    log = pl.DataFrame(
+        [
+            obs("smsonline", "r", 10, "processing"),
+            obs("smsonline", "r", 20, "code_received", provider_created_at=at(-5)),
+            obs("smsonline", "r", 30, "processing", provider_created_at=at(-50)),
+            obs("smsonline", "r", 40, "expired", provider_created_at=at(-50)),
+        ],
+        schema_overrides=TIMES,
+    )
+    orders = pl.DataFrame(
+        [order("smsonline", "r", "sms_receive", created=None, registered=0)],
+        schema_overrides={"registered_at": UTC_US, "created_at": UTC_US},
+    )
+    history = build_status_history(log)
+    assert history.height == 4
+
+    def records(rows: pl.DataFrame) -> pl.DataFrame:
+        return time_to_event_records(rows, orders, event_states=["code_received"])
+
+    in_order = records(history)
+    # The first creation time given is the origin, the first outcome decides.
+    assert in_order.select(COLUMNS).row(0) == (
+        "r", "provider_created_at", "code_received", 1, 15.0, 25.0, 15.0, 25.0, 20.0, "midpoint"
+    )  # fmt: skip
+    assert_frame_equal(records(history.reverse()), in_order)
+    assert_frame_equal(records(history.sample(fraction=1.0, shuffle=True, seed=3)), in_order)
