@@ -35,7 +35,6 @@ from pipeline.analytics.rollups import (
     LATENCY_KEYS,
     POLL_KEYS,
     ROLLUP_INPUT_COLUMNS,
-    merge_rollups,
 )
 from pipeline.analytics.scorecard import window_start_sql
 from pipeline.cells import read_record_cells
@@ -444,7 +443,7 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> RollupUpdate:
         new = query(con, f"SELECT {columns} FROM observations WHERE polled_at >= ?", [start])
         for table in ROLLUP_TABLES:
             con.execute(f"DELETE FROM {table} WHERE minute >= ?", [start])
-        _append_rollups(con, [new])
+        _append_rollups(con, new)
         read = new.height
         latest: datetime | None = new["polled_at"].max() if read else None  # type: ignore[assignment]
         newest = watermark if latest is None else max(watermark, latest)
@@ -464,9 +463,14 @@ def _build_rollups(con: duckdb.DuckDBPyConnection, columns: str) -> tuple[int, d
     for table in ROLLUP_TABLES:  # rows add up: what a build cut short left would count twice
         con.execute(f"DELETE FROM {table}")
     set_derived_state(con, COMPACTED_STATE, None)
-    end = int(first_row(con, "SELECT coalesce(max(rowid) + 1, 0) FROM observations")[0])
+    end, last_poll = first_row(
+        con, "SELECT coalesce(max(rowid) + 1, 0), max(polled_at) FROM observations"
+    )
+    # Polls the compaction would fold into hours are rolled up by the hour at once: by the
+    # minute, a year of them is nearly a row each in `latency_rollups`, written and then summed.
+    hourly_before = None if last_poll is None else _compacted_before(last_poll)
     read, newest = 0, None
-    for low in range(0, end, FULL_BUILD_ROWS):
+    for low in range(0, int(end), FULL_BUILD_ROWS):
         part = query(
             con,
             f"SELECT {columns} FROM observations WHERE rowid >= ? AND rowid < ?",
@@ -474,21 +478,27 @@ def _build_rollups(con: duckdb.DuckDBPyConnection, columns: str) -> tuple[int, d
         )
         if part.is_empty():
             continue
-        _append_rollups(con, [part])
+        _append_rollups(con, part, hourly_before=hourly_before)
         _commit_part(con)
         read += part.height
         latest = part["polled_at"].max()
         newest = latest if newest is None else max(newest, latest)  # type: ignore[type-var]
+    set_derived_state(con, COMPACTED_STATE, hourly_before)
     return read, newest  # type: ignore[return-value]
 
 
-def _append_rollups(con: duckdb.DuckDBPyConnection, parts: list[pl.DataFrame]) -> None:
-    """Add the rollups of `parts` (observation rows) to the tables, merging equal keys."""
-    parts = [p for p in parts if p.height]
-    if not parts:
+def _append_rollups(
+    con: duckdb.DuckDBPyConnection,
+    observations: pl.DataFrame,
+    *,
+    hourly_before: datetime | None = None,
+) -> None:
+    """Add the rollups of `observations` to the tables (by the hour for polls older than
+    `hourly_before`)."""
+    if observations.is_empty():
         return
     for table, build in (("poll_rollups", poll_rollups), ("latency_rollups", latency_rollups)):
-        _insert(con, table, merge_rollups([build(p) for p in parts], ROLLUP_TABLES[table]))
+        _insert(con, table, build(observations, hourly_before=hourly_before))
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
@@ -500,9 +510,10 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> 
 def _compact_rollups(con: duckdb.DuckDBPyConnection, newest: datetime) -> None:
     """Fold rollup rows older than `MINUTE_GRAIN_S` before `newest` into hour rows, once.
 
-    In SQL: after a full build of a long log nearly every row is at minute grain, tens of
-    millions of them, which DuckDB sums within its memory limit."""
-    cutoff = _hour(newest - timedelta(seconds=MINUTE_GRAIN_S))
+    In SQL, which sums them within DuckDB's memory limit. A full build writes the polls older
+    than that by the hour already (`_build_rollups`), so this folds the minutes refreshes
+    have added since."""
+    cutoff = _compacted_before(newest)
     since = derived_state(con, COMPACTED_STATE)
     if since is not None and cutoff <= since:
         return
@@ -523,6 +534,11 @@ def _compact_rollups(con: duckdb.DuckDBPyConnection, newest: datetime) -> None:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _hour_rows")
         con.execute("DROP TABLE _hour_rows")
     set_derived_state(con, COMPACTED_STATE, cutoff)
+
+
+def _compacted_before(newest: datetime) -> datetime:
+    """The hour before which rollup rows are kept by the hour, given the newest poll."""
+    return _hour(newest - timedelta(seconds=MINUTE_GRAIN_S))
 
 
 def _minute(moment: datetime) -> datetime:

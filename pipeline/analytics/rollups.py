@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 
 import polars as pl
 
@@ -76,13 +77,26 @@ def is_unrecognised() -> pl.Expr:
     )
 
 
-def poll_rollups(observations: pl.DataFrame) -> pl.DataFrame:
-    """`poll_rollups` rows of `observations` (see the module docstring)."""
+def _bucket(hourly_before: datetime | None) -> pl.Expr:
+    """Each poll's rollup `minute`: its minute, or its hour if it is older than
+    `hourly_before` (the grain older rows are kept at)."""
+    minute = pl.col("polled_at").dt.truncate("1m")
+    if hourly_before is None:
+        return minute.alias("minute")
+    older = pl.col("polled_at") < pl.lit(hourly_before, dtype=ROLLUP_INPUT["polled_at"])
+    return (
+        pl.when(older).then(pl.col("polled_at").dt.truncate("1h")).otherwise(minute).alias("minute")
+    )
+
+
+def poll_rollups(
+    observations: pl.DataFrame, *, hourly_before: datetime | None = None
+) -> pl.DataFrame:
+    """`poll_rollups` rows of `observations` (see the module docstring), by the hour for polls
+    older than `hourly_before`."""
     obs = _conform(observations)
     return (
-        obs.group_by(
-            "provider", pl.col("polled_at").dt.truncate("1m").alias("minute"), "error_class"
-        )
+        obs.group_by("provider", _bucket(hourly_before), "error_class")
         .agg(
             pl.len().cast(pl.Int64).alias("polls"),
             is_rate_limited().sum().cast(pl.Int64).alias("rate_limited_polls"),
@@ -99,13 +113,16 @@ def latency_bucket(latency_ms: pl.Expr) -> pl.Expr:
     return (floor.log() / math.log(LATENCY_GROWTH)).floor().cast(pl.Int32)
 
 
-def latency_rollups(observations: pl.DataFrame) -> pl.DataFrame:
-    """`latency_rollups` rows of `observations`: every attempt with a latency."""
+def latency_rollups(
+    observations: pl.DataFrame, *, hourly_before: datetime | None = None
+) -> pl.DataFrame:
+    """`latency_rollups` rows of `observations`: every attempt with a latency; by the hour for
+    polls older than `hourly_before`."""
     obs = _conform(observations).filter(pl.col("latency_ms").is_not_null())
     return (
         obs.group_by(
             "provider",
-            pl.col("polled_at").dt.truncate("1m").alias("minute"),
+            _bucket(hourly_before),
             latency_bucket(pl.col("latency_ms")).alias("latency_bucket"),
         )
         .agg(pl.len().cast(pl.Int64).alias("polls"))

@@ -140,12 +140,12 @@ def test_a_full_build_cut_short_is_built_again_without_counting_twice(
     calls = 0
     real_append = derived._append_rollups
 
-    def dies_on_the_third_part(con: object, parts: list[pl.DataFrame]) -> None:
+    def dies_on_the_third_part(con: object, part: pl.DataFrame, **options: object) -> None:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise KeyboardInterrupt
-        real_append(con, parts)  # type: ignore[arg-type]
+        real_append(con, part, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(derived, "_append_rollups", dies_on_the_third_part)
     with pytest.raises(KeyboardInterrupt), warehouse.transaction() as con:
@@ -156,3 +156,41 @@ def test_a_full_build_cut_short_is_built_again_without_counting_twice(
         assert refresh_rollups(con).mode == "full"
     for stored, expected in zip(_stored(warehouse), _expected(log), strict=True):
         assert_frame_equal(stored, expected)
+
+
+def test_a_full_build_rolls_up_the_polls_compaction_would_fold_by_the_hour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(derived, "FULL_BUILD_ROWS", 97)
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    log = pl.concat(
+        [_log(T0, 180, seed=8, prefix="a"), _log(T0 + timedelta(days=3), 30, seed=9, prefix="b")]
+    )
+    _add(warehouse, log)
+    with warehouse.transaction() as con:
+        assert refresh_rollups(con).mode == "full"
+    newest = log["polled_at"].max()
+    assert isinstance(newest, datetime)
+    cutoff = (newest - timedelta(seconds=derived.MINUTE_GRAIN_S)).replace(
+        minute=0, second=0, microsecond=0
+    )
+
+    def at_their_grain(frame: pl.DataFrame) -> pl.DataFrame:
+        minute = pl.col("minute")
+        return frame.with_columns(
+            pl.when(minute < cutoff).then(minute.dt.truncate("1h")).otherwise(minute)
+        )
+
+    expected = (
+        _sums(at_their_grain(poll_rollups(log)), POLL_KEYS),
+        _sums(at_their_grain(latency_rollups(log)), LATENCY_KEYS),
+    )
+    for stored, wanted in zip(_stored(warehouse), expected, strict=True):
+        assert_frame_equal(stored, wanted)
+        old = stored.filter(pl.col("minute") < cutoff)["minute"]
+        assert old.len() > 0 and (old.dt.minute() == 0).all()
+        assert (stored.filter(pl.col("minute") >= cutoff)["minute"].dt.minute() != 0).any()
+    rows_before = warehouse.read("SELECT count(*) AS n FROM latency_rollups")["n"][0]
+    with warehouse.transaction() as con:  # nothing new, nothing left to fold
+        refresh_rollups(con)
+    assert warehouse.read("SELECT count(*) AS n FROM latency_rollups")["n"][0] == rows_before
