@@ -32,18 +32,21 @@ from pipeline.assets.resources import build_resources
 from pipeline.assets.shards import poll_shard_job
 from pipeline.settings import Settings
 
+ASSETS = [
+    orders,
+    provider_observations,
+    status_history,
+    poll_rollups,
+    observation_archive,
+    analytics,
+    published_warehouse,
+    report,
+    alerts,
+]
+"""Every asset, for the Definitions and for runs in process (`pipeline demo`)."""
+
 defs = dg.Definitions(
-    assets=[
-        orders,
-        provider_observations,
-        status_history,
-        poll_rollups,
-        observation_archive,
-        analytics,
-        published_warehouse,
-        report,
-        alerts,
-    ],
+    assets=ASSETS,
     jobs=[ingestion_job, orders_job, derived_job, poll_shard_job],
     sensors=[ingestion_sensor, inbox_sensor, automation_sensor, dagster_housekeeping],
     resources={

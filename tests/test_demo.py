@@ -46,6 +46,16 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         read_only=True,
     )
     assert polled["n"].item() == len(PROVIDERS)
+    # Every derived table is built, the rollups behind the reliability figures too: each
+    # provider's availability is in the table and in the summary's last column.
+    reliability = published.read(
+        "SELECT provider, availability FROM provider_reliability", read_only=True
+    )
+    assert sorted(reliability["provider"]) == sorted(PROVIDERS)
+    assert reliability["availability"].null_count() == 0
+    for provider in PROVIDERS:
+        line = next(row for row in summary.splitlines() if row.startswith(f"{provider} "))
+        assert line.rstrip().endswith("%"), line
     # The sandbox it started is gone: its port no longer answers.
     port = out.split("sandbox on http://127.0.0.1:")[1].split(" ")[0]
     probe = subprocess.run(
