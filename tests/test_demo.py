@@ -4,10 +4,12 @@ report and the published warehouse, and leaves no process behind."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from pipeline.commands.demo import _free_port
 from pipeline.providers.registry import PROVIDERS
 from pipeline.warehouse import Warehouse
 
@@ -79,3 +81,19 @@ def test_demo_refuses_a_directory_it_did_not_create(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert (tmp_path / "precious.txt").exists()
+
+
+def test_the_sandbox_port_a_finished_demo_left_waiting_is_used_again() -> None:
+    """The side that closes a connection first keeps its port in TIME_WAIT for a minute: a
+    demo run straight after another still gets the usual port, and a listened one is left."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        assert _free_port(port) != port  # still listening
+        accepted.close()  # the server's side closes first: its port waits
+        client.close()
+    assert _free_port(port) == port

@@ -184,6 +184,9 @@ def _reset(data_dir: Path) -> bool:
 def _free_port(preferred: int) -> int:
     """`preferred` if nothing listens there, else any free port of 127.0.0.1."""
     with socket.socket() as s:
+        # As the sandbox's server binds: a port the last demo's sandbox left in TIME_WAIT is
+        # free, and the next demo keeps the usual one.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", preferred))
             return preferred
