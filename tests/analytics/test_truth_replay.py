@@ -11,6 +11,7 @@ seeds, ratios and stops (with many orders still open) and commits the coverage i
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -27,6 +28,11 @@ SMSOnline's median at ratio 1 moves by about 18 % from one seed to the next, aga
 tolerance of 25 %."""
 
 
+PILOT_ORDERS = 20_000
+"""Orders whose median sets the cadences here: the benchmark's far larger pilot measures
+coverage, which these checks do not."""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("slug", "ratio"), CASES)
 def test_the_estimate_lands_on_the_truth_of_the_same_orders(
@@ -38,7 +44,7 @@ def test_the_estimate_lands_on_the_truth_of_the_same_orders(
         ratio=ratio,
         follow_up=None,
         orders=ORDERS,
-        median_s=truth_bench.population_median(slug),
+        median_s=truth_bench.population_median(slug, PILOT_ORDERS),
     )
     row = asyncio.run(truth_bench.simulate(replication, tmp_path))
     assert row["orders"] == ORDERS and row["open_share_at_stop"] == 0.0
@@ -48,3 +54,32 @@ def test_the_estimate_lands_on_the_truth_of_the_same_orders(
     assert row["ci_low_s"] <= true_median <= row["ci_high_s"], row
     if row.get("expiry_true") is not None:
         assert abs(row["expiry_rate"] - row["expiry_true"]) <= truth_bench.EXPIRY_TOLERANCE, row
+
+
+def test_a_rescore_judges_each_interval_against_the_new_pilot_and_keeps_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def replication(seed: int, low: float, high: float) -> dict[str, object]:
+        return {
+            "provider": "sms4sats", "seed": seed, "ratio": 1.0, "cadence_s": 8.0,
+            "open_share_at_stop": 0.0, "true_median_s": 100.0, "seen_median_s": 100.0,
+            "population_median_s": 112.0, "median_s": 101.0, "ci_low_s": low,
+            "ci_high_s": high, "midpoint_median_s": 101.0,
+        }  # fmt: skip
+
+    results = tmp_path / "truth.json"
+    rows = [replication(0, 95.0, 108.0), replication(1, 96.0, 113.0)]
+    earlier_run = {"command": "python bench/truth.py", "replications": 2, "seconds": 1.0}
+    earlier = {"runs": [earlier_run], "population_median_s": {"sms4sats": 112.0}}
+    results.write_text(json.dumps({**earlier, "replications": rows}))
+    monkeypatch.setattr(truth_bench, "population_median", lambda slug: 107.5)
+    assert truth_bench.main(["--rescore", "--out", str(results)]) == 0
+    rescored = json.loads(results.read_text())
+    assert rescored["population_median_s"] == {"sms4sats": 107.5}
+    assert [r["population_median_s"] for r in rescored["replications"]] == [107.5, 107.5]
+    summary = rescored["summary"]["sms4sats"]
+    assert summary["ci_coverage_population"] == 1.0  # was 0.5 against 112.0
+    assert summary["within_tolerance"] == 1.0 and summary["replications"] == 2
+    assert rescored["runs"][0] == earlier_run
+    assert rescored["runs"][1]["population_median_s_before"] == {"sms4sats": 112.0}
+    assert rescored["runs"][1]["pilot_orders"] == truth_bench.PILOT_ORDERS
