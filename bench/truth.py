@@ -165,7 +165,7 @@ async def _pilot(slug: str, batches: list[list[float]]) -> float:
         app = _sandbox_app(slug, PILOT_SEED + batch, clock)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            workload = Workload(client)
+            workload = Workload(client, clock=clock)
             for at_s in arrivals:
                 clock.set(START + timedelta(seconds=at_s))
                 if await workload.create(slug) is None:
@@ -283,7 +283,7 @@ async def _run(
             retry=retry, clock=clock.now,
         ) as poller,
     ):  # fmt: skip
-        workload = Workload(client)
+        workload = Workload(client, clock=clock)
         writer = BatchWriter(warehouse)
         loop = ProviderLoop(rep.slug, warehouse, poller, writer, refresh_every_s=REFRESH_S)
         now = START

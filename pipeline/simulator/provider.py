@@ -104,6 +104,7 @@ class Creator(Protocol):
         rng: the provider's workload random stream (services, countries, request details).
         credentials: variable -> value of the credentials to send (`SMSONLINE_API_KEY`, ...).
         schedule_scale: the profile factor, for times the request asks for (e.g. a send time).
+        now: the client's current time, for times the request asks for.
     """
 
     @property
@@ -117,6 +118,10 @@ class Creator(Protocol):
 
     @property
     def schedule_scale(self) -> float: ...
+
+    def now(self) -> datetime:
+        """The client's current time (aware, UTC): the sandbox's clock."""
+        ...
 
     async def post(
         self,

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from pipeline.providers.registry import PROVIDERS, REGISTRY
+from pipeline.simulator.clock import Clock, SystemClock
 from pipeline.simulator.provider import CreatedOrder, CreateError, sandbox_provider
 
 __all__ = [
@@ -95,6 +96,8 @@ class Workload:
         client: an HTTP client whose base URL is the sandbox root.
         config: rates, duration, inbox.
         credentials: the credentials to send (default: the sandbox's development ones).
+        clock: the client's clock, for times a request asks for (a scheduled send) and when
+            an order was created: the sandbox's own clock when that one is not the wall clock.
     """
 
     def __init__(
@@ -102,9 +105,11 @@ class Workload:
         client: httpx.AsyncClient,
         config: WorkloadConfig | None = None,
         credentials: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
         self.config = config or WorkloadConfig()
+        self.clock: Clock = clock or SystemClock()
         self.credentials: Mapping[str, str] = (
             credentials if credentials is not None else REGISTRY.sandbox_credentials()
         )
@@ -244,6 +249,7 @@ class _Creator:
         self.rng = rng
         self.credentials = workload.credentials
         self.schedule_scale = workload.config.schedule_scale
+        self.now = workload.clock.now
 
     async def post(
         self, method: str, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -265,4 +271,4 @@ class _Creator:
         service: str | None = None,
         country: str | None = None,
     ) -> CreatedOrder:
-        return CreatedOrder(self.slug, order_id, kind, datetime.now(UTC), service, country)
+        return CreatedOrder(self.slug, order_id, kind, self.now(), service, country)

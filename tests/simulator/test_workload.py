@@ -6,15 +6,20 @@ accepts; files appear atomically; 429 answers are retried after `Retry-After`.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from pipeline.intake import CSV_COLUMNS as INTAKE_COLUMNS
 from pipeline.intake import read_orders_csv
+from pipeline.model import OrderState
+from pipeline.providers.altinn import lifecycle
+from pipeline.providers.altinn.sandbox import SCHEDULE_AHEAD_S
 from pipeline.providers.ordinalsbot.sandbox import OrdinalsBotOptions
 from pipeline.providers.registry import PROVIDERS
 from pipeline.simulator.app import SandboxConfig, build_app, sandbox_of
+from pipeline.simulator.clock import FakeClock
 from pipeline.simulator.options import ProviderOptions
 from pipeline.simulator.workload import (
     CSV_COLUMNS,
@@ -103,3 +108,26 @@ def test_unretryable_failures_are_counted(tmp_path: Path) -> None:
 
     order, failed = asyncio.run(go())
     assert order is None and failed == 1
+
+
+def test_times_a_create_asks_for_are_on_the_clock_it_is_given() -> None:
+    """A workload on a sandbox whose clock is not the wall clock (simulated time) asks for
+    Altinn's scheduled sends from that clock, and says its orders were created on it: a send
+    time from the wall clock would leave every scheduled order waiting months."""
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    app = build_app(SandboxConfig(seed=4), clock=clock)
+
+    async def create_some() -> list:
+        async with client_for(app) as client:
+            workload = Workload(client, WorkloadConfig(seed=4), clock=clock)
+            return [await workload.create("altinn") for _ in range(60)]
+
+    created = asyncio.run(create_some())
+    assert all(order.created_at == clock.now() for order in created)
+    waits = []
+    for order in created:
+        truth = sandbox_of(app).get("altinn", order.order_id).truth
+        processing = next(t for t in truth.transitions if t.state == OrderState.PROCESSING.value)
+        waits.append((processing.at - clock.now()).total_seconds())
+    assert max(waits) <= SCHEDULE_AHEAD_S[1] + lifecycle.AltinnConfig().pickup.b
+    assert sum(wait > SCHEDULE_AHEAD_S[0] for wait in waits) >= 3  # some were scheduled

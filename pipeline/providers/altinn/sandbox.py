@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -339,7 +339,7 @@ async def create(creator: Creator) -> CreatedOrder:
     }
     if rng.random() < P_SCHEDULED:
         ahead = rng.uniform(*SCHEDULE_AHEAD_S) * creator.schedule_scale
-        body["requestedSendTime"] = iso_utc(datetime.now(UTC) + timedelta(seconds=ahead))
+        body["requestedSendTime"] = iso_utc(creator.now() + timedelta(seconds=ahead))
     answer = await creator.post(
         "POST",
         f"{API_PREFIX}/{'sms' if sms else 'email'}",
