@@ -8,6 +8,7 @@ built by a short sandbox run: the demo's core path. With nothing set, as the REA
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -129,6 +130,10 @@ def test_notebook_runs_top_to_bottom(
     assert f"Reading {published} (PIPELINE_DATA_DIR is set)" in _printed(nb)
     text = "".join(str(out.get("data", {}).get("text/plain", "")) for out in outputs)
     assert "sms4sats" in text and "smsonline" in text
+    # Durations read in their own unit, as in the report ("5.4 s (4.5–9.7 s)"), never "0.09 min".
+    tables = "".join(str(out.get("data", {}).get("text/html", "")) for out in outputs)
+    assert "median (95 % CI)" in tables
+    assert re.search(r"&quot;[\d.,]+ (s|min|h) \([\d.,]+", tables), tables
 
 
 def test_after_make_demo_with_nothing_set_it_reads_the_demo_warehouse(
