@@ -81,6 +81,12 @@ LATE_OBSERVATIONS_S = 900.0
 """Polls stored up to this long after newer ones (a writer held back by a lock, a shard's log
 folded in later) are still counted: a refresh that finds new rows this close behind its
 watermark re-reads this margin (`_read_from`)."""
+AHEAD_OF_CLOCK_S = 300.0
+"""How far past this machine's clock a poll's time may carry the history's and the rollups'
+watermarks, and the line before which rollups keep hours (`_within_clock`). A poll stamped
+further ahead (a poller whose clock runs fast, a row written by hand) is folded in all the same,
+but the marks stop there: past it, every poll stored after it would be taken for a late one and
+never folded in, and every minute before it compacted into hours."""
 MINUTE_GRAIN_S = 2 * 24 * 3600.0
 """Rollups keep minute grain for this long past the newest poll, then hour grain."""
 PRUNED_STATE = "observations_pruned_before"
@@ -538,7 +544,12 @@ def _compact_rollups(con: duckdb.DuckDBPyConnection, newest: datetime) -> None:
 
 def _compacted_before(newest: datetime) -> datetime:
     """The hour before which rollup rows are kept by the hour, given the newest poll."""
-    return _hour(newest - timedelta(seconds=MINUTE_GRAIN_S))
+    return _hour(_within_clock(newest) - timedelta(seconds=MINUTE_GRAIN_S))
+
+
+def _within_clock(moment: datetime) -> datetime:
+    """`moment`, or `AHEAD_OF_CLOCK_S` past this machine's clock if it lies further ahead."""
+    return min(moment, datetime.now(UTC) + timedelta(seconds=AHEAD_OF_CLOCK_S))
 
 
 def _minute(moment: datetime) -> datetime:
@@ -627,8 +638,9 @@ def set_derived_state(con: duckdb.DuckDBPyConnection, name: str, value: datetime
 
 
 def _set_watermark_of(con: duckdb.DuckDBPyConnection, name: str, watermark: datetime) -> None:
-    """Store `watermark` under `name` with the polls in the late margin behind it
-    (`_read_from`)."""
+    """Store `watermark` (no later than `_within_clock` allows) under `name` with the polls in
+    the late margin behind it (`_read_from`)."""
+    watermark = _within_clock(watermark)
     con.execute(
         "INSERT OR REPLACE INTO derived_state (name, value, updated_at, rows_behind) "
         "VALUES (?, ?, now(), ?)",

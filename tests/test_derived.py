@@ -3,7 +3,7 @@ published copy opens read-only while the writer holds the warehouse."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -522,6 +522,40 @@ def test_a_row_stored_after_newer_ones_is_still_folded_in(warehouse: Warehouse) 
     _append(warehouse, "observations", late)
     refresh_derived(warehouse)
     _assert_history_built_from(warehouse, observations)
+
+
+def test_a_poll_stamped_far_ahead_holds_no_later_poll_back(warehouse: Warehouse) -> None:
+    """A poller whose clock runs fast, or a row written by hand, stores a poll years ahead: it
+    is folded in, but the watermarks stop at this machine's clock, so the polls stored after it
+    are still folded in and the rollups keep the recent minutes."""
+    orders, observations = _log()
+    last = observations["polled_at"].max()
+    assert isinstance(last, datetime)
+    shift = datetime.now(UTC) - timedelta(minutes=1) - last  # polled up to a minute ago
+    orders = orders.with_columns(pl.col(c) + shift for c in ("created_at", "registered_at"))
+    observations = observations.with_columns(pl.col("polled_at") + shift)
+    _append(warehouse, "orders", orders)
+    newest = last + shift
+    later = observations.filter(pl.col("polled_at") > newest - timedelta(minutes=3))
+    ahead = observations.head(1).with_columns(
+        order_id=pl.lit("ahead-of-its-time"),
+        observation_id=pl.lit("ahead"),
+        polled_at=pl.lit(datetime(9999, 1, 1, tzinfo=UTC), dtype=pl.Datetime("us", "UTC")),
+    )
+    _append(warehouse, "observations", observations.join(later, on="observation_id", how="anti"))
+    _append(warehouse, "observations", ahead)
+    refresh_derived(warehouse)
+    _append(warehouse, "observations", later)
+    refresh_derived(warehouse)
+    _assert_history_built_from(warehouse, pl.concat([observations, ahead]))
+    with warehouse.connect(read_only=True) as con:
+        polls, by_minute = con.execute(
+            "SELECT sum(polls), count(*) FILTER (WHERE minute > ? AND minute < ? "
+            "AND minute <> date_trunc('hour', minute)) FROM poll_rollups",
+            [newest - timedelta(minutes=3), newest],
+        ).fetchone()
+    assert polls == observations.height + 1
+    assert by_minute > 0  # not folded into hours, as a poll two days before the newest is
 
 
 def test_a_refresh_reads_the_late_margin_only_when_a_poll_arrived_late(

@@ -118,5 +118,8 @@ def is_valid_answer() -> pl.Expr:
 
 
 def is_state_evidence() -> pl.Expr:
-    """A poll whose state says something about the order: a valid, recognised answer."""
-    return is_valid_answer() & pl.col("state").is_not_null() & (pl.col("state") != UNKNOWN_STATE)
+    """A poll whose state says something about the order: a valid, recognised answer in one of
+    the canonical states. The writer stores nothing else, but rows written by plain SQL can
+    hold any text: one outside `STATE_VALUES` says nothing the history can use."""
+    known = pl.col("state").is_in(STATE_VALUES) & (pl.col("state") != UNKNOWN_STATE)
+    return is_valid_answer() & known.fill_null(False)

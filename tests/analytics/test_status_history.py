@@ -116,6 +116,28 @@ def test_intervals_carry_both_polling_bounds_and_skip_errors_and_unknown() -> No
     assert_frame_equal(history.select(expected.columns), expected)
 
 
+def test_a_state_outside_the_canonical_ones_is_no_evidence_and_breaks_nothing() -> None:
+    """Rows written by plain SQL can hold any text as their state (the writer never does): such
+    a poll says nothing about the order, as `unknown` says nothing, in a build and in an update."""
+    log = frame(
+        [
+            obs("a", 0, "pending"),
+            obs("a", 5, "Delivered!"),
+            obs("a", 10, "processing"),
+            obs("b", 0, "weird", terminal=True),
+        ]
+    )
+    history = build_status_history(log)
+    assert history["order_id"].to_list() == ["a", "a"]
+    assert history["state"].cast(pl.String).to_list() == ["pending", "processing"]
+    assert history["entered_after"].to_list() == [None, at(0)]
+    update = frame([obs("a", 15, "no such state"), obs("a", 20, "code_received", terminal=True)])
+    updated = update_status_history(history, update)
+    assert updated["state"].cast(pl.String).to_list() == ["pending", "processing", "code_received"]
+    assert updated["entered_after"].to_list() == [None, at(0), at(10)]
+    assert late_observations(history, frame([obs("a", 1, "bogus")])).is_empty()
+
+
 def test_orders_are_keyed_by_provider_and_order_id() -> None:
     log = frame(
         [
