@@ -89,6 +89,9 @@ but the marks stop there: past it, every poll stored after it would be taken for
 never folded in, and every minute before it compacted into hours."""
 MINUTE_GRAIN_S = 2 * 24 * 3600.0
 """Rollups keep minute grain for this long past the newest poll, then hour grain."""
+STORED_STATE = "observations_stored"
+"""`derived_state` entry: its `rows_behind` is where the observations' row ids ended at the
+last history refresh; rows from there on were stored since (`_rewind_for_polls_stored_late`)."""
 PRUNED_STATE = "observations_pruned_before"
 """`derived_state` entry: observations polled before this time have left the warehouse
 (`pipeline.retention`)."""
@@ -177,6 +180,7 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
         # Committed apart: the lookups below bound their scans by rowid, which is safe only
         # on tables this transaction has not changed (`order_keys.rowid_span`).
         _commit_part(con)
+    _rewind_for_polls_stored_late(con)
     watermark = _watermark(con)
     if watermark is None or not tables_exist(con, [HISTORY_TABLE]):
         return _build_status_history(con)
@@ -646,6 +650,36 @@ def _set_watermark_of(con: duckdb.DuckDBPyConnection, name: str, watermark: date
         "VALUES (?, ?, now(), ?)",
         [name, watermark, _rows_behind(con, watermark)],
     )
+
+
+def _rewind_for_polls_stored_late(con: duckdb.DuckDBPyConnection) -> None:
+    """Polls stored since the last refresh with times further behind a watermark than its
+    late margin (`LATE_OBSERVATIONS_S`: a backfill written by SQL, a poller that held its
+    answers for long) move the watermarks back (`rewind_for_late_polls`), so this refresh
+    reads them instead of never folding them in. Found among the rows stored since, by their
+    row ids: the rows a writer adds come after every row before them. Rows removed meanwhile
+    can renumber the rows after them, so some may be missed then, never a row taken for new."""
+    stored = first_row(con, "SELECT rows_behind FROM derived_state WHERE name = ?", [STORED_STATE])
+    since = stored[0] if stored and stored[0] is not None else None
+    marks = [w for w in (derived_state(con, n) for n in (HISTORY_TABLE, ROLLUPS_STATE)) if w]
+    if since is None or not marks:
+        oldest, end = None, first_row(con, "SELECT max(rowid) + 1 FROM observations")[0]
+    else:
+        behind = max(marks) - timedelta(seconds=LATE_OBSERVATIONS_S)
+        oldest, end = first_row(
+            con,
+            "SELECT min(polled_at) FILTER (WHERE polled_at <= ?), max(rowid) + 1 "
+            "FROM observations WHERE rowid >= ?",
+            [behind, since],
+        )
+    if oldest is not None:
+        rewind_for_late_polls(con, oldest)
+    if end is not None and end != since:
+        con.execute(
+            "INSERT OR REPLACE INTO derived_state (name, value, updated_at, rows_behind) "
+            "VALUES (?, now(), now(), ?)",
+            [STORED_STATE, end],
+        )
 
 
 def rewind_for_late_polls(con: duckdb.DuckDBPyConnection, oldest: datetime) -> None:

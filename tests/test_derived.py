@@ -524,6 +524,32 @@ def test_a_row_stored_after_newer_ones_is_still_folded_in(warehouse: Warehouse) 
     _assert_history_built_from(warehouse, observations)
 
 
+def test_polls_stored_long_after_their_time_are_folded_in(warehouse: Warehouse) -> None:
+    """A backfill written by SQL (or a poller that held its answers for long) stores polls far
+    behind the watermarks, past their late margin: the refresh finds them among the rows
+    stored since the last one, and the history and rollups count them as if stored in time."""
+    orders, observations = _log()
+    _append(warehouse, "orders", orders)
+    first_polled = observations.sort("polled_at")["order_id"].unique(maintain_order=True)
+    backfill = observations.filter(pl.col("order_id").is_in(first_polled.head(20).implode()))
+    early = backfill["polled_at"].min()
+    assert isinstance(early, datetime)
+    _append(warehouse, "observations", observations.join(backfill, on="observation_id", how="anti"))
+    refresh_derived(warehouse)
+    watermark = derived_watermark(warehouse)
+    assert watermark is not None
+    assert early < watermark - timedelta(seconds=derived.LATE_OBSERVATIONS_S)
+    _append(warehouse, "observations", backfill)
+    refresh_derived(warehouse)
+    _assert_history_built_from(warehouse, observations)
+    with warehouse.connect(read_only=True) as con:
+        assert con.execute("SELECT sum(polls) FROM poll_rollups").fetchone() == (
+            observations.height,
+        )
+    refresh_derived(warehouse)  # nothing stored since: nothing moves back
+    assert derived_watermark(warehouse) == watermark
+
+
 def test_a_poll_stamped_far_ahead_holds_no_later_poll_back(warehouse: Warehouse) -> None:
     """A poller whose clock runs fast, or a row written by hand, stores a poll years ahead: it
     is folded in, but the watermarks stop at this machine's clock, so the polls stored after it
