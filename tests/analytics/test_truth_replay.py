@@ -38,13 +38,14 @@ coverage, which these checks do not."""
 def test_the_estimate_lands_on_the_truth_of_the_same_orders(
     tmp_path: Path, slug: str, ratio: float
 ) -> None:
+    population = truth_bench.population(slug, PILOT_ORDERS)
     replication = truth_bench.Replication(
         slug=slug,
         seed=3,
         ratio=ratio,
         follow_up=None,
         orders=ORDERS,
-        median_s=truth_bench.population_median(slug, PILOT_ORDERS),
+        median_s=population.median_s,
     )
     row = asyncio.run(truth_bench.simulate(replication, tmp_path))
     assert row["orders"] == ORDERS and row["open_share_at_stop"] == 0.0
@@ -54,31 +55,39 @@ def test_the_estimate_lands_on_the_truth_of_the_same_orders(
     assert row["ci_low_s"] <= true_median <= row["ci_high_s"], row
     if row.get("expiry_true") is not None:
         assert abs(row["expiry_rate"] - row["expiry_true"]) <= truth_bench.EXPIRY_TOLERANCE, row
+        # The pilot counts expiries as the same orders' share does, over far more orders.
+        assert population.expiry_rate is not None
+        assert abs(population.expiry_rate - row["expiry_true"]) <= truth_bench.EXPIRY_TOLERANCE
 
 
 def test_a_rescore_judges_each_interval_against_the_new_pilot_and_keeps_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def replication(seed: int, low: float, high: float) -> dict[str, object]:
+    def replication(seed: int, low: float, high: float, expiry_high: float) -> dict[str, object]:
         return {
             "provider": "sms4sats", "seed": seed, "ratio": 1.0, "cadence_s": 8.0,
             "open_share_at_stop": 0.0, "true_median_s": 100.0, "seen_median_s": 100.0,
             "population_median_s": 112.0, "median_s": 101.0, "ci_low_s": low,
-            "ci_high_s": high, "midpoint_median_s": 101.0,
+            "ci_high_s": high, "midpoint_median_s": 101.0, "expiry_true": 0.10,
+            "expiry_rate": 0.11, "expiry_ci_low": 0.09, "expiry_ci_high": expiry_high,
         }  # fmt: skip
 
     results = tmp_path / "truth.json"
-    rows = [replication(0, 95.0, 108.0), replication(1, 96.0, 113.0)]
+    rows = [replication(0, 95.0, 108.0, 0.12), replication(1, 96.0, 113.0, 0.14)]
     earlier_run = {"command": "python bench/truth.py", "replications": 2, "seconds": 1.0}
     earlier = {"runs": [earlier_run], "population_median_s": {"sms4sats": 112.0}}
     results.write_text(json.dumps({**earlier, "replications": rows}))
-    monkeypatch.setattr(truth_bench, "population_median", lambda slug: 107.5)
+    monkeypatch.setattr(truth_bench, "population", lambda slug: truth_bench.Population(107.5, 0.13))
     assert truth_bench.main(["--rescore", "--out", str(results)]) == 0
     rescored = json.loads(results.read_text())
     assert rescored["population_median_s"] == {"sms4sats": 107.5}
+    assert rescored["population_expiry"] == {"sms4sats": 0.13}
     assert [r["population_median_s"] for r in rescored["replications"]] == [107.5, 107.5]
     summary = rescored["summary"]["sms4sats"]
     assert summary["ci_coverage_population"] == 1.0  # was 0.5 against 112.0
+    # Both expiry intervals hold the same orders' share; only the second the population's.
+    assert summary["expiry_ci_coverage"] == 1.0
+    assert summary["expiry_ci_coverage_population"] == 0.5
     assert summary["within_tolerance"] == 1.0 and summary["replications"] == 2
     assert rescored["runs"][0] == earlier_run
     assert rescored["runs"][1]["population_median_s_before"] == {"sms4sats": 112.0}
