@@ -154,12 +154,12 @@ class Population:
 
 def population(slug: str, orders: int = PILOT_ORDERS) -> Population:
     """The provider's population truths over `orders` orders made as the replications make
-    theirs: by the workload,
-    through the sandbox's create endpoint (what a create asks for, such as a scheduled send,
-    shapes the lifecycle), `ORDERS` at a time arriving over the replications' window, on seeds
-    no replication uses. How they are made matters: 20,000 5SIM orders made at once on one
-    sandbox had a median of 82.6 s, made as the replications make them 78.8 s. The window is
-    sized from a first pilot whose orders arrive at one instant."""
+    theirs: by the workload, through the sandbox's create endpoint (what a create asks for,
+    such as a scheduled send, shapes the lifecycle), `ORDERS` at a time arriving over the
+    replications' window, on seeds no replication uses. How they are made matters: 20,000
+    5SIM orders made at once on one sandbox had a median of 82.6 s, made as the replications
+    make them 78.8 s. The window is sized from a first pilot whose orders arrive at one
+    instant."""
     first = asyncio.run(_pilot(slug, [[0.0] * ORDERS]))
     window_s = ARRIVAL_WINDOW_MEDIANS * first.median_s
     rng = random.Random(f"pilot:{slug}")
