@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,34 @@ def test_a_rescore_judges_each_interval_against_the_new_pilot_and_keeps_the_rest
     assert rescored["runs"][0] == earlier_run
     assert rescored["runs"][1]["population_median_s_before"] == {"sms4sats": 112.0}
     assert rescored["runs"][1]["pilot_orders"] == truth_bench.PILOT_ORDERS
+
+
+def test_every_replication_and_pilot_batch_draws_its_own_mix_of_workload_choices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One mix of channels and scheduled sends shared by every replication (and by every
+    pilot batch) made Altinn's medians spread a quarter less than independent orders do, so
+    its intervals, sized for independent orders, covered in all of 48 replications."""
+    channels: list[list[str | None]] = []
+
+    class Recording(truth_bench.Workload):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            channels.append([])
+
+        async def create(self, provider: str) -> Any:
+            created = await super().create(provider)
+            channels[-1].append(None if created is None else created.service)
+            return created
+
+    monkeypatch.setattr(truth_bench, "Workload", Recording)
+    asyncio.run(truth_bench._pilot("altinn", [[0.0] * 12, [0.0] * 12]))
+    for seed in (1, 2):
+        replication = truth_bench.Replication(
+            slug="altinn", seed=seed, ratio=1.0, follow_up=0.1, orders=12, median_s=250.0
+        )
+        workdir = tmp_path / str(seed)
+        workdir.mkdir()
+        asyncio.run(truth_bench.simulate(replication, workdir))
+    assert len(channels) == 4 and all(len(made) == 12 for made in channels)
+    assert len({tuple(made) for made in channels}) == 4, channels
