@@ -37,6 +37,7 @@ Command (see bench/README.md for the time it took):
 
     .venv/bin/python bench/truth.py --jobs 2 --seeds 8  # every provider, 4 ratios x 8 seeds
     .venv/bin/python bench/truth.py --providers baanx --seeds 4 --jobs 2 --append  # add a run
+    .venv/bin/python bench/truth.py --providers baanx --first-seed 4 --seeds 4 --append  # more
     .venv/bin/python bench/truth.py --providers smsonline --seeds 3 --out look.json  # a look
     .venv/bin/python bench/truth.py --rescore --out bench/results/truth.json  # today's pilot
 
@@ -581,6 +582,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--providers", nargs="*", default=list(PROVIDERS))
     parser.add_argument("--ratios", nargs="*", type=float, default=list(RATIOS))
     parser.add_argument("--seeds", type=int, default=SEEDS)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds run are first-seed .. first-seed + seeds - 1 (more seeds with --append)",
+    )
     parser.add_argument("--orders", type=int, default=ORDERS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--jobs", type=int, default=1, help="replications run at once")
@@ -609,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for slug in args.providers
         for ratio in args.ratios
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
     ]
     # Spawned, not forked: polars' thread pool does not survive a fork.
     spawn = multiprocessing.get_context("spawn")
