@@ -171,17 +171,22 @@ def population(slug: str, orders: int = PILOT_ORDERS) -> Population:
     return asyncio.run(_pilot(slug, batches))
 
 
-async def _pilot(slug: str, batches: list[list[float]]) -> Population:
-    """The truths over batches of orders, each batch on its own sandbox seed, created at the
-    given seconds from the start."""
+async def _pilot(
+    slug: str, batches: list[list[float]], *, seed: int = PILOT_SEED, mix_seed: int | None = None
+) -> Population:
+    """The truths over batches of orders created at the given seconds from the start, batch
+    `b` on seed `seed + b` for the sandbox's draws and the workload's choices; with
+    `mix_seed`, every batch repeats the workload choices of that one seed instead
+    (`bench/workload_mix.py` measures what that does)."""
     records: dict[tuple[str, str], dict[str, Any]] = {}
     expired = _ExpiredShare(slug)
     for batch, arrivals in enumerate(batches):
         clock = FakeClock(START)
-        app = _sandbox_app(slug, PILOT_SEED + batch, clock)
+        app = _sandbox_app(slug, seed + batch, clock)
         transport = httpx.ASGITransport(app=app)
+        choices = WorkloadConfig(seed=seed + batch if mix_seed is None else mix_seed)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            workload = Workload(client, WorkloadConfig(seed=PILOT_SEED + batch), clock=clock)
+            workload = Workload(client, choices, clock=clock)
             for at_s in arrivals:
                 clock.set(START + timedelta(seconds=at_s))
                 if await workload.create(slug) is None:
