@@ -160,8 +160,8 @@ def population(slug: str, orders: int = PILOT_ORDERS) -> Population:
     replications' window, each batch on its own seeds (the sandbox's and the workload's), none
     a replication uses. Each batch needs its own workload choices: batches that all repeated
     one mix of 5SIM's services and countries had a median of 79.8 s over 400,000 orders,
-    where orders whose choices are all drawn afresh have 82.6 s. The window is sized from a first pilot whose
-    orders arrive at one instant."""
+    where orders whose choices are all drawn afresh have 82.6 s. The window is sized from a
+    first pilot whose orders arrive at one instant."""
     first = asyncio.run(_pilot(slug, [[0.0] * ORDERS]))
     window_s = ARRIVAL_WINDOW_MEDIANS * first.median_s
     rng = random.Random(f"pilot:{slug}")

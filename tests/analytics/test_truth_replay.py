@@ -99,8 +99,9 @@ def test_every_replication_and_pilot_batch_draws_its_own_mix_of_workload_choices
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One mix of channels and scheduled sends shared by every replication (and by every
-    pilot batch) made Altinn's medians spread a quarter less than independent orders do, so
-    its intervals, sized for independent orders, covered in all of 48 replications."""
+    pilot batch) made Altinn's medians spread a tenth less than independent orders do
+    (`bench/workload_mix.py`), and its intervals, sized for independent orders, covered in
+    all of 48 replications."""
     channels: list[list[str | None]] = []
 
     class Recording(truth_bench.Workload):
