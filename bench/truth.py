@@ -161,14 +161,20 @@ def population(slug: str, orders: int = PILOT_ORDERS) -> Population:
     a replication uses. Each batch needs its own workload choices: batches that all repeated
     one mix of 5SIM's services and countries had a median of 79.8 s over 400,000 orders,
     where orders whose choices are all drawn afresh have 82.6 s. The window is sized from a
-    first pilot whose orders arrive at one instant."""
-    first = asyncio.run(_pilot(slug, [[0.0] * ORDERS]))
-    window_s = ARRIVAL_WINDOW_MEDIANS * first.median_s
+    first pilot whose orders arrive at one instant (`arrival_window_s`)."""
+    window_s = arrival_window_s(slug)
     rng = random.Random(f"pilot:{slug}")
     batches = [
         sorted(rng.uniform(0, window_s) for _ in range(ORDERS)) for _ in range(-(-orders // ORDERS))
     ]
     return asyncio.run(_pilot(slug, batches))
+
+
+def arrival_window_s(slug: str, seed: int = PILOT_SEED) -> float:
+    """The window the replications' orders arrive over (`ARRIVAL_WINDOW_MEDIANS` medians),
+    its median from `ORDERS` orders created at one instant on `seed`."""
+    first = asyncio.run(_pilot(slug, [[0.0] * ORDERS], seed=seed))
+    return ARRIVAL_WINDOW_MEDIANS * first.median_s
 
 
 async def _pilot(

@@ -11,7 +11,7 @@ batches' true medians: a mean that moves says one mix's population differs from 
 provider's; a spread that shrinks says a 95 % interval sized for independent orders will
 over-cover samples that share a mix.
 
-    .venv/bin/python bench/workload_mix.py      # 6 providers x 2 variants x 40 batches, ~6 min
+    .venv/bin/python bench/workload_mix.py      # 6 providers x 2 variants x 200 batches
 """
 
 from __future__ import annotations
@@ -39,10 +39,8 @@ ONE_MIX_SEED = 0
 """The workload seed every batch shared before (`Workload`'s default)."""
 
 
-def batch_medians(slug: str, batches: int, *, one_mix: bool) -> list[float]:
-    """The true median of each batch of orders arriving over the replications' window."""
-    first = asyncio.run(truth._pilot(slug, [[0.0] * truth.ORDERS], seed=FIRST_SEED))
-    window_s = truth.ARRIVAL_WINDOW_MEDIANS * first.median_s
+def batch_medians(slug: str, batches: int, window_s: float, *, one_mix: bool) -> list[float]:
+    """The true median of each batch of orders arriving over `window_s`."""
     rng = random.Random(f"mix:{slug}")
     medians = []
     for batch in range(batches):
@@ -56,14 +54,15 @@ def batch_medians(slug: str, batches: int, *, one_mix: bool) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--providers", nargs="*", default=list(PROVIDERS))
-    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = {}
     for slug in args.providers:
         row = {}
+        window_s = truth.arrival_window_s(slug, seed=FIRST_SEED)
         for variant, one_mix in (("one_mix", True), ("own_mix", False)):
-            medians = batch_medians(slug, args.batches, one_mix=one_mix)
+            medians = batch_medians(slug, args.batches, window_s, one_mix=one_mix)
             row[variant] = {
                 "mean_median_s": round(statistics.mean(medians), 2),
                 "sd_median_s": round(statistics.stdev(medians), 2),
