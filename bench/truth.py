@@ -187,23 +187,32 @@ async def _pilot(
     records: dict[tuple[str, str], dict[str, Any]] = {}
     expired = _ExpiredShare(slug)
     for batch, arrivals in enumerate(batches):
-        clock = FakeClock(START)
-        app = _sandbox_app(slug, seed + batch, clock)
-        transport = httpx.ASGITransport(app=app)
-        choices = WorkloadConfig(seed=seed + batch if mix_seed is None else mix_seed)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            workload = Workload(client, choices, clock=clock)
-            for at_s in arrivals:
-                clock.set(START + timedelta(seconds=at_s))
-                if await workload.create(slug) is None:
-                    raise RuntimeError(f"{slug}: the sandbox refused a create")
-        for order in sandbox_of(app).list_orders(slug):
-            records[(slug, f"{batch}:{order.truth.order_id}")] = _full_record(order.truth)
-            expired.count(order.truth)
+        choices = seed + batch if mix_seed is None else mix_seed
+        for truth in await created_orders(slug, arrivals, seed + batch, choices):
+            records[(slug, f"{batch}:{truth.order_id}")] = _full_record(truth)
+            expired.count(truth)
     value = true_medians(records, set(records)).get(slug)
     if value is None:
         raise RuntimeError(f"{slug}: fewer than half the orders reach the event")
     return Population(float(value), expired.share)
+
+
+async def created_orders(
+    slug: str, arrivals: list[float], seed: int, choices_seed: int
+) -> list[Any]:
+    """The sandbox's truth of orders the workload creates at the given seconds from the start
+    (the sandbox's draws on `seed`, the workload's choices on `choices_seed`), each followed
+    to its end."""
+    clock = FakeClock(START)
+    app = _sandbox_app(slug, seed, clock)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        workload = Workload(client, WorkloadConfig(seed=choices_seed), clock=clock)
+        for at_s in arrivals:
+            clock.set(START + timedelta(seconds=at_s))
+            if await workload.create(slug) is None:
+                raise RuntimeError(f"{slug}: the sandbox refused a create")
+    return [order.truth for order in sandbox_of(app).list_orders(slug)]
 
 
 def _sandbox_app(slug: str, seed: int, clock: FakeClock) -> Any:

@@ -21,7 +21,14 @@ from pipeline.analytics.survival import cif_quantiles, event_table
 from pipeline.model import SUCCESS_STATES, TERMINAL_STATES, OrderState
 from pipeline.providers.registry import REGISTRY
 
-__all__ = ["MEASURE_CODE", "MEASURE_COMPLETION", "measures_code", "missing_truth", "true_medians"]
+__all__ = [
+    "MEASURE_CODE",
+    "MEASURE_COMPLETION",
+    "exact_outcomes",
+    "measures_code",
+    "missing_truth",
+    "true_medians",
+]
 
 
 def measures_code(provider: str) -> bool:
@@ -47,6 +54,21 @@ def true_medians(
             every order), or None for each provider's headline figure (the code where it sells
             code kinds, else completion).
     """
+    records = exact_outcomes(truth, tracked, measure)
+    if records.is_empty():
+        return {}
+    medians = cif_quantiles(event_table(records, ["provider"]), ["provider"], 0.5)
+    return dict(zip(medians["provider"], medians["quantile_s"], strict=True))
+
+
+def exact_outcomes(
+    truth: Mapping[tuple[str, str], Mapping[str, Any]],
+    tracked: Collection[tuple[str, str]],
+    measure: str | None = None,
+) -> pl.DataFrame:
+    """One row per tracked order that counts for `measure` (as in `true_medians`), in
+    `tracked`'s order: `provider`, `order_id`, `time_s` (from creation to the event, another
+    outcome, or the sandbox's stop) and `event_code` (1 the event, 2 another outcome, 0 open)."""
     if measure not in (None, MEASURE_CODE, MEASURE_COMPLETION):
         raise ValueError(f"unknown measure {measure!r}")
     rows = []
@@ -59,13 +81,9 @@ def true_medians(
         if code and record.get("order_kind") not in _code_kinds(provider):
             continue
         events = {OrderState.CODE_RECEIVED.value} if code else {s.value for s in SUCCESS_STATES}
-        rows.append({"provider": provider, **_exact_outcome(record, events)})
-    if not rows:
-        return {}
-    records = pl.DataFrame(rows, schema={"provider": pl.String, "time_s": pl.Float64,
-                                         "event_code": pl.Int64})  # fmt: skip
-    medians = cif_quantiles(event_table(records, ["provider"]), ["provider"], 0.5)
-    return dict(zip(medians["provider"], medians["quantile_s"], strict=True))
+        rows.append({"provider": provider, "order_id": key[1], **_exact_outcome(record, events)})
+    return pl.DataFrame(rows, schema={"provider": pl.String, "order_id": pl.String,
+                                      "time_s": pl.Float64, "event_code": pl.Int64})  # fmt: skip
 
 
 def missing_truth(
