@@ -48,7 +48,7 @@ import truth  # the benchmark beside this file
 
 from pipeline.analytics import npmle
 from pipeline.analytics.survival import wilson_interval
-from pipeline.analytics.truth import exact_outcomes
+from pipeline.analytics.truth import exact_outcomes, true_medians
 from pipeline.model import OrderState
 from pipeline.polling.schedule import DUE_SLACK_S, PHASE_STEPS
 from pipeline.providers.registry import PROVIDERS, REGISTRY
@@ -110,7 +110,7 @@ def make_pool(slug: str, batches: int = POOL_BATCHES) -> Pool:
         how="left",
         maintain_order="left",
     )
-    median = truth.true_medians(records, keys)[slug]
+    median = true_medians(records, keys)[slug]
     names = sorted({t["state"] for r in records.values() for t in r["transitions"]})
     width = max(len(r["transitions"]) for r in records.values())
     moves = np.full((len(keys), width), np.inf)
