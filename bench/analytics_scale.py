@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import polars as pl
 from own_process import run_measured
+from results_file import write_results
 
 from pipeline.derived import (
     compute_metrics,
@@ -358,20 +358,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     results = {str(size): run_size(size) for size in args.sizes}
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "command": "python bench/analytics_scale.py --sizes "
-                + " ".join(map(str, args.sizes)),
-                "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    command = "python bench/analytics_scale.py --sizes " + " ".join(map(str, args.sizes))
+    write_results(args.out, command, results=results)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,12 @@ the same with the interval read off the raw NPMLE's variance, as the estimator d
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from results_file import write_results
 
 from pipeline.analytics import npmle
 from pipeline.analytics.survival import wilson_interval
@@ -149,19 +147,8 @@ def main() -> None:
                     f"(raw {result['raw_implied_sd_s']:.1f} s)",
                     flush=True,
                 )
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "command": f"python bench/coverage.py --replications {args.replications}",
-                "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "settings": settings,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    command = f"python bench/coverage.py --replications {args.replications}"
+    write_results(args.out, command, settings=settings)
 
 
 if __name__ == "__main__":

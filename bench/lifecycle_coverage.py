@@ -33,10 +33,9 @@ import asyncio
 import dataclasses
 import json
 import math
-import platform
 import random
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +44,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import truth  # the benchmark beside this file
+from results_file import write_results
 
 from pipeline.analytics import npmle
 from pipeline.analytics.survival import wilson_interval
@@ -247,18 +247,8 @@ def main() -> None:
                 print(slug, json.dumps(result), flush=True)
         results[slug] = {"median_s": pool.median_s, "pool_orders": int(pool.counts.sum()),
                          "settings": settings}  # fmt: skip
-    args.out.write_text(
-        json.dumps(
-            {
-                "command": "python bench/lifecycle_coverage.py " + " ".join(sys.argv[1:]),
-                "machine": f"{platform.machine()}, {platform.python_version()}",
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    command = "python bench/lifecycle_coverage.py " + " ".join(sys.argv[1:])
+    write_results(args.out, command.strip(), results=results)
 
 
 if __name__ == "__main__":

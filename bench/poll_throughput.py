@@ -30,9 +30,7 @@ import argparse
 import asyncio
 import cProfile
 import dataclasses
-import json
 import os
-import platform
 import pstats
 import socket
 import statistics
@@ -45,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from results_file import write_results
 
 from pipeline.commands import processes
 from pipeline.intake import make_order, register
@@ -499,33 +498,24 @@ def main() -> None:
     print_table(results)
     if args.no_save:
         return
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "command": COMMAND,
-                "machine": f"{platform.machine()}, {platform.python_version()}, "
-                f"{os.cpu_count()} cores",
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "setup": {
-                    "sandbox": "pipeline simulator --profile realistic --faults none, "
-                    "127.0.0.1 TCP, separate process; " + ", ".join(SANDBOX_OPTIONS),
-                    "orders_per_provider": args.orders,
-                    "rounds": args.rounds,
-                    "client": f"the poller's client and transport, pool {MAX_CONNECTIONS} "
-                    "connections, "
-                    f"{UNLIMITED_LANE_CONCURRENCY} in flight per provider, "
-                    f"{MAX_CONNECTIONS} in all",
-                    "end_to_end": "run_tick (due selection, HTTP, parse, pandera, DuckDB write) "
-                    "with Poller(limits=False) and every open order due",
-                    "cpu": "time.process_time of the benchmark process (all threads)",
-                    "event_loop": event_loop.loop_factory().__module__,
-                },
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        RESULTS,
+        COMMAND,
+        setup={
+            "sandbox": "pipeline simulator --profile realistic --faults none, "
+            "127.0.0.1 TCP, separate process; " + ", ".join(SANDBOX_OPTIONS),
+            "orders_per_provider": args.orders,
+            "rounds": args.rounds,
+            "client": f"the poller's client and transport, pool {MAX_CONNECTIONS} "
+            "connections, "
+            f"{UNLIMITED_LANE_CONCURRENCY} in flight per provider, "
+            f"{MAX_CONNECTIONS} in all",
+            "end_to_end": "run_tick (due selection, HTTP, parse, pandera, DuckDB write) "
+            "with Poller(limits=False) and every open order due",
+            "cpu": "time.process_time of the benchmark process (all threads)",
+            "event_loop": event_loop.loop_factory().__module__,
+        },
+        results=results,
     )
     print(f"\nwrote {RESULTS}")
 

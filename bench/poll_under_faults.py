@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from results_file import write_results
 
 from pipeline.commands.processes import python_module, start, stop, wait_for_http
 from pipeline.simulator.faults import scenario_names
@@ -109,20 +109,8 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
     if not args.no_save:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(
-            json.dumps(
-                {
-                    "command": "python bench/poll_under_faults.py "
-                    + " ".join(sys.argv[1:]).replace("--no-save", "").strip(),
-                    "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                    f"Python {platform.python_version()}",
-                    "results": rows,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        command = "python bench/poll_under_faults.py " + " ".join(sys.argv[1:])
+        write_results(RESULTS, command.replace("--no-save", "").strip(), results=rows)
 
 
 if __name__ == "__main__":

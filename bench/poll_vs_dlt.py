@@ -34,7 +34,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -60,6 +59,7 @@ from poll_throughput import (
     profiled_tick,
     tick_polls,
 )
+from results_file import write_results
 
 from pipeline.commands import processes
 from pipeline.intake import register
@@ -441,34 +441,26 @@ def main() -> None:
     if args.no_save:
         return
     previous = previous_run()
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "command": COMMAND,
-                "machine": f"{platform.machine()}, Python {platform.python_version()}, "
-                f"{os.cpu_count()} cores",
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "setup": {
-                    "sandbox": "pipeline simulator --profile realistic, 127.0.0.1 TCP, separate "
-                    "process; faults none (loopback), then scenario latency (50–150 ms per "
-                    "status answer); " + ", ".join(SANDBOX_OPTIONS),
-                    "orders_per_provider": args.orders,
-                    "rounds": rounds,
-                    "product": "run_tick, Poller(limits=False): due selection, HTTP, parse, "
-                    f"pandera, DuckDB write; pool {MAX_CONNECTIONS} connections per provider",
-                    "dlt": f"dlt {metadata.version('dlt')}, destination duckdb, one file per "
-                    f"variant; under latency one order in {LATENCY_DLT_SHARE}",
-                    "processes": "each variant in a process of its own, kept for all its rounds; "
-                    "rounds alternate one variant at a time",
-                    "cpu": "time.process_time of the variant's process (all threads); the "
-                    "sandbox's CPU apart",
-                },
-                "results": results,
-                "previous_run": previous,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        RESULTS,
+        COMMAND,
+        setup={
+            "sandbox": "pipeline simulator --profile realistic, 127.0.0.1 TCP, separate "
+            "process; faults none (loopback), then scenario latency (50–150 ms per "
+            "status answer); " + ", ".join(SANDBOX_OPTIONS),
+            "orders_per_provider": args.orders,
+            "rounds": rounds,
+            "product": "run_tick, Poller(limits=False): due selection, HTTP, parse, "
+            f"pandera, DuckDB write; pool {MAX_CONNECTIONS} connections per provider",
+            "dlt": f"dlt {metadata.version('dlt')}, destination duckdb, one file per "
+            f"variant; under latency one order in {LATENCY_DLT_SHARE}",
+            "processes": "each variant in a process of its own, kept for all its rounds; "
+            "rounds alternate one variant at a time",
+            "cpu": "time.process_time of the variant's process (all threads); the "
+            "sandbox's CPU apart",
+        },
+        results=results,
+        previous_run=previous,
     )
     print(f"\nwrote {RESULTS}")
 

@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 from own_process import run_measured
+from results_file import write_results
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -110,22 +109,11 @@ def main() -> None:
         }
         for name, steps in runs.items()
     }
-    args.out.write_text(
-        json.dumps(
-            {
-                "command": f"python bench/refresh_ab.py --baseline {baseline} --size "
-                f"{args.size} --rounds {args.rounds}",
-                "baseline": baseline,
-                "current": current,
-                "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "summary": summary,
-                "runs": runs,
-            },
-            indent=2,
-        )
-        + "\n"
+    command = (
+        f"python bench/refresh_ab.py --baseline {baseline} --size {args.size} "
+        f"--rounds {args.rounds}"
     )
+    write_results(args.out, command, baseline=baseline, current=current, summary=summary, runs=runs)
     print(json.dumps(summary, indent=2))
 
 

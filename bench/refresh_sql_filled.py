@@ -29,17 +29,15 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 from own_process import run_measured
+from results_file import write_results
 
 from pipeline.providers.registry import PROVIDERS, default_kind
 from pipeline.warehouse import Warehouse
@@ -170,23 +168,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     results = {str(n): run(n, args.keep) for n in args.orders}
-    args.out.write_text(
-        json.dumps(
-            {
-                # Where a kept warehouse went is this machine's business, not the result's.
-                "command": "python "
-                + " ".join(
-                    "DIR" if args.keep and arg == str(args.keep) else arg for arg in sys.argv
-                ),
-                "machine": f"{platform.machine()}, {platform.python_version()}, "
-                f"{os.cpu_count()} cores",
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
+    # Where a kept warehouse went is this machine's business, not the result's.
+    command = "python " + " ".join(
+        "DIR" if args.keep and arg == str(args.keep) else arg for arg in sys.argv
     )
+    write_results(args.out, command, results=results)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import sysconfig
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 from own_process import run_measured
+from results_file import write_results
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "refresh_start_up.json"
@@ -81,20 +80,8 @@ def main() -> None:
         }
         for mode, results in runs.items()
     }
-    args.out.write_text(
-        json.dumps(
-            {
-                "command": f"python bench/refresh_start_up.py --size {args.size} "
-                f"--runs {args.runs}",
-                "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "summary": summary,
-                "runs": runs,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    command = f"python bench/refresh_start_up.py --size {args.size} --runs {args.runs}"
+    write_results(args.out, command, summary=summary, runs=runs)
     print(json.dumps(summary, indent=2))
 
 

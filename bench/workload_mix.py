@@ -19,16 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import random
 import statistics
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import truth  # the benchmark beside this file
+from results_file import write_results
 
 from pipeline.providers.registry import PROVIDERS
 
@@ -72,16 +71,13 @@ def main() -> None:
     command = f"python bench/workload_mix.py --batches {args.batches}"
     if args.providers != list(PROVIDERS):
         command += " --providers " + " ".join(args.providers)
-    args.out.parent.mkdir(exist_ok=True)
-    document = {
-        "command": command,
-        "machine": f"{platform.machine()}, {platform.python_version()}, 2 cores",
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "orders_per_batch": truth.ORDERS,
-        "batches": args.batches,
-        "providers": results,
-    }
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    write_results(
+        args.out,
+        command,
+        orders_per_batch=truth.ORDERS,
+        batches=args.batches,
+        providers=results,
+    )
 
 
 if __name__ == "__main__":
