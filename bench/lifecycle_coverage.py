@@ -23,7 +23,7 @@ truth the pool's median. Per setting: coverage with its Wilson interval, the est
 bias and spread against the spread the intervals imply ((high − low) / 3.92), and coverage
 among the intervals under `NARROW` of the setting's median width, where it is lowest.
 
-    .venv/bin/python bench/lifecycle_coverage.py      # 400 replications per setting, ~3 min
+    .venv/bin/python bench/lifecycle_coverage.py   # 400 replications a setting, about 4 minutes
 """
 
 from __future__ import annotations
