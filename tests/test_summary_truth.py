@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.analytics.truth import true_medians
+from pipeline.analytics.truth import MEASURE_COMPLETION, exact_outcomes, true_medians
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -53,3 +53,26 @@ def test_true_median_counts_failures_as_competing_and_ignores_untracked_orders()
     assert medians["baanx"] == 20.0
     # One code at 8 s, one order still waiting at 30 s: half had the code by 8 s.
     assert medians["smsonline"] == 8.0
+
+
+def test_exact_outcomes_give_each_counted_order_its_time_and_outcome_in_tracked_order() -> None:
+    records = [
+        _record("smsonline", "1", [("processing", 0), ("code_received", 8)], kind="sms_receive"),
+        _record("smsonline", "2", [("processing", 0), ("expired", 1200)], kind="sms_receive"),
+        _record("smsonline", "3", [("processing", 0)], kind="sms_receive", open_s=30),
+        _record("smsonline", "4", [("processing", 0), ("code_received", 3)], kind="sms_send"),
+        _record("baanx", "b", [("pending", 0), ("completed", 10)]),
+    ]
+    truth = {(r["provider"], r["order_id"]): r for r in records}
+    tracked = [("baanx", "b"), ("smsonline", "3"), ("smsonline", "1"), ("smsonline", "2"),
+               ("smsonline", "4"), ("smsonline", "not in the truth")]  # fmt: skip
+    rows = exact_outcomes(truth, tracked).rows()
+    # The headline figure: completion for Baanx, the code for SMSOnline, whose send orders
+    # (no code to wait for) and orders the truth lacks are left out.
+    assert rows == [
+        ("baanx", "b", 10.0, 1),
+        ("smsonline", "3", 30.0, 0),
+        ("smsonline", "1", 8.0, 1),
+        ("smsonline", "2", 1200.0, 2),
+    ]
+    assert exact_outcomes(truth, [], MEASURE_COMPLETION).is_empty()
