@@ -46,9 +46,7 @@ def _cadences(ratio: float) -> tuple[float, float]:
     )
 
 
-def test_polls_come_at_registration_then_at_the_phase_then_every_cadence_of_the_state_seen() -> (
-    None
-):
+def test_polls_at_registration_then_at_the_phase_then_every_cadence_of_the_state_seen() -> None:
     pending, processing = _cadences(1.0)
     assert pending > processing  # the case only tells the two apart where they differ
     rng = np.random.default_rng(3)
