@@ -101,7 +101,7 @@ def make_pool(slug: str, batches: int = POOL_BATCHES) -> Pool:
         arrivals = sorted(rng.uniform(0, window_s) for _ in range(truth.ORDERS))
         seed = POOL_SEED + batch
         for made in asyncio.run(truth.created_orders(slug, arrivals, seed, seed)):
-            records[(slug, f"{batch}:{made.order_id}")] = truth._full_record(made)
+            records[(slug, f"{batch}:{made.order_id}")] = truth.full_record(made)
     keys = list(records)
     outcomes = exact_outcomes(records, keys).with_columns(counts=pl.lit(True))
     rows = pl.DataFrame({"order_id": [k[1] for k in keys]}).join(

@@ -128,7 +128,7 @@ NO_LIMITS: dict[str, dict[str, Any]] = {
 """Sandbox options lifting rate limits: simulated time runs far faster than real clients."""
 
 
-def _full_record(truth: Any) -> dict[str, Any]:
+def full_record(truth: Any) -> dict[str, Any]:
     """A truth record followed to its end (nothing censored before its last transition)."""
     record: dict[str, Any] = truth.to_record()
     record["recorded_at"] = (truth.final.at + timedelta(days=365)).isoformat()
@@ -189,7 +189,7 @@ async def _pilot(
     for batch, arrivals in enumerate(batches):
         choices = seed + batch if mix_seed is None else mix_seed
         for truth in await created_orders(slug, arrivals, seed + batch, choices):
-            records[(slug, f"{batch}:{truth.order_id}")] = _full_record(truth)
+            records[(slug, f"{batch}:{truth.order_id}")] = full_record(truth)
             expired.count(truth)
     value = true_medians(records, set(records)).get(slug)
     if value is None:
@@ -406,7 +406,7 @@ def _compare(
     tracked = warehouse.read("SELECT provider, order_id FROM orders")
     keys = set(tracked.iter_rows())
     orders = sandbox.list_orders(rep.slug)
-    full = {(rep.slug, o.truth.order_id): _full_record(o.truth) for o in orders}
+    full = {(rep.slug, o.truth.order_id): full_record(o.truth) for o in orders}
     seen = {(rep.slug, o.truth.order_id): _record_at(o.truth, stop) for o in orders}
     truth_median = true_medians(full, keys).get(rep.slug)
     row = estimate.row(0, named=True) if not estimate.is_empty() else {}
