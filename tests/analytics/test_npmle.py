@@ -288,15 +288,10 @@ REPLICATIONS = 40
 ORDERS = 250
 
 
-@pytest.mark.parametrize("ratio", [0.5, 1.0, 2.0])
-def test_median_is_unbiased_where_the_midpoint_is_not(ratio: float) -> None:
-    """Weibull(0.7, 10 s) times to the event (many early, a long tail: median 10·ln2^(1/0.7)
-    s), polled at 0, at a random phase, then every `ratio` × mean; a third of the orders are
-    cut off by a follow-up limit (open). Over 40 replications of 250 orders the mean NPMLE
-    median is within 3 standard errors of the truth (the standard error from the replications'
-    spread); the midpoint imputation is off by more than 5 of its own at ratios 1 and 2 (at
-    0.5 its bias, about 4 %, is within the noise at this size)."""
-    rng = np.random.default_rng(int(ratio * 100))
+def weibull_polled(rng: np.random.Generator, ratio: float) -> tuple[pl.DataFrame, float]:
+    """`REPLICATIONS` × `ORDERS` Weibull(0.7, 10 s) times to the event, polled at 0, at a random
+    phase, then every `ratio` × mean, a third of the orders cut off by a follow-up limit
+    (open): their records and the true median."""
     mean = WEIBULL_SCALE * math.gamma(1.0 + 1.0 / WEIBULL_SHAPE)
     truth = WEIBULL_SCALE * math.log(2.0) ** (1.0 / WEIBULL_SHAPE)
     cadence = ratio * mean
@@ -321,7 +316,18 @@ def test_median_is_unbiased_where_the_midpoint_is_not(ratio: float) -> None:
         }
     ).with_columns(pl.col("event_by_s").fill_nan(None))
     assert 0.2 < float(is_open.mean()) < 0.45
+    return records, truth
 
+
+@pytest.mark.parametrize("ratio", [0.5, 1.0, 2.0])
+def test_median_is_unbiased_where_the_midpoint_is_not(ratio: float) -> None:
+    """Weibull(0.7, 10 s) times to the event (many early, a long tail: median 10·ln2^(1/0.7)
+    s), polled at 0, at a random phase, then every `ratio` × mean; a third of the orders are
+    cut off by a follow-up limit (open). Over 40 replications of 250 orders the mean NPMLE
+    median is within 3 standard errors of the truth (the standard error from the replications'
+    spread); the midpoint imputation is off by more than 5 of its own at ratios 1 and 2 (at
+    0.5 its bias, about 4 %, is within the noise at this size)."""
+    records, truth = weibull_polled(np.random.default_rng(int(ratio * 100)), ratio)
     fitted = npmle.fit_records(records, ["replication"])
     assert all(g.converged for g in fitted.fit.groups)
     estimates = npmle.quantiles(fitted)
@@ -342,6 +348,53 @@ def test_median_is_unbiased_where_the_midpoint_is_not(ratio: float) -> None:
     assert float(covered.fill_null(False).mean() or 0.0) >= nominal - 3 * math.sqrt(
         nominal * (1 - nominal) / REPLICATIONS
     )
+
+
+def band_inversion(curve: npmle.Curve) -> tuple[float, float, float]:
+    """The median read off `curve` and the times its band's upper and lower bounds reach ½."""
+    low, high = npmle.log_log_band(curve.cif, curve.variance)
+    return (
+        curve.first_reaching(curve.cif, 0.5),
+        curve.first_reaching(np.where(np.isnan(high), curve.cif, high), 0.5),
+        curve.first_reaching(np.where(np.isnan(low), curve.cif, low), 0.5),
+    )
+
+
+def test_each_side_of_a_median_interval_is_as_wide_as_a_wider_kernel_reads_it() -> None:
+    """Polled every two means, the NPMLE heaps mass on few cells and the smoothed curve is
+    steep wherever one lies: there the band's inversion alone is narrow. The estimate stays
+    the smoothed curve's; each side of its interval is at least as wide as the inversion on
+    the curve smoothed `SLOPE_SMOOTHING` times as wide reads it, and never narrower than the
+    band's own."""
+    records, _ = weibull_polled(np.random.default_rng(7), 2.0)
+    fitted = npmle.fit_records(records, ["replication"])
+    fit = fitted.fit
+    widened = 0
+    for g, row in enumerate(npmle.quantiles(fitted).iter_rows(named=True)):
+        point, low, high = band_inversion(fit.smoothed[g])
+        wide = band_inversion(
+            npmle.smooth(fit.curves[g], npmle.SLOPE_SMOOTHING * fit.bandwidths[g])
+        )
+        assert row["quantile_s"] == point
+        assert row["quantile_ci_low_s"] <= low and row["quantile_ci_high_s"] >= high
+        assert point - row["quantile_ci_low_s"] >= wide[0] - wide[1] - 1e-9
+        assert row["quantile_ci_high_s"] - point >= wide[2] - wide[0] - 1e-9
+        widened += row["quantile_ci_low_s"] < low or row["quantile_ci_high_s"] > high
+    assert widened >= REPLICATIONS // 4
+
+
+def test_exact_times_are_not_widened() -> None:
+    """Events at exact times are not smoothed: the interval is the band's inversion alone."""
+    rng = np.random.default_rng(3)
+    times = rng.lognormal(3.0, 0.5, 300)
+    records = pl.DataFrame(
+        {"g": np.zeros(300, dtype=np.int64), "event_code": np.ones(300, dtype=np.int64)}
+    ).with_columns(event_after_s=pl.Series(times), event_by_s=pl.Series(times))
+    fitted = npmle.fit_records(records, ["g"])
+    assert fitted.fit.bandwidths[0] == 0.0
+    row = npmle.quantiles(fitted).row(0, named=True)
+    expected = band_inversion(fitted.fit.smoothed[0])
+    assert (row["quantile_s"], row["quantile_ci_low_s"], row["quantile_ci_high_s"]) == expected
 
 
 def test_empty_records_give_empty_tables() -> None:
