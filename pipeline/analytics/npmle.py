@@ -109,7 +109,7 @@ MAX_ITERATIONS = 200
 """Newton steps before giving up (`converged` is then false for the group)."""
 SLOPE_SMOOTHING = 2.0
 """How many times wider than the curve's own the kernel that bounds a quantile interval's
-width from below is (module docstring, "Intervals")."""
+width from below is (module docstring, "Narrow intervals")."""
 
 _CLOSED_LEFT, _RIGHT, _OPEN_LEFT = 0, 1, 2
 """Tie order of endpoints at the same time (see the module docstring)."""
@@ -898,7 +898,7 @@ def quantiles(fitted: GroupedFit, q: float = 0.5) -> pl.DataFrame:
 
     The interval inverts the smoothed curve's band, each side at least as wide as the same
     inversion on a curve smoothed `SLOPE_SMOOTHING` times as wide reads it (module
-    docstring, "Intervals").
+    docstring, "Narrow intervals").
 
     Returns:
         One row per group: `quantile_s`, `quantile_ci_low_s`, `quantile_ci_high_s` (each null
