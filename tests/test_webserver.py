@@ -23,6 +23,9 @@ ASSET_QUERY = "{ assetNodes { assetKey { path } groupName } }"
 START_TIMEOUT_S = 150.0
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 30.0
+UI_STOP_GRACE_S = 60.0
+"""How long the UI may take to stop on SIGTERM: with both cores busy, its webserver, daemon and
+code server took over the default 15 s to wind down. Stopping slowly is not stopping uncleanly."""
 
 # A child that ignores SIGTERM, says it is ready, then lives for argv[2] seconds.
 STUBBORN_CHILD = """
@@ -79,7 +82,7 @@ def test_ui_serves_the_asset_graph_and_stops_cleanly(tmp_path: Path) -> None:
         groups = {node["groupName"] for node in nodes}
         assert groups == {"ingestion", "history", "analytics", "reporting", "alerts"}
     finally:
-        returncode = processes.stop(ui)
+        returncode = processes.stop(ui, grace_s=UI_STOP_GRACE_S)
     assert returncode != -signal.SIGKILL, "had to be killed: it did not stop on SIGTERM"
     assert not processes.group_alive(ui.pid)  # nothing it started is left behind
 
