@@ -6,8 +6,9 @@ including a tail whose cause is unknown; a single cause equals lifelines' Turnbu
 (`KaplanMeierFitter.fit_interval_censoring`) to 1e-6; the result is the fixed point of
 Turnbull's self-consistency (EM) step and meets the Kuhn–Tucker conditions; with exact times
 only it is the Aalen–Johansen estimate, with the same variance, band, median and median interval;
-and on events polled with a random phase at interval/mean ratios 0.5–2 the median is unbiased
-within three standard errors while the midpoint imputation is biased by many.
+on events polled with a random phase at interval/mean ratios 0.5–2 the median is unbiased
+within three standard errors while the midpoint imputation is biased by many; and each side of
+a polled median's interval is at least as wide as a curve smoothed twice as wide reads it.
 """
 
 from __future__ import annotations
