@@ -384,6 +384,18 @@ def test_each_side_of_a_median_interval_is_as_wide_as_a_wider_kernel_reads_it() 
     assert widened >= REPLICATIONS // 4
 
 
+def test_a_widened_interval_keeps_its_estimate_and_opens_past_what_is_known() -> None:
+    """Each side takes the wider curve's half-width around the estimate; an upper bound that
+    would land past `known_until` is left open (null), and an open-ended read is kept."""
+    read, wide = (100.0, 90.0, 110.0), (105.0, 90.0, 125.0)
+    assert npmle._at_least_as_wide(read, wide, math.inf) == (100.0, 85.0, 120.0)
+    point, low, high = npmle._at_least_as_wide(read, wide, 115.0)
+    assert (point, low) == (100.0, 85.0) and math.isnan(high)
+    assert npmle._at_least_as_wide(read, (105.0, 101.0, 108.0), math.inf) == read
+    open_ended = (100.0, 90.0, math.nan)
+    assert npmle._at_least_as_wide(open_ended, wide, math.inf) is open_ended
+
+
 def test_exact_times_are_not_widened() -> None:
     """Events at exact times are not smoothed: the interval is the band's inversion alone."""
     rng = np.random.default_rng(3)
