@@ -5,18 +5,24 @@ warehouse ends it with a non-zero exit code and one line saying why."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 import pytest
+from daily_orders import daily_orders, store_until
 from live_sandbox import live_sandbox, track
 from polars.testing import assert_frame_equal
 
+import pipeline.warehouse.publish as publish_module
 from pipeline.analytics import build_status_history
+from pipeline.commands import refresh
 from pipeline.derived import ANALYTICS_OBSERVATION_COLUMNS, HISTORY_TABLE, METRIC_TABLES
 from pipeline.providers.registry import PROVIDERS
 from pipeline.settings import Settings
@@ -131,3 +137,36 @@ def test_refresh_of_a_locked_warehouse_fails_with_one_line(tmp_path: Path) -> No
     assert len(lines) == 1, done.stderr
     assert "is locked by process PID" in lines[0] and str(os.getpid()) in lines[0]
     assert not (tmp_path / "published").exists()
+
+
+def test_refresh_opens_the_warehouse_once_and_checkpoints_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every step's connection joins one DuckDB instance, held open through the publish: what
+    the derived step committed is still in the write-ahead log when the publish starts (the
+    close of the file's last connection would have checkpointed it), and the refresh leaves
+    the file checkpointed, with no log beside it, and the copy holding the new rows."""
+    settings = Settings.from_env({"PIPELINE_DATA_DIR": str(tmp_path)})
+    warehouse = Warehouse(settings.warehouse_path)
+    orders, observations = daily_orders()
+    newest = observations["polled_at"].max()
+    assert isinstance(newest, datetime)
+    store_until(warehouse, orders, observations, newest - timedelta(days=2))
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path))
+    assert refresh.run(argparse.Namespace(no_alerts=True)) == 0
+    store_until(warehouse, orders, observations, newest + timedelta(seconds=1))
+    wal = Path(f"{settings.warehouse_path}.wal")
+    logged_at_publish: list[bool] = []
+    real_publish = publish_module.publish
+
+    def publish_noting_the_log(*args: Any) -> Path:
+        logged_at_publish.append(wal.is_file() and wal.stat().st_size > 0)
+        return real_publish(*args)
+
+    monkeypatch.setattr(publish_module, "publish", publish_noting_the_log)
+    assert refresh.run(argparse.Namespace(no_alerts=True)) == 0, capsys.readouterr().err
+    assert logged_at_publish == [True]
+    assert not wal.exists()
+    history = f"SELECT count(*) FROM {HISTORY_TABLE}"
+    in_copy = Warehouse(settings.published_path).read(history, read_only=True)
+    assert in_copy.item() == warehouse.read(history).item() > 0

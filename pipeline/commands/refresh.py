@@ -13,6 +13,7 @@ than that move to the Parquet archive after the refresh (`pipeline prune`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -52,40 +53,45 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_NO_WAREHOUSE
     warehouse = Warehouse(settings.warehouse_path, lock_timeout_s=settings.lock_timeout_s)
-    try:
-        folded = fold_poll_logs(warehouse, settings.poll_log(), settings.shards_dir)
-        if folded.error is not None:  # the rest is refreshed from what the warehouse holds
-            print(
-                f"refresh: {folded.error}; the log is folded at the next refresh", file=sys.stderr
-            )
-        if folded.unreadable:
-            print(
-                f"refresh: {len(folded.unreadable)} poll log files could not be read and are "
-                f"left where they are: {', '.join(folded.unreadable[:5])}",
-                file=sys.stderr,
-            )
-        written = refresh_derived(warehouse)
-    except WarehouseLockedError as error:
-        print(f"refresh: nothing refreshed: {error}", file=sys.stderr)
-        return EXIT_LOCKED
-    if settings.keep_polls_days is not None:  # after the refresh: it folded the rows in
-        from pipeline.commands.prune import describe
-        from pipeline.retention import prune_older_than
-
+    # Held open through the publish: every step's connection then joins this one DuckDB
+    # instance, so the warehouse is opened once, and checkpointed once, when it closes.
+    with contextlib.ExitStack() as held:
         try:
-            pruned = prune_older_than(warehouse, settings.keep_polls_days, settings.archive_dir)
-            print(describe(pruned))
+            held.enter_context(warehouse.connect())
+            folded = fold_poll_logs(warehouse, settings.poll_log(), settings.shards_dir)
+            if folded.error is not None:  # the rest is refreshed from what the warehouse holds
+                print(
+                    f"refresh: {folded.error}; the log is folded at the next refresh",
+                    file=sys.stderr,
+                )
+            if folded.unreadable:
+                print(
+                    f"refresh: {len(folded.unreadable)} poll log files could not be read and are "
+                    f"left where they are: {', '.join(folded.unreadable[:5])}",
+                    file=sys.stderr,
+                )
+            written = refresh_derived(warehouse)
         except WarehouseLockedError as error:
-            print(f"refresh: refreshed, nothing pruned: {error}", file=sys.stderr)
-    if not args.no_alerts:  # before publishing, so the report shows this evaluation
-        from pipeline.commands.alerts import notify
+            print(f"refresh: nothing refreshed: {error}", file=sys.stderr)
+            return EXIT_LOCKED
+        if settings.keep_polls_days is not None:  # after the refresh: it folded the rows in
+            from pipeline.commands.prune import describe
+            from pipeline.retention import prune_older_than
 
-        notify(settings, warehouse)
-    try:
-        published = publish(warehouse, settings.published_path)
-    except WarehouseLockedError as error:
-        print(f"refresh: tables refreshed, copy not published: {error}", file=sys.stderr)
-        return EXIT_LOCKED
+            try:
+                pruned = prune_older_than(warehouse, settings.keep_polls_days, settings.archive_dir)
+                print(describe(pruned))
+            except WarehouseLockedError as error:
+                print(f"refresh: refreshed, nothing pruned: {error}", file=sys.stderr)
+        if not args.no_alerts:  # before publishing, so the report shows this evaluation
+            from pipeline.commands.alerts import notify
+
+            notify(settings, warehouse)
+        try:
+            published = publish(warehouse, settings.published_path)
+        except WarehouseLockedError as error:
+            print(f"refresh: tables refreshed, copy not published: {error}", file=sys.stderr)
+            return EXIT_LOCKED
     tables = (HISTORY_TABLE, *METRIC_TABLES)
     with connection(published, read_only=True) as con:
         rows = {
