@@ -7,7 +7,9 @@ is folded in incrementally (only observations past the last refresh), with the p
 of the orders it touched; every analytics table is recomputed; the published read-only copy is
 brought up to date; the HTML report is rendered from that copy; and the alert rules and SLOs are
 evaluated (messages, status page). With `PIPELINE_KEEP_POLLS_DAYS` set, per-poll rows older
-than that move to the Parquet archive after the refresh (`pipeline prune`).
+than that move to the Parquet archive after the refresh (`pipeline prune`). The warehouse is
+held from the fold through the publish, opened and checkpointed once (a poller writing to it
+waits for it meanwhile, as for any writer); the report is rendered after it is released.
 """
 
 from __future__ import annotations
