@@ -46,7 +46,7 @@ SLOWEST = 12
 
 class TimedConnection:
     """A DuckDB connection that times each statement it runs (`execute` and `sql`, the
-    latter to the end of its `.pl()`), and its close."""
+    latter to the end of its `.pl()`)."""
 
     def __init__(self, con: Any, log: list[tuple[float, str]]) -> None:
         self._con = con
@@ -158,7 +158,8 @@ def _time_statements(connection: Any, store: Any, log: list[tuple[float, str]]) 
     def close(con: Any) -> None:
         began = time.perf_counter()
         closed(con._con if isinstance(con, TimedConnection) else con)
-        log.append((time.perf_counter() - began, "close (checkpoint)"))
+        # Only the close of the held connection, the instance's last, checkpoints.
+        log.append((time.perf_counter() - began, "close"))
 
     store.connect, store.close = connect, close
 
