@@ -39,15 +39,15 @@ from own_process import run_measured
 from results_file import write_results
 
 from pipeline.derived import (
-    compute_metrics,
     refresh_derived,
     refresh_rollups,
     refresh_status_history,
+    write_metrics,
 )
 from pipeline.providers.registry import PROVIDERS, default_kind
 from pipeline.report import build_report
 from pipeline.retention import prune
-from pipeline.warehouse import Warehouse, append, replace_table
+from pipeline.warehouse import Warehouse, append
 from pipeline.warehouse.publish import publish_copy
 from pipeline.warehouse.schema import OBSERVATION_COLUMNS, ORDER_COLUMNS
 
@@ -247,8 +247,7 @@ def _tick(workdir: Path, tick: pl.DataFrame) -> dict[str, float]:
         rollups = refresh_rollups(con)
         history_s = time.perf_counter() - started
         started = time.perf_counter()
-        for table, frame in compute_metrics(con, as_of=AS_OF).items():
-            replace_table(con, table, frame)
+        write_metrics(con, as_of=AS_OF)
         metrics_s = time.perf_counter() - started
         started = time.perf_counter()
     return {

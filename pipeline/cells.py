@@ -60,6 +60,10 @@ _CELL_KEYS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 """Record columns each table's analytics group or filter by (besides the times)."""
+_READ_BY_HOUR = ("origin_at",)
+"""Cell columns only `expiry_rates_over_time` reads, from the stored cells by hour itself
+(`cells_relation`, `pipeline.expiry_hours`): `read_record_cells` leaves them out, and a year
+and a half of expiry cells then reads as tens of rows instead of 171,000."""
 _WITH_BOUNDS = ("code_records", "completion_records")
 """Tables whose analytics fit the NPMLE to the event's bounds (expiry needs `time_s` only)."""
 
@@ -116,8 +120,14 @@ def _cell_expressions(table: str, registered_at: str) -> list[str]:
     return [*columns, f"{_TIME_TO_HORIZON} AS time_s"]
 
 
-def _cell_columns(table: str) -> list[str]:
+def cell_columns(table: str) -> list[str]:
+    """The columns of `table`'s stored cells but the count."""
     return [*_CELL_KEYS[table], *_TIMES[table]]
+
+
+def _read_columns(table: str) -> list[str]:
+    """The columns `read_record_cells` gives `table`'s cells, but the count."""
+    return [c for c in cell_columns(table) if c not in _READ_BY_HOUR]
 
 
 def _stored_registration(aged_before: datetime | None) -> str:
@@ -173,13 +183,13 @@ def update_cells(con: duckdb.DuckDBPyConnection, table: str, removed: str, added
     (both are relations with the record table's columns); cells left empty are dropped."""
     registration = _stored_registration(aged_before(con))
     delta = (
-        f"SELECT {', '.join(_cell_columns(table))}, sum({WEIGHT})::BIGINT AS {WEIGHT} FROM "
+        f"SELECT {', '.join(cell_columns(table))}, sum({WEIGHT})::BIGINT AS {WEIGHT} FROM "
         f"({_cells_of(table, removed, registration, -1)} UNION ALL "
         f"{_cells_of(table, added, registration)}) GROUP BY ALL HAVING sum({WEIGHT}) <> 0"
     )
     cells = CELL_TABLES[table]
-    same_cell = " AND ".join(f"c.{c} IS NOT DISTINCT FROM d.{c}" for c in _cell_columns(table))
-    columns = [*_cell_columns(table), WEIGHT]
+    same_cell = " AND ".join(f"c.{c} IS NOT DISTINCT FROM d.{c}" for c in cell_columns(table))
+    columns = [*cell_columns(table), WEIGHT]
     con.execute(
         f"MERGE INTO {cells} c USING ({delta}) d ON {same_cell} "
         f"WHEN MATCHED AND c.{WEIGHT} + d.{WEIGHT} = 0 THEN DELETE "
@@ -202,7 +212,7 @@ def age_cells(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None:
         if "registered_at" not in _CELL_KEYS[table]:
             continue
         columns = [c if c != "registered_at" else f"{AGED} AS registered_at"
-                   for c in _cell_columns(table)]  # fmt: skip
+                   for c in cell_columns(table)]  # fmt: skip
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _aging AS WITH gone AS "
             f"(DELETE FROM {cells} WHERE {aged} RETURNING *) SELECT * FROM gone"
@@ -244,10 +254,10 @@ def read_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
     rounding an event's bounds outwards and an open order's last poll downwards put an order
     still open at the very poll that saw others' outcomes before that poll, and a provider
     polled on a shared grid lost its median. `registered_at` becomes the start of the
-    shortest scorecard window ending at `as_of` that holds it, and `origin_at` (expiry) its
-    hour. The expiry rate is read at its horizon: every later time counts as one time past it,
-    and no time crosses it (one just short of it goes down the grid, so an order not followed
-    to the horizon never makes the rate there known).
+    shortest scorecard window ending at `as_of` that holds it; `origin_at` (expiry) is left
+    out (`_READ_BY_HOUR`). The expiry rate is read at its horizon: every later time counts as
+    one time past it, and no time crosses it (one just short of it goes down the grid, so an
+    order not followed to the horizon never makes the rate there known).
 
     Read from the stored cells when they are there and aged no later than `as_of`'s longest
     window starts; counted from the records otherwise.
@@ -260,7 +270,7 @@ def read_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
     cells = {}
     for table, cell_table in CELL_TABLES.items():
         columns = [window + " AS registered_at" if c == "registered_at" else c
-                   for c in _cell_columns(table)]  # fmt: skip
+                   for c in _read_columns(table)]  # fmt: skip
         cells[table] = query(
             con,
             f"SELECT {', '.join(columns)}, sum({WEIGHT})::BIGINT AS {WEIGHT} "
@@ -272,7 +282,23 @@ def read_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[s
 def count_record_cells(con: duckdb.DuckDBPyConnection, as_of: datetime) -> dict[str, pl.DataFrame]:
     """`read_record_cells`, counted from every record."""
     window = window_start_sql("registered_at", as_of)
-    return {table: query(con, _cells_of(table, table, window)) for table in CELL_TABLES}
+    return {
+        table: query(
+            con,
+            f"SELECT {', '.join(_read_columns(table))}, sum({WEIGHT})::BIGINT AS {WEIGHT} "
+            f"FROM ({_cells_of(table, table, window)}) GROUP BY ALL",
+        )
+        for table in CELL_TABLES
+    }
+
+
+def cells_relation(con: duckdb.DuckDBPyConnection, table: str, *, counted: bool = False) -> str:
+    """SQL of a relation holding `table`'s cells with every column (`cell_columns`) and the
+    count: its stored cell table, or, where none is stored or when `counted`, the cells
+    counted from its records (with their registration times as they are)."""
+    if not counted and tables_exist(con, [CELL_TABLES[table]]):
+        return CELL_TABLES[table]
+    return f"({_cells_of(table, table, 'registered_at')})"
 
 
 def _aged_outside_windows(con: duckdb.DuckDBPyConnection, as_of: datetime) -> bool:

@@ -38,7 +38,8 @@ from pipeline.analytics.rollups import (
 )
 from pipeline.analytics.scorecard import window_start_sql
 from pipeline.cells import read_record_cells
-from pipeline.expiry_hours import expiry_rates_by_hour
+from pipeline.expiry_hours import TABLE as EXPIRY_HOURS_TABLE
+from pipeline.expiry_hours import refresh_expiry_hours
 from pipeline.records import (
     RECORD_TABLES,
     build_all_cells,
@@ -114,7 +115,7 @@ METRIC_TABLES: dict[str, str] = {
     "provider_reliability": "The scorecard's all-time rows (transport, outcome, data quality).",
     "error_mix": "Poll errors per provider and class, with CIs.",
 }
-"""Every analytics table `compute_metrics` writes, in order, with what it holds: the one list of
+"""Every analytics table `write_metrics` writes, in order, with what it holds: the one list of
 them (the Dagster assets, the refresh command and the report read it)."""
 # Columns the analytics read from the observation log; `attempt` orders polls in one instant.
 ANALYTICS_OBSERVATION_COLUMNS = ", ".join((*OBSERVATION_FIELDS, "attempt"))
@@ -564,10 +565,33 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+@dataclasses.dataclass(frozen=True)
+class MetricsWritten:
+    """What `write_metrics` wrote."""
+
+    rows: dict[str, int]
+    """Rows in each analytics table (`METRIC_TABLES`, in order) afterwards."""
+    frames: dict[str, pl.DataFrame]
+    """The tables rewritten whole, as written (`compute_metrics`)."""
+
+
+def write_metrics(
+    con: duckdb.DuckDBPyConnection, *, as_of: datetime | None = None
+) -> MetricsWritten:
+    """Write every analytics table: the ones `compute_metrics` computes whole, and the expiry
+    rates by hour updated in place (`pipeline.expiry_hours`)."""
+    frames = compute_metrics(con, as_of=as_of)
+    rows = {table: replace_table(con, table, frame) for table, frame in frames.items()}
+    rows[EXPIRY_HOURS_TABLE] = refresh_expiry_hours(con)
+    if set(rows) != set(METRIC_TABLES):
+        raise RuntimeError(f"write_metrics wrote {sorted(rows)}, expected {list(METRIC_TABLES)}")
+    return MetricsWritten({table: rows[table] for table in METRIC_TABLES}, frames)
+
+
 def compute_metrics(
     con: duckdb.DuckDBPyConnection, *, as_of: datetime | None = None
 ) -> dict[str, pl.DataFrame]:
-    """Every analytics table (`METRIC_TABLES`, in order), from the per-order records (as
+    """Every analytics table but the expiry rates by hour, from the per-order records (as
     cells), the rollups and the quarantine; the scorecard's windows end at `as_of` (default:
     now)."""
     as_of = as_of or datetime.now(UTC)
@@ -578,19 +602,15 @@ def compute_metrics(
     records = read_record_cells(con, as_of)
     code, completion, expiry = (records[table] for table in RECORD_TABLES)
     scorecard = provider_scorecard(polls, latency, quarantine, completion, expiry, as_of=as_of)
-    tables = {
+    return {
         "time_to_code": code_summary(code),
         "time_to_completion": completion_summary(completion),
         "incidence_curves": curves_from(code, completion),
         "expiry_rates": expiry_summary(expiry, EXPIRY_KEYS),
-        "expiry_rates_over_time": expiry_rates_by_hour(con, expiry),
         "provider_scorecard": scorecard,
         "provider_reliability": provider_reliability(scorecard),
         "error_mix": error_mix(polls),
     }
-    if list(tables) != list(METRIC_TABLES):
-        raise RuntimeError(f"compute_metrics wrote {list(tables)}, expected {list(METRIC_TABLES)}")
-    return tables
 
 
 def _rollups_by_window(con: duckdb.DuckDBPyConnection, table: str, as_of: datetime) -> pl.DataFrame:
@@ -610,10 +630,8 @@ def refresh_derived(warehouse: Warehouse, *, as_of: datetime | None = None) -> d
     with warehouse.transaction() as con:
         update = refresh_status_history(con)
         rollups = refresh_rollups(con)
-        counts = {HISTORY_TABLE: update.rows_written, **rollups.rows}
-        for table, frame in compute_metrics(con, as_of=as_of).items():
-            counts[table] = replace_table(con, table, frame)
-    return counts
+        metrics = write_metrics(con, as_of=as_of)
+    return {HISTORY_TABLE: update.rows_written, **rollups.rows, **metrics.rows}
 
 
 def _watermark(con: duckdb.DuckDBPyConnection) -> datetime | None:

@@ -1,11 +1,18 @@
-"""Expiry rates by hour of order creation, recomputed only for the hours whose orders changed.
+"""Expiry rates by hour of order creation, kept up to date in place: only the hours whose
+orders changed are estimated and written again.
 
 `expiry_rates_over_time` holds one estimate per provider, order kind and hour of creation: a
 year and a half is 13,000 hours per provider, and estimating every one of them on each refresh
 cost 1.5 s at 1.7 M orders. A refresh changes the orders of a few recent hours, and an hour's
-estimate depends on its own orders only. So each hour's cells are summarised by a fingerprint
-(`FINGERPRINTS`), and only the hours whose fingerprint changed are estimated again; the others
-keep their stored rows.
+estimate depends on its own orders only. So each hour's cells (`pipeline.cells`) are summed
+into a fingerprint in SQL (`FINGERPRINTS`), and only the hours whose fingerprint changed (or
+that have no orders any more) have their rows deleted and, estimated again, inserted. Reading
+the whole table, re-hashing every cell in polars and rewriting the table took 0.25–0.3 s of a
+refresh at 8.3 M orders; the fingerprints in SQL take 0.05 s.
+
+An hour's fingerprint is Σ orders × hash(cell), over its cells without their registration
+time: a sum, so it does not change when the cells of one hour are split or merged by
+registration time (as aging does), only when what the estimate reads does.
 """
 
 from __future__ import annotations
@@ -20,80 +27,110 @@ import polars as pl
 from pipeline.analytics import metrics, survival
 from pipeline.analytics.metrics import EXPIRY_KEYS, expiry_over_time
 from pipeline.analytics.survival import WEIGHT
+from pipeline.cells import cell_columns, cells_relation
 from pipeline.records import records_state
 from pipeline.warehouse import query, replace_table
-from pipeline.warehouse.store import tables_exist
+from pipeline.warehouse.store import first_row, registered, tables_exist
 
 TABLE = "expiry_rates_over_time"
 FINGERPRINTS = "_expiry_hour_fingerprints"
 """Per provider, order kind and hour: the fingerprint of the cells its stored row came from."""
 HOUR = "bucket_start"
 _KEYS = [*EXPIRY_KEYS, HOUR]
+_RECORDS = "expiry_records"
 ESTIMATOR_MODULES = (metrics, survival)
-"""The code an hour's row is computed by: a change to it (or to polars or numpy, or to the
-records' rules) gives every hour a new fingerprint, and every hour is estimated again."""
+"""The code an hour's row is computed by: a change to it (or to polars, numpy or DuckDB, or to
+the records' rules) gives every hour a new fingerprint, and every hour is estimated again."""
+_SAME_HOUR = " AND ".join(f"a.{k} IS NOT DISTINCT FROM b.{k}" for k in _KEYS)
 
 
-def expiry_rates_by_hour(con: duckdb.DuckDBPyConnection, cells: pl.DataFrame) -> pl.DataFrame:
-    """`expiry_rates_over_time` from the expiry cells (`pipeline.cells`), reusing the stored
-    rows of every hour whose cells are as when they were computed; the fingerprints of this
-    result are stored for the next refresh (in `con`'s transaction)."""
-    # What an hour's estimate reads: its cells without the registration window (it moves with
-    # the refresh time, the estimate does not).
-    hours = (
-        cells.with_columns(pl.col("origin_at").alias(HOUR))
-        .drop("origin_at", "registered_at")
-        .group_by(pl.all().exclude(WEIGHT))
-        .agg(pl.col(WEIGHT).sum())
+def refresh_expiry_hours(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring `expiry_rates_over_time` and its fingerprints up to date with the expiry cells,
+    in `con`'s transaction; its row count afterwards."""
+    # What the estimate reads of a cell; the hour is the key, the registration time unread.
+    unread = (*EXPIRY_KEYS, "origin_at", "registered_at")
+    content = [c for c in cell_columns(_RECORDS) if c not in unread]
+    cells = cells_relation(con, _RECORDS)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _hour_prints AS "
+        f"SELECT {', '.join(EXPIRY_KEYS)}, origin_at AS {HOUR}, "
+        f"sum({WEIGHT}::HUGEINT * hash({', '.join(content)}, '{_seed()}')::HUGEINT) "
+        f"AS fingerprint FROM {cells} GROUP BY ALL"
     )
-    fingerprints = hours.group_by(_KEYS).agg(
-        pl.struct(pl.all().exclude(_KEYS))
-        .hash(seed=_seed(hours.columns))
-        .sum()
-        .alias("fingerprint")
+    prints_kept = tables_exist(con, [FINGERPRINTS]) and (
+        _described(con, FINGERPRINTS) == _described(con, "_hour_prints")
     )
-    stored = _stored(con)
-    changed = fingerprints
-    if stored is not None:
-        changed = fingerprints.join(stored[1], on=[*_KEYS, "fingerprint"], how="anti")
-    fresh = expiry_over_time(hours.join(changed, on=_KEYS, how="semi").rename({HOUR: "origin_at"}))
-    kept = _kept(stored, fingerprints, changed, fresh.schema)
-    if kept is None and stored is not None:  # stored by another release: every hour afresh
-        fresh = expiry_over_time(hours.rename({HOUR: "origin_at"}))
-    replace_table(con, FINGERPRINTS, fingerprints)
-    return (fresh if kept is None else pl.concat([kept, fresh])).sort(_KEYS)
+    if not prints_kept:  # none, or stored by another release: every hour is estimated
+        _declare_like(con, FINGERPRINTS, "_hour_prints")
+    # Hours whose fingerprint differs from the stored one, is new, or has no cells any more.
+    either = ", ".join(f"coalesce(a.{k}, b.{k}) AS {k}" for k in _KEYS)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _hours_changed AS SELECT {either} FROM _hour_prints a "
+        f"FULL JOIN {FINGERPRINTS} b ON {_SAME_HOUR} "
+        "WHERE a.fingerprint IS DISTINCT FROM b.fingerprint"
+    )
+    fresh = expiry_over_time(_hour_cells(con, cells, _in_hours("_hours_changed")))
+    if prints_kept and _stored_schema(con) == fresh.schema:
+        for table in (TABLE, FINGERPRINTS):
+            con.execute(f"DELETE FROM {table} a USING _hours_changed b WHERE {_SAME_HOUR}")
+        with registered(con, "_fresh_hours", fresh):
+            con.execute(f"INSERT INTO {TABLE} BY NAME SELECT * FROM _fresh_hours")
+        con.execute(
+            f"INSERT INTO {FINGERPRINTS} SELECT * FROM _hour_prints a "
+            f"WHERE EXISTS (SELECT 1 FROM _hours_changed b WHERE {_SAME_HOUR})"
+        )
+    else:  # no table, or one stored by another release: every hour afresh
+        if prints_kept:  # `fresh` holds the changed hours only
+            fresh = expiry_over_time(_hour_cells(con, cells))
+        replace_table(con, TABLE, fresh)
+        con.execute(f"DELETE FROM {FINGERPRINTS}")
+        con.execute(f"INSERT INTO {FINGERPRINTS} SELECT * FROM _hour_prints")
+    return int(first_row(con, f"SELECT count(*) FROM {TABLE}")[0])
 
 
-def _seed(columns: list[str]) -> int:
-    """The fingerprints' seed: the estimator's code and libraries, the records' rules and the
-    cells' column names (the row hash covers their values and types)."""
+def _hour_cells(con: duckdb.DuckDBPyConnection, cells: str, where: str = "") -> pl.DataFrame:
+    """The expiry cells (`a`, of the relation `cells`) `where` picks, every one without it,
+    without their registration time: records with `origin_at` at their hour."""
+    columns = [c for c in cell_columns(_RECORDS) if c != "registered_at"]
+    return query(
+        con,
+        f"SELECT {', '.join(columns)}, sum({WEIGHT})::BIGINT AS {WEIGHT} "
+        f"FROM {cells} a {where} GROUP BY ALL",
+    )
+
+
+def _in_hours(hours: str) -> str:
+    """WHERE clause: the cell's hour is one of the relation `hours` (`_KEYS` columns)."""
+    same = [f"a.{k} IS NOT DISTINCT FROM b.{k}" for k in EXPIRY_KEYS]
+    same.append(f"a.origin_at IS NOT DISTINCT FROM b.{HOUR}")
+    return f"WHERE EXISTS (SELECT 1 FROM {hours} b WHERE {' AND '.join(same)})"
+
+
+def _seed() -> str:
+    """What the fingerprints also hash: the estimator's code and libraries, the records'
+    rules and the cells' columns."""
     digest = hashlib.blake2b(digest_size=8)
     for module in ESTIMATOR_MODULES:
         digest.update(Path(str(module.__file__)).read_bytes())
-    for part in (pl.__version__, np.__version__, records_state(), *columns):
+    parts = (pl.__version__, np.__version__, duckdb.__version__, records_state())
+    for part in (*parts, *cell_columns(_RECORDS)):
         digest.update(part.encode())
-    return int.from_bytes(digest.digest(), "little")
+    return digest.hexdigest()
 
 
-def _kept(
-    stored: tuple[pl.DataFrame, pl.DataFrame] | None,
-    fingerprints: pl.DataFrame,
-    changed: pl.DataFrame,
-    schema: pl.Schema,
-) -> pl.DataFrame | None:
-    """The stored rows of the hours that are still there and did not change; None when
-    nothing is stored or the stored rows are not of `schema`."""
-    if stored is None or set(stored[0].columns) != set(schema):
+def _stored_schema(con: duckdb.DuckDBPyConnection) -> pl.Schema | None:
+    """The stored table's columns and types as polars reads them; None without one."""
+    if not tables_exist(con, [TABLE]):
         return None
-    rows = stored[0].select(list(schema))
-    if rows.schema != schema:
-        return None
-    return rows.join(fingerprints, on=_KEYS, how="semi").join(changed, on=_KEYS, how="anti")
+    return query(con, f"SELECT * FROM {TABLE} LIMIT 0").schema
 
 
-def _stored(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame] | None:
-    """The stored table and the fingerprints it was computed from; None when either is
-    missing."""
-    if not tables_exist(con, [TABLE, FINGERPRINTS]):
-        return None
-    return query(con, f"SELECT * FROM {TABLE}"), query(con, f"SELECT * FROM {FINGERPRINTS}")
+def _described(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    return [(name, dtype) for name, dtype, *_ in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def _declare_like(con: duckdb.DuckDBPyConnection, table: str, like: str) -> None:
+    """Create `table` empty with the columns of `like`: declared, not `CREATE ... AS` an
+    empty result, whose statistics DuckDB 2.0 does not widen for rows inserted later."""
+    declared = ", ".join(f'"{name}" {dtype}' for name, dtype in _described(con, like))
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({declared})")

@@ -16,16 +16,15 @@ from pipeline.derived import (
     HISTORY_TABLE,
     METRIC_TABLES,
     ROLLUPS_STATE,
-    compute_metrics,
     refresh_rollups,
     refresh_status_history,
+    write_metrics,
 )
 from pipeline.polllog import FoldResult, fold_poll_logs
 from pipeline.providers.registry import PROVIDERS
 from pipeline.records import RECORD_TABLES
 from pipeline.report import build_report, default_report_path, sandbox_truth_path
 from pipeline.retention import OBSERVATION_ARCHIVE, prune_older_than
-from pipeline.warehouse import replace_table
 from pipeline.warehouse.publish import publish_copy
 
 
@@ -171,11 +170,15 @@ def observation_archive(
 def analytics(warehouse: WarehouseResource):  # type: ignore[no-untyped-def]
     """Recompute every analytics table from the history, the orders and the rollups."""
     with warehouse.warehouse().transaction() as con:
-        tables = compute_metrics(con)
-        for table, frame in tables.items():
-            replace_table(con, table, frame)
-    for table, frame in tables.items():
-        yield dg.MaterializeResult(asset_key=table, metadata=headline_metadata(table, frame))
+        written = write_metrics(con)
+    for table, rows in written.rows.items():
+        frame = written.frames.get(table)
+        metadata = (
+            headline_metadata(table, frame)
+            if frame is not None
+            else {"dagster/row_count": dg.MetadataValue.int(rows)}
+        )
+        yield dg.MaterializeResult(asset_key=table, metadata=metadata)
 
 
 @dg.asset(
