@@ -99,38 +99,62 @@ def window_start_sql(column: str, as_of: datetime) -> str:
     )
 
 
-def _since(as_of: datetime, window: str) -> datetime | None:
-    length = WINDOWS[window]
-    return None if length is None else as_of - length
+_BY_WINDOW = ["window", "provider"]
 
 
-def _in_window(column: str, since: datetime | None) -> pl.Expr:
-    return pl.lit(True) if since is None else pl.col(column) >= since
+def _windows(as_of: datetime) -> pl.DataFrame:
+    """Each window (`WINDOWS`, in order) with its start (null for all time) and end."""
+    starts = [None if length is None else as_of - length for length in WINDOWS.values()]
+    return pl.DataFrame(
+        {
+            "window": list(WINDOWS),
+            "window_start": starts,
+            "window_end": [as_of] * len(WINDOWS),
+            "_order": range(len(WINDOWS)),
+        },
+        schema={"window": pl.String, "window_start": UTC_TIME, "window_end": UTC_TIME,
+                "_order": pl.Int32},
+    )  # fmt: skip
+
+
+def _in_windows(frame: pl.DataFrame, column: str, windows: pl.DataFrame) -> pl.DataFrame:
+    """`frame`'s rows once for every window whose span holds their time in `column`, with the
+    window's name: every window is then computed in one pass, grouped by it."""
+    inside = pl.col("window_start").is_null() | (pl.col(column) >= pl.col("window_start"))
+    return frame.join(windows.select("window", "window_start"), how="cross").filter(inside)
 
 
 def _transport(
-    polls: pl.DataFrame, latency: pl.DataFrame, quarantine: pl.DataFrame, since: datetime | None
+    polls: pl.DataFrame, latency: pl.DataFrame, quarantine: pl.DataFrame, windows: pl.DataFrame
 ) -> pl.DataFrame:
-    """Per provider, the window's polls, availability, rate limiting, latency, data quality."""
-    polls = polls.filter(_in_window("minute", since))
-    transport = polls.group_by("provider").agg(
-        pl.col("polls").sum().cast(pl.Int64),
-        pl.col("polls").filter(pl.col("error_class").is_null()).sum().alias("valid_answers"),
-        pl.col("rate_limited_polls").sum(),
-        pl.col("unknown_status_answers").sum(),
+    """Per window and provider, the window's polls, availability, rate limiting, latency, data
+    quality."""
+    transport = (
+        _in_windows(polls, "minute", windows)
+        .group_by(_BY_WINDOW)
+        .agg(
+            pl.col("polls").sum().cast(pl.Int64),
+            pl.col("polls").filter(pl.col("error_class").is_null()).sum().alias("valid_answers"),
+            pl.col("rate_limited_polls").sum(),
+            pl.col("unknown_status_answers").sum(),
+        )
     )
-    quantiles = latency_quantiles(
-        latency.filter(_in_window("minute", since)), ["provider"], (0.5, 0.95)
+    quantiles = latency_quantiles(_in_windows(latency, "minute", windows), _BY_WINDOW, (0.5, 0.95))
+    quarantine = conform(
+        quarantine, QUARANTINE_WINDOW_INPUT, QUARANTINE_REQUIRED, name="quarantine"
     )
+    # A row without a time is counted in every window.
+    dated = pl.col("quarantined_at").is_not_null()
+    undated = quarantine.filter(~dated).join(windows.select("window"), how="cross")
+    in_windows = _in_windows(quarantine.filter(dated), "quarantined_at", windows)
     quarantined = (
-        conform(quarantine, QUARANTINE_WINDOW_INPUT, QUARANTINE_REQUIRED, name="quarantine")
-        .filter(_in_window("quarantined_at", since).fill_null(True))
-        .group_by("provider")
+        pl.concat([in_windows.drop("window_start"), undated], how="diagonal")
+        .group_by(_BY_WINDOW)
         .agg(pl.len().cast(pl.Int64).alias("quarantined_rows"))
     )
     transport = (
-        transport.join(quantiles, on="provider", how="left")
-        .join(quarantined, on="provider", how="full", coalesce=True)
+        transport.join(quantiles, on=_BY_WINDOW, how="left")
+        .join(quarantined, on=_BY_WINDOW, how="full", coalesce=True)
         .with_columns(
             pl.col(
                 "polls",
@@ -166,9 +190,9 @@ def _transport(
 
 
 def _outcomes(completion: pl.DataFrame, expiry: pl.DataFrame) -> pl.DataFrame:
-    """Per provider: eventual success probability, median time to completion, expiry rate,
-    from the completion and expiry records of the window's orders."""
-    keys = ["provider"]
+    """Per window and provider: eventual success probability, median time to completion,
+    expiry rate, from the completion and expiry records of the window's orders (`window`)."""
+    keys = _BY_WINDOW
     table = event_table(completion, keys)
     final = table.group_by(keys).agg(
         pl.col("cif").last().alias("success_rate"),
@@ -183,7 +207,11 @@ def _outcomes(completion: pl.DataFrame, expiry: pl.DataFrame) -> pl.DataFrame:
         .group_by(keys)
         .agg(pl.col(WEIGHT).sum().cast(pl.Int64).alias("n_orders"))
     )
-    rates = expiry_summary(expiry, EXPIRY_KEYS).group_by(keys).agg(pl.col("expiry_rate").first())
+    rates = (
+        expiry_summary(expiry, ["window", *EXPIRY_KEYS])
+        .group_by(keys)
+        .agg(pl.col("expiry_rate").first())
+    )
     return (
         counts.join(final, on=keys, how="left")
         .join(medians, on=keys, how="left")
@@ -202,41 +230,6 @@ def _score() -> pl.Expr:
     }
     return 100.0 * pl.sum_horizontal(
         *[SCORE_WEIGHTS[name] * expr for name, expr in parts.items()], ignore_nulls=False
-    )
-
-
-def _window_row(
-    polls: pl.DataFrame,
-    latency: pl.DataFrame,
-    quarantine: pl.DataFrame,
-    outcomes: pl.DataFrame,
-    since: datetime | None,
-    *,
-    min_polls: int,
-    min_orders: int,
-) -> pl.DataFrame:
-    """The reliability rows of one window, given the outcomes of the orders registered in it."""
-    frame = (
-        _transport(polls, latency, quarantine, since)
-        .join(outcomes, on="provider", how="left")
-        .with_columns(pl.col("n_orders").fill_null(0))
-        .with_columns(_score().alias("score"))
-        .with_columns(
-            (
-                (pl.col("polls") >= min_polls)
-                & (pl.col("n_orders") >= min_orders)
-                & pl.col("score").is_not_null()
-            ).alias("is_ranked")
-        )
-    )
-    rank = pl.when(pl.col("is_ranked")).then(pl.col("score")).rank("min", descending=True)
-    return (
-        frame.with_columns(
-            pl.when(pl.col("is_ranked")).then(rank).cast(pl.Int32).alias("rank"),
-            (pl.col("polls") - pl.col("valid_answers")).alias("n_errors"),
-        )
-        .select(RELIABILITY_COLUMNS)
-        .sort("provider")
     )
 
 
@@ -272,31 +265,37 @@ def provider_scorecard(
         One row per (window, provider seen in the window): `window`, `window_start` (null for
         all time), `window_end`, then the `provider_reliability` columns.
     """
-    parts = []
-    completion, expiry = weighted(completion), weighted(expiry)
-    outcomes_by_size: dict[tuple[int, int], pl.DataFrame] = {}
-    for window in WINDOWS:
-        since = _since(as_of, window)
-        registered = pl.col("registered_at").is_not_null() & _in_window("registered_at", since)
-        mine = completion.filter(registered), expiry.filter(registered)
-        # Windows are nested: two with as many orders hold the same ones (often 30 days and
-        # all time), and their outcomes are computed once.
-        size = (int(mine[0][WEIGHT].sum()), int(mine[1][WEIGHT].sum()))
-        if size not in outcomes_by_size:
-            outcomes_by_size[size] = _outcomes(*mine)
-        rows = _window_row(
-            polls, latency, quarantine, outcomes_by_size[size], since,
-            min_polls=min_polls, min_orders=min_orders,
-        )  # fmt: skip
-        parts.append(
-            rows.select(
-                pl.lit(window).alias("window"),
-                pl.lit(since, dtype=UTC_TIME).alias("window_start"),
-                pl.lit(as_of, dtype=UTC_TIME).alias("window_end"),
-                pl.all(),
-            )
+    windows = _windows(as_of)
+    # Every window in one pass: its rows are the ones whose time it holds, tagged with it.
+    # (Window by window, a refresh spent 0.2 s on hundreds of small frames.)
+    registered = [
+        _in_windows(weighted(frame).filter(pl.col("registered_at").is_not_null()),
+                    "registered_at", windows).drop("window_start")
+        for frame in (completion, expiry)
+    ]  # fmt: skip
+    frame = (
+        _transport(polls, latency, quarantine, windows)
+        .join(_outcomes(*registered), on=_BY_WINDOW, how="left")
+        .with_columns(pl.col("n_orders").fill_null(0))
+        .with_columns(_score().alias("score"))
+        .with_columns(
+            (
+                (pl.col("polls") >= min_polls)
+                & (pl.col("n_orders") >= min_orders)
+                & pl.col("score").is_not_null()
+            ).alias("is_ranked")
         )
-    return pl.concat(parts)
+    )
+    rank = pl.when(pl.col("is_ranked")).then(pl.col("score")).rank("min", descending=True)
+    return (
+        frame.with_columns(
+            pl.when(pl.col("is_ranked")).then(rank.over("window")).cast(pl.Int32).alias("rank"),
+            (pl.col("polls") - pl.col("valid_answers")).alias("n_errors"),
+        )
+        .join(windows, on="window")
+        .sort("_order", "provider")
+        .select("window", "window_start", "window_end", *RELIABILITY_COLUMNS)
+    )
 
 
 def provider_reliability(scorecard: pl.DataFrame) -> pl.DataFrame:
