@@ -165,7 +165,7 @@ def build_cells(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None
     """Every cell table counted afresh from its records, aged as far as `newest` (the newest
     registration) allows: orders are aged as they are counted, so a year of them never stands
     one row each (8.3 M groups took 5 GB)."""
-    line = _aging_line(newest)
+    line = aging_line(newest)
     registration = _stored_registration(line)
     for table, cells in CELL_TABLES.items():
         # Declared, then filled: DuckDB 2.0 does not widen the statistics of a table created
@@ -203,7 +203,7 @@ def age_cells(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None:
     """Move the aging line up to the day before the longest window ending at `newest` (the
     newest registration) starts, when that is past where it is: the cells of orders registered
     before it drop their registration time and merge with their like."""
-    line = _aging_line(newest)
+    line = aging_line(newest)
     current = aged_before(con)
     if line is None or (current is not None and line <= current):
         return
@@ -228,7 +228,7 @@ def age_cells(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None:
 _LONGEST_WINDOW = max(length for length in WINDOWS.values() if length is not None)
 
 
-def _aging_line(newest: datetime | None) -> datetime | None:
+def aging_line(newest: datetime | None) -> datetime | None:
     """Where the aging line goes for `newest` (the newest registration): the start of the day
     before the longest window ending there starts."""
     if newest is None:

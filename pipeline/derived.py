@@ -32,11 +32,8 @@ from pipeline.analytics.metrics import (
     expiry_summary,
 )
 from pipeline.analytics.rollups import (
-    LATENCY_KEYS,
-    POLL_KEYS,
     ROLLUP_INPUT_COLUMNS,
 )
-from pipeline.analytics.scorecard import window_start_sql
 from pipeline.cells import read_record_cells
 from pipeline.expiry_hours import TABLE as EXPIRY_HOURS_TABLE
 from pipeline.expiry_hours import refresh_expiry_hours
@@ -51,6 +48,13 @@ from pipeline.records import (
     update_records,
     write_records,
 )
+from pipeline.rollup_windows import (
+    ROLLUP_SCHEMAS,
+    ROLLUP_TABLES,
+    age_rollups,
+    forget_aged_rollups,
+    rollups_by_window,
+)
 from pipeline.warehouse import Warehouse, query, replace_table
 from pipeline.warehouse.changes import note_changed_orders, note_rewritten
 from pipeline.warehouse.connection import memory_limit
@@ -64,16 +68,9 @@ from pipeline.warehouse.order_keys import (
     rowid_span,
     share_of_orders,
 )
-from pipeline.warehouse.schema import LATENCY_ROLLUP_COLUMNS, POLL_ROLLUP_COLUMNS
 from pipeline.warehouse.store import first_row, registered, tables_exist
 
 HISTORY_TABLE = "status_history"
-ROLLUP_TABLES: dict[str, tuple[str, ...]] = {
-    "poll_rollups": POLL_KEYS,
-    "latency_rollups": LATENCY_KEYS,
-}
-"""The rollup tables (created by migration 6) and their keys (`pipeline.analytics.rollups`)."""
-ROLLUP_SCHEMAS = {"poll_rollups": POLL_ROLLUP_COLUMNS, "latency_rollups": LATENCY_ROLLUP_COLUMNS}
 ROLLUPS_STATE = "poll_rollups"
 """`derived_state` entry: the newest `polled_at` folded into the rollups."""
 COMPACTED_STATE = "poll_rollups_compacted"
@@ -451,6 +448,7 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> RollupUpdate:
     else:
         mode = "incremental"
         start = _minute(_read_from(con, ROLLUPS_STATE, watermark))
+        forget_aged_rollups(con, start)
         new = query(con, f"SELECT {columns} FROM observations WHERE polled_at >= ?", [start])
         for table in ROLLUP_TABLES:
             con.execute(f"DELETE FROM {table} WHERE minute >= ?", [start])
@@ -461,6 +459,7 @@ def refresh_rollups(con: duckdb.DuckDBPyConnection) -> RollupUpdate:
     if newest is not None:
         _set_watermark_of(con, ROLLUPS_STATE, newest)
         _compact_rollups(con, newest)
+        age_rollups(con, newest)
     rows = {t: int(first_row(con, f"SELECT count(*) FROM {t}")[0]) for t in ROLLUP_TABLES}
     return RollupUpdate(mode, read, rows, newest)
 
@@ -471,6 +470,7 @@ def _build_rollups(con: duckdb.DuckDBPyConnection, columns: str) -> tuple[int, d
     A minute split between two ranges gets a row from each: rows add up, so that is the same
     rollup (compaction and every reader sum them)."""
     _refuse_if_pruned(con, "poll_rollups")
+    forget_aged_rollups(con, None)
     for table in ROLLUP_TABLES:  # rows add up: what a build cut short left would count twice
         con.execute(f"DELETE FROM {table}")
     set_derived_state(con, COMPACTED_STATE, None)
@@ -595,7 +595,7 @@ def compute_metrics(
     cells), the rollups and the quarantine; the scorecard's windows end at `as_of` (default:
     now)."""
     as_of = as_of or datetime.now(UTC)
-    polls, latency = (_rollups_by_window(con, table, as_of) for table in ROLLUP_TABLES)
+    polls, latency = (rollups_by_window(con, table, as_of) for table in ROLLUP_TABLES)
     quarantine = query(con, "SELECT provider, quarantined_at FROM quarantine")
     # One record per order and measure is kept up to date with the history; the analytics read
     # them collapsed into cells, so they cost what the cells do (`pipeline.records`).
@@ -611,17 +611,6 @@ def compute_metrics(
         "provider_reliability": provider_reliability(scorecard),
         "error_mix": error_mix(polls),
     }
-
-
-def _rollups_by_window(con: duckdb.DuckDBPyConnection, table: str, as_of: datetime) -> pl.DataFrame:
-    """A rollup table with each `minute` moved to the start of the shortest scorecard window
-    holding it and equal keys summed: what the scorecard and the error mix read, in rows that
-    follow providers and windows, not the length of the history (a year of hours at 20 M polls
-    is 1.7 M latency rows)."""
-    keys = ROLLUP_TABLES[table]
-    columns = [window_start_sql(c, as_of) + " AS minute" if c == "minute" else c for c in keys]
-    sums = [f"sum({c})::BIGINT AS {c}" for c in ROLLUP_SCHEMAS[table] if c not in keys]
-    return query(con, f"SELECT {', '.join(columns + sums)} FROM {table} GROUP BY ALL")
 
 
 def refresh_derived(warehouse: Warehouse, *, as_of: datetime | None = None) -> dict[str, int]:
