@@ -25,7 +25,7 @@ import polars as pl
 from pipeline.analytics.metrics import RESOLUTION
 from pipeline.analytics.scorecard import WINDOWS, window_start_sql
 from pipeline.analytics.survival import CENSORED, EVENT, WEIGHT
-from pipeline.warehouse.store import first_row, query, tables_exist
+from pipeline.warehouse.store import derived_state, query, set_derived_state, tables_exist
 
 CELL_GRID = 0.005
 """Relative step of the grid record times are placed on: half a percent, far inside the
@@ -148,17 +148,7 @@ def _cells_of(table: str, source: str, registered_at: str, sign: int = 1) -> str
 
 def aged_before(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """Where the stored cells' aging line is (`AGED_STATE`); None before any aging."""
-    row = first_row(con, "SELECT value FROM derived_state WHERE name = ?", [AGED_STATE])
-    return row[0] if row else None
-
-
-def _set_aged_before(con: duckdb.DuckDBPyConnection, value: datetime | None) -> None:
-    con.execute("DELETE FROM derived_state WHERE name = ?", [AGED_STATE])
-    if value is not None:
-        con.execute(
-            "INSERT INTO derived_state (name, value, updated_at) VALUES (?, ?, now())",
-            [AGED_STATE, value],
-        )
+    return derived_state(con, AGED_STATE)
 
 
 def build_cells(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None:
@@ -175,7 +165,7 @@ def build_cells(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None
         declared = ", ".join(f'"{name}" {dtype}' for name, dtype, *_ in described)
         con.execute(f"CREATE OR REPLACE TABLE {cells} ({declared})")
         con.execute(f"INSERT INTO {cells} {select}")
-    _set_aged_before(con, line)
+    set_derived_state(con, AGED_STATE, line)
 
 
 def update_cells(con: duckdb.DuckDBPyConnection, table: str, removed: str, added: str) -> None:
@@ -222,7 +212,7 @@ def age_cells(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None:
             f"FROM _aging GROUP BY ALL HAVING sum({WEIGHT}) <> 0"
         )
         con.execute("DROP TABLE _aging")
-    _set_aged_before(con, line)
+    set_derived_state(con, AGED_STATE, line)
 
 
 _LONGEST_WINDOW = max(length for length in WINDOWS.values() if length is not None)

@@ -68,7 +68,13 @@ from pipeline.warehouse.order_keys import (
     rowid_span,
     share_of_orders,
 )
-from pipeline.warehouse.store import first_row, registered, tables_exist
+from pipeline.warehouse.store import (
+    derived_state,
+    first_row,
+    registered,
+    set_derived_state,
+    tables_exist,
+)
 
 HISTORY_TABLE = "status_history"
 ROLLUPS_STATE = "poll_rollups"
@@ -639,20 +645,6 @@ def _set_watermark(con: duckdb.DuckDBPyConnection, value: datetime | None) -> No
         set_derived_state(con, HISTORY_TABLE, None)
     else:
         _set_watermark_of(con, HISTORY_TABLE, value)
-
-
-def derived_state(con: duckdb.DuckDBPyConnection, name: str) -> datetime | None:
-    """The time stored under `name` in `derived_state` (None: not set)."""
-    row = first_row(con, "SELECT value FROM derived_state WHERE name = ?", [name])
-    return row[0] if row else None
-
-
-def set_derived_state(con: duckdb.DuckDBPyConnection, name: str, value: datetime | None) -> None:
-    """Store `value` under `name` in `derived_state`."""
-    con.execute(
-        "INSERT OR REPLACE INTO derived_state (name, value, updated_at) VALUES (?, ?, now())",
-        [name, value],
-    )
 
 
 def _set_watermark_of(con: duckdb.DuckDBPyConnection, name: str, watermark: datetime) -> None:

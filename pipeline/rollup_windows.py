@@ -25,7 +25,7 @@ from pipeline.analytics.rollups import LATENCY_KEYS, POLL_KEYS
 from pipeline.analytics.scorecard import WINDOWS, window_start_sql
 from pipeline.cells import aging_line
 from pipeline.warehouse.schema import LATENCY_ROLLUP_COLUMNS, POLL_ROLLUP_COLUMNS
-from pipeline.warehouse.store import first_row, query, tables_exist
+from pipeline.warehouse.store import derived_state, query, set_derived_state, tables_exist
 
 ROLLUP_TABLES: dict[str, tuple[str, ...]] = {
     "poll_rollups": POLL_KEYS,
@@ -67,11 +67,10 @@ def rollups_by_window(con: duckdb.DuckDBPyConnection, table: str, as_of: datetim
 
 def aged_before(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The aging line of the stored sums; None when there are none to read."""
-    row = first_row(con, "SELECT value FROM derived_state WHERE name = ?", [AGED_STATE])
-    if not row or row[0] is None or not tables_exist(con, list(AGED_TABLES.values())):
+    line = derived_state(con, AGED_STATE)
+    if line is None or not tables_exist(con, list(AGED_TABLES.values())):
         return None
-    value: datetime = row[0]
-    return value
+    return line
 
 
 def age_rollups(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None:
@@ -102,7 +101,7 @@ def age_rollups(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None
         con.execute(f"CREATE OR REPLACE TABLE {aged} ({declared})")
         con.execute(f"INSERT INTO {aged} SELECT * FROM _aged_sums")
         con.execute("DROP TABLE _aged_sums")
-    _set_aged_before(con, line)
+    set_derived_state(con, AGED_STATE, line)
 
 
 def forget_aged_rollups(con: duckdb.DuckDBPyConnection, rewritten_from: datetime | None) -> None:
@@ -110,17 +109,8 @@ def forget_aged_rollups(con: duckdb.DuckDBPyConnection, rewritten_from: datetime
     sums when that reaches before their line."""
     line = aged_before(con)
     if line is not None and (rewritten_from is None or rewritten_from < line):
-        _set_aged_before(con, None)
+        set_derived_state(con, AGED_STATE, None)
 
 
 def _counts(table: str) -> list[str]:
     return [c for c in ROLLUP_SCHEMAS[table] if c not in ROLLUP_TABLES[table]]
-
-
-def _set_aged_before(con: duckdb.DuckDBPyConnection, value: datetime | None) -> None:
-    con.execute("DELETE FROM derived_state WHERE name = ?", [AGED_STATE])
-    if value is not None:
-        con.execute(
-            "INSERT INTO derived_state (name, value, updated_at) VALUES (?, ?, now())",
-            [AGED_STATE, value],
-        )

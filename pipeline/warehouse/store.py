@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,20 @@ def first_row(
     """
     rows = con.execute(sql, list(params) if params else None).fetchall()
     return tuple(rows[0]) if rows else ()
+
+
+def derived_state(con: duckdb.DuckDBPyConnection, name: str) -> datetime | None:
+    """The time stored under `name` in `derived_state` (None: not set)."""
+    row = first_row(con, "SELECT value FROM derived_state WHERE name = ?", [name])
+    return row[0] if row else None
+
+
+def set_derived_state(con: duckdb.DuckDBPyConnection, name: str, value: datetime | None) -> None:
+    """Store `value` under `name` in `derived_state`."""
+    con.execute(
+        "INSERT OR REPLACE INTO derived_state (name, value, updated_at) VALUES (?, ?, now())",
+        [name, value],
+    )
 
 
 def _may_repeat(frame: pl.DataFrame, key: list[str]) -> bool:
