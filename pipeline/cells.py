@@ -25,7 +25,13 @@ import polars as pl
 from pipeline.analytics.metrics import RESOLUTION
 from pipeline.analytics.scorecard import WINDOWS, window_start_sql
 from pipeline.analytics.survival import CENSORED, EVENT, WEIGHT
-from pipeline.warehouse.store import derived_state, query, set_derived_state, tables_exist
+from pipeline.warehouse.store import (
+    declare_table,
+    derived_state,
+    query,
+    set_derived_state,
+    tables_exist,
+)
 
 CELL_GRID = 0.005
 """Relative step of the grid record times are placed on: half a percent, far inside the
@@ -158,12 +164,8 @@ def build_cells(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None
     line = aging_line(newest)
     registration = _stored_registration(line)
     for table, cells in CELL_TABLES.items():
-        # Declared, then filled: DuckDB 2.0 does not widen the statistics of a table created
-        # empty by `CREATE TABLE ... AS` when rows arrive later, and its joins then miss them.
         select = _cells_of(table, table, registration)
-        described = con.execute(f"DESCRIBE {select}").fetchall()
-        declared = ", ".join(f'"{name}" {dtype}' for name, dtype, *_ in described)
-        con.execute(f"CREATE OR REPLACE TABLE {cells} ({declared})")
+        declare_table(con, cells, select)  # then filled: the cells' updates add rows later
         con.execute(f"INSERT INTO {cells} {select}")
     set_derived_state(con, AGED_STATE, line)
 

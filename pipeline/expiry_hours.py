@@ -30,7 +30,13 @@ from pipeline.analytics.survival import WEIGHT
 from pipeline.cells import cell_columns, cells_relation
 from pipeline.records import records_state
 from pipeline.warehouse import query, replace_table
-from pipeline.warehouse.store import first_row, registered, tables_exist
+from pipeline.warehouse.store import (
+    declare_table,
+    described,
+    first_row,
+    registered,
+    tables_exist,
+)
 
 TABLE = "expiry_rates_over_time"
 FINGERPRINTS = "_expiry_hour_fingerprints"
@@ -58,10 +64,10 @@ def refresh_expiry_hours(con: duckdb.DuckDBPyConnection) -> int:
         f"AS fingerprint FROM {cells} GROUP BY ALL"
     )
     prints_kept = tables_exist(con, [FINGERPRINTS]) and (
-        _described(con, FINGERPRINTS) == _described(con, "_hour_prints")
+        described(con, FINGERPRINTS) == described(con, "_hour_prints")
     )
     if not prints_kept:  # none, or stored by another release: every hour is estimated
-        _declare_like(con, FINGERPRINTS, "_hour_prints")
+        declare_table(con, FINGERPRINTS, "_hour_prints")
     # Hours whose fingerprint differs from the stored one, is new, or has no cells any more.
     either = ", ".join(f"coalesce(a.{k}, b.{k}) AS {k}" for k in _KEYS)
     con.execute(
@@ -123,14 +129,3 @@ def _stored_schema(con: duckdb.DuckDBPyConnection) -> pl.Schema | None:
     if not tables_exist(con, [TABLE]):
         return None
     return query(con, f"SELECT * FROM {TABLE} LIMIT 0").schema
-
-
-def _described(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
-    return [(name, dtype) for name, dtype, *_ in con.execute(f"DESCRIBE {table}").fetchall()]
-
-
-def _declare_like(con: duckdb.DuckDBPyConnection, table: str, like: str) -> None:
-    """Create `table` empty with the columns of `like`: declared, not `CREATE ... AS` an
-    empty result, whose statistics DuckDB 2.0 does not widen for rows inserted later."""
-    declared = ", ".join(f'"{name}" {dtype}' for name, dtype in _described(con, like))
-    con.execute(f"CREATE OR REPLACE TABLE {table} ({declared})")

@@ -25,7 +25,13 @@ from pipeline.analytics.rollups import LATENCY_KEYS, POLL_KEYS
 from pipeline.analytics.scorecard import WINDOWS, window_start_sql
 from pipeline.cells import aging_line
 from pipeline.warehouse.schema import LATENCY_ROLLUP_COLUMNS, POLL_ROLLUP_COLUMNS
-from pipeline.warehouse.store import derived_state, query, set_derived_state, tables_exist
+from pipeline.warehouse.store import (
+    declare_table,
+    derived_state,
+    query,
+    set_derived_state,
+    tables_exist,
+)
 
 ROLLUP_TABLES: dict[str, tuple[str, ...]] = {
     "poll_rollups": POLL_KEYS,
@@ -94,11 +100,7 @@ def age_rollups(con: duckdb.DuckDBPyConnection, newest: datetime | None) -> None
             rows += f" UNION ALL SELECT {', '.join(others)}, {', '.join(counts)} FROM {aged}"
         summed = f"SELECT {', '.join(others)}, {sums} FROM ({rows}) GROUP BY ALL"
         con.execute(f"CREATE OR REPLACE TEMP TABLE _aged_sums AS {summed}")
-        # Declared, then filled: DuckDB 2.0 does not widen the statistics of a table created
-        # empty by `CREATE TABLE ... AS` when rows arrive later (`store.replace_table`).
-        described = con.execute("DESCRIBE _aged_sums").fetchall()
-        declared = ", ".join(f'"{name}" {dtype}' for name, dtype, *_ in described)
-        con.execute(f"CREATE OR REPLACE TABLE {aged} ({declared})")
+        declare_table(con, aged, "_aged_sums")  # then filled, since it may be empty
         con.execute(f"INSERT INTO {aged} SELECT * FROM _aged_sums")
         con.execute("DROP TABLE _aged_sums")
     set_derived_state(con, AGED_STATE, line)

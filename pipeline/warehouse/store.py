@@ -194,6 +194,20 @@ def tables_exist(
     return int(row[0]) == len(set(tables))
 
 
+def described(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    """(column, type) of a table or a query's result."""
+    return [(name, dtype) for name, dtype, *_ in con.execute(f"DESCRIBE {relation}").fetchall()]
+
+
+def declare_table(con: duckdb.DuckDBPyConnection, table: str, relation: str) -> None:
+    """Create (or replace) `table` empty with the columns of `relation` (a table or a query).
+    Declared, not created by `CREATE TABLE ... AS` an empty result: DuckDB 2.0 gives such a
+    table statistics that later inserts in the same transaction do not widen, so its filters
+    and joins then miss those rows."""
+    columns = ", ".join(f'"{name}" {dtype}' for name, dtype in described(con, relation))
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+
+
 def replace_table(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -209,12 +223,7 @@ def replace_table(
         if frame.height:
             con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}")
         else:
-            # Declared, not created from the empty result: DuckDB 2.0 gives a table created
-            # empty by `CREATE TABLE ... AS` statistics that later bulk inserts in the same
-            # transaction do not widen, so its filters and joins then miss those rows.
-            columns = con.execute(f"DESCRIBE {select}").fetchall()
-            declared = ", ".join(f'"{name}" {dtype}' for name, dtype, *_ in columns)
-            con.execute(f"CREATE OR REPLACE TABLE {table} ({declared})")
+            declare_table(con, table, select)
     return frame.height
 
 
