@@ -10,7 +10,9 @@ Each step runs in its own process so its peak memory (max RSS) is its own:
 4. `report`: bring the published copy up to date and render the HTML report;
 5. `command`: a second tick, then `pipeline refresh` as its own process (everything a cron
    refresh does, end to end, with the process's start-up);
-6. `prune`: retention moves the polls older than `PRUNE_AFTER` to the Parquet archive
+6. `notebook`: the notebook (`notebooks/order_outcomes.ipynb`) executed top to bottom against
+   the published copy, as Jupyter would (`notebook_scale.py`): its time and its kernel's peak;
+7. `prune`: retention moves the polls older than `PRUNE_AFTER` to the Parquet archive
    (`pipeline.retention`): its time, and the bytes per observation in the warehouse before and
    after and in the archive.
 
@@ -35,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+from notebook_scale import kernel_env, run_notebook
 from own_process import run_measured
 from results_file import write_results
 
@@ -315,7 +318,17 @@ def step_command(workdir: Path) -> dict[str, float]:
     )
 
 
-STEPS = ("load", "full", "tick", "report", "command", "prune")
+def step_notebook(workdir: Path) -> dict[str, float]:
+    """The notebook, top to bottom in a new kernel, against the published copy the `command`
+    step left: its time and the kernel's own peak memory."""
+    os.environ["PIPELINE_DATA_DIR"] = str(workdir)
+    with tempfile.TemporaryDirectory() as scratch:
+        kernel_env(Path(scratch))
+        found = run_notebook()
+    return {"seconds": found["seconds"], "peak_rss_mb": found["kernel_peak_rss_mb"]}
+
+
+STEPS = ("load", "full", "tick", "report", "command", "notebook", "prune")
 
 
 def run_size(size: int) -> dict[str, dict[str, float]]:
@@ -351,6 +364,7 @@ def main() -> None:
                 "tick": step_tick,
                 "report": step_report,
                 "command": step_command,
+                "notebook": step_notebook,
                 "prune": step_prune,
             }
             result = steps[args.step](args.dir)

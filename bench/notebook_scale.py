@@ -36,7 +36,7 @@ TIMEOUT_S = 600
 _PEAK_CELL = "import resource\nprint('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 
 
-def _kernel_env(scratch: Path) -> None:
+def kernel_env(scratch: Path) -> None:
     """Jupyter's folders in `scratch`, and a `python3` kernel that runs this interpreter."""
     os.environ["IPYTHONDIR"] = str(scratch / "ipython")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(scratch / "runtime")
@@ -64,7 +64,7 @@ def _name(cell: Any) -> str:
     return lines[0][:70] if lines else ""
 
 
-def run_once() -> dict[str, Any]:
+def run_notebook() -> dict[str, Any]:
     """One execution in a new kernel: each code cell's seconds, the whole run's and the
     kernel's peak RSS. Raises on any cell's error."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -99,10 +99,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["PIPELINE_DATA_DIR"] = str(args.data_dir.resolve())
     with tempfile.TemporaryDirectory() as scratch:
-        _kernel_env(Path(scratch))
+        kernel_env(Path(scratch))
         rounds = []
         for number in range(args.rounds):
-            found = run_once()
+            found = run_notebook()
             print(number, round(found["seconds"], 2), round(found["kernel_peak_rss_mb"]))
             for seconds, name in found["cells"]:
                 print(f"   {seconds:7.3f}  {name}", flush=True)
