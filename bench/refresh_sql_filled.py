@@ -108,21 +108,29 @@ def _connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def add_tick(data_dir: Path, tick: int = 0) -> None:
-    """`TICK_POLLS` polls of the newest orders still open (skipping the `tick` × `TICK_POLLS`
-    newest, polled by earlier ticks), 5 s after the newest poll, by SQL: each completes."""
+def add_tick(data_dir: Path, tick: int = 0, old_orders: int = 0) -> None:
+    """`TICK_POLLS` polls by SQL, 5 s after the newest poll, each completing its order: of the
+    newest orders still open (skipping the `tick` × `TICK_POLLS` newest, polled by earlier
+    ticks), and with `old_orders` of them instead of orders drawn from the whole history (a
+    late poll of an old order, or a long-running one polled again)."""
     con = _connect(data_dir)
     con.execute(
-        """
+        f"""
         INSERT INTO observations (observation_id, provider, order_id, order_kind, polled_at,
             attempt, http_status, latency_ms, state, provider_status, is_terminal, is_success,
             has_code)
         SELECT md5('tick-' || ? || '-' || order_id), provider, order_id, order_kind,
             (SELECT max(polled_at) FROM observations) + INTERVAL 5 SECOND, 1, 200, 60,
             'completed', 'completed', true, true, false
-        FROM orders WHERE hash(order_id) % 10 = 0 ORDER BY registered_at DESC LIMIT ? OFFSET ?
+        FROM (
+            (SELECT provider, order_id, order_kind FROM orders WHERE hash(order_id) % 10 = 0
+             ORDER BY registered_at DESC LIMIT ? OFFSET ?)
+            UNION
+            (SELECT provider, order_id, order_kind FROM orders
+             USING SAMPLE reservoir({int(old_orders)} ROWS) REPEATABLE ({int(tick)}))
+        )
         """,
-        [tick, TICK_POLLS, tick * TICK_POLLS],
+        [tick, TICK_POLLS - old_orders, tick * TICK_POLLS],
     )
     con.close()
 

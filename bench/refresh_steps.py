@@ -17,7 +17,8 @@ Usage:
     .venv/bin/python bench/refresh_steps.py kept/8300000 --first-tick 10 \\
         --out bench/results/refresh_steps_100m.json
 Each round polls other orders: `--first-tick` names the first round's (`add_tick`), so pass a
-new one for each run on the same warehouse.
+new one for each run on the same warehouse. `--old-orders N` makes N of each tick's polls
+polls of orders drawn from the whole history instead (late polls, long-running orders).
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def _rounds(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     from refresh_sql_filled import add_tick
 
     for tick in range(args.first_tick, args.first_tick + args.rounds):
-        add_tick(args.data_dir, tick)
+        add_tick(args.data_dir, tick, args.old_orders)
         with tempfile.TemporaryDirectory() as scratch:
             out = Path(scratch) / "round.json"
             command = [sys.executable, __file__, "--child", str(out)]
@@ -190,6 +191,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--first-tick", type=int, default=0)
     parser.add_argument("--statements", action="store_true", help="time every statement too")
+    parser.add_argument(
+        "--old-orders",
+        type=int,
+        default=0,
+        help="of each tick's polls, this many of orders drawn from the whole history",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -65,7 +65,7 @@ from pipeline.warehouse.order_keys import (
     keyed_columns,
     keyed_insert,
     keyed_orders,
-    rowid_span,
+    rowid_spans,
     share_of_orders,
 )
 from pipeline.warehouse.store import (
@@ -184,7 +184,7 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     """
     if ensure_order_keys(con, (HISTORY_TABLE, *RECORD_TABLES)):
         # Committed apart: the lookups below bound their scans by rowid, which is safe only
-        # on tables this transaction has not changed (`order_keys.rowid_span`).
+        # on tables this transaction has not changed (`order_keys.rowid_spans`).
         _commit_part(con)
     _rewind_for_polls_stored_late(con)
     watermark = _watermark(con)
@@ -201,8 +201,8 @@ def refresh_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
         return HistoryUpdate("incremental", 0, 0, watermark)
     # The touched orders' whole history, read once: its current rows seed the fold, and with
     # the fold's rows it is what their records are rebuilt from.
-    stored, found, span = _stored_history(con, new, current_only=False)
-    delta = _fold(con, new, stored, found, span)
+    stored, found, spans = _stored_history(con, new, current_only=False)
+    delta = _fold(con, new, stored, found, spans)
     touched = delta.select("provider", "order_id").unique()
     _update_records(con, touched, _after_fold(stored, delta))
     note_changed_orders(con, (HISTORY_TABLE, *RECORD_TABLES), touched)
@@ -219,20 +219,20 @@ def _stored_history(
     their current intervals (what a fold needs); every order the lookup found by key
     (`provider`, `order_id`, `order_key`): those orders and any sharing a key with one (every
     order with a history has a current interval, so each of those shows among them); and the
-    rowid span that holds every stored row of those orders (`order_keys.rowid_span`)."""
+    rowid ranges that hold every stored row of those orders (`order_keys.rowid_spans`)."""
     touched = new.select("provider", "order_id").unique()
     current = "AND t.is_current" if current_only else ""
     with registered(con, "_touched", touched):
         con.execute(f"CREATE OR REPLACE TEMP TABLE _touched_keys AS {keyed_orders('_touched')}")
-        span = rowid_span(con, HISTORY_TABLE, "_touched_keys")
+        spans = rowid_spans(con, HISTORY_TABLE, "_touched_keys")
         found = query(
             con,
             f"SELECT t.* FROM {HISTORY_TABLE} t SEMI JOIN _touched_keys "
-            f"USING ({ORDER_KEY}) WHERE {span} {current}",
+            f"USING ({ORDER_KEY}) WHERE {spans} {current}",
         )
         con.execute("DROP TABLE _touched_keys")
     stored = found.join(touched, on=["provider", "order_id"], how="semi").drop(ORDER_KEY)
-    return stored, found.select("provider", "order_id", ORDER_KEY).unique(), span
+    return stored, found.select("provider", "order_id", ORDER_KEY).unique(), spans
 
 
 def _after_fold(stored: pl.DataFrame, delta: pl.DataFrame) -> pl.DataFrame:
@@ -250,11 +250,11 @@ def _fold(
     new: pl.DataFrame,
     stored: pl.DataFrame,
     found: pl.DataFrame,
-    span: str,
+    spans: str,
 ) -> pl.DataFrame:
     """Fold `new` observations into the history, given the stored rows of the orders they
     touch (their current intervals at least), the orders found by their keys and the rowid
-    span of their rows (`_stored_history`, on the history as this transaction found it); the
+    ranges of their rows (`_stored_history`, on the history as this transaction found it); the
     history rows written."""
     delta = status_history_delta(stored, new)
     with registered(con, _DELTA_VIEW, delta), registered(con, "_found", found):
@@ -276,10 +276,10 @@ def _fold(
             match = "t.provider = d.provider AND t.order_id = d.order_id"
         else:
             match = f"t.{ORDER_KEY} = d.{ORDER_KEY}"
-        # Within the span: a join by key alone reads every row group (0.08 s of 24 M rows).
+        # Within the ranges: a join by key alone reads every row group (0.08 s of 24 M rows).
         con.execute(
             f"DELETE FROM {HISTORY_TABLE} t USING _rewritten d "
-            f"WHERE {match} AND t.interval_seq >= d.first_seq AND {span}"
+            f"WHERE {match} AND t.interval_seq >= d.first_seq AND {spans}"
         )
         con.execute("DROP TABLE _rewritten")
         con.execute(keyed_insert(HISTORY_TABLE, _DELTA_VIEW))
@@ -308,8 +308,8 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
             [start, end],
         )
         read += new.height
-        stored, found, span = _stored_history(con, new, current_only=True)
-        written += _fold(con, new, stored, found, span).height
+        stored, found, spans = _stored_history(con, new, current_only=True)
+        written += _fold(con, new, stored, found, spans).height
         _commit_part(con)
     _build_records(con)
     note_rewritten(con, [HISTORY_TABLE])

@@ -38,7 +38,7 @@ from pipeline.warehouse.order_keys import (
     keyed_insert,
     keyed_orders,
     restore_others,
-    rowid_span,
+    rowid_spans,
 )
 from pipeline.warehouse.store import first_row, registered
 
@@ -80,8 +80,8 @@ def lay_out_by_last_poll(con: duckdb.DuckDBPyConnection) -> None:
     """Rewrite every record table with its rows in order of their order's last poll.
 
     A refresh rewrites the records of the orders it polled, found and deleted within their
-    rowid span (`order_keys.rowid_span`), and appends the new ones: so the records of orders
-    still being polled gather at the end, where the span is narrow. A build writes orders a
+    rowid ranges (`order_keys.rowid_spans`), and appends the new ones: so the records of orders
+    still being polled gather at the end, in a few row groups. A build writes orders a
     share at a time by key, scattering them: at 8.3 M orders the next refresh's three deletes
     then spanned the whole tables and took 0.33 s, against under 0.03 s each laid out (the
     layout took 16 s of a seven-minute build)."""
@@ -107,10 +107,10 @@ def update_records(
     with registered(con, _ORDERS_VIEW, orders.select("provider", "order_id")):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_KEYS} AS {keyed_orders(_ORDERS_VIEW)}")
         for table, frame in records.items():
-            span = rowid_span(con, table, _KEYS)
+            spans = rowid_spans(con, table, _KEYS)
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_OLD_TABLE} AS WITH gone AS (DELETE FROM {table} t "
-                f"USING {_KEYS} k WHERE t.{ORDER_KEY} = k.{ORDER_KEY} AND {span} RETURNING t.*) "
+                f"USING {_KEYS} k WHERE t.{ORDER_KEY} = k.{ORDER_KEY} AND {spans} RETURNING t.*) "
                 "SELECT * FROM gone"
             )
             restore_others(con, table, _OLD_TABLE, _KEYS)

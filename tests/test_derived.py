@@ -375,8 +375,8 @@ def test_the_history_a_tick_rebuilds_records_from_is_the_stored_one(
     _append(warehouse, "observations", new)
     key = ["provider", "order_id", "interval_seq"]
     with warehouse.transaction() as con:
-        stored, found, span = derived._stored_history(con, new, current_only=False)
-        delta = derived._fold(con, new, stored, found, span)
+        stored, found, spans = derived._stored_history(con, new, current_only=False)
+        delta = derived._fold(con, new, stored, found, spans)
         rebuilt_from = derived._after_fold(stored, delta)
     with warehouse.transaction() as con:  # a lookup bounded by rowid: after the commit
         after, _, _ = derived._stored_history(con, delta, current_only=False)
@@ -417,7 +417,7 @@ def test_a_full_build_lays_each_record_table_out_by_last_poll(
 ) -> None:
     """Built in shares of orders by key, the records are then laid out by their order's last
     poll: the orders a refresh polls next (the open ones, polled last) sit together at the
-    end, where its deletes look for them (`order_keys.rowid_span`)."""
+    end, where its deletes look for them (`order_keys.rowid_spans`)."""
     orders, observations = _log()
     _append(warehouse, "orders", orders)
     _append(warehouse, "observations", observations)
@@ -671,10 +671,10 @@ def test_a_full_build_whose_commit_fails_stops_and_is_built_again(
         new: pl.DataFrame,
         stored: pl.DataFrame,
         found: pl.DataFrame,
-        span: str,
+        spans: str,
     ) -> pl.DataFrame:
         calls[0] += 1
-        folded = real_fold(con, new, stored, found, span)
+        folded = real_fold(con, new, stored, found, spans)
         if calls[0] == 2:  # another connection stores the same key first: this commit fails
             con.execute("INSERT INTO derived_state (name) VALUES ('conflict')")
             con.cursor().execute("INSERT INTO derived_state (name) VALUES ('conflict')")

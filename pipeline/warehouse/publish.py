@@ -48,7 +48,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.warehouse.changes import MARK_TABLE, Note, newest_note, noted_since
-from pipeline.warehouse.order_keys import ORDER_KEY, keyed_here, keyed_orders, rowid_span
+from pipeline.warehouse.order_keys import ORDER_KEY, keyed_here, keyed_orders, rowid_spans
 from pipeline.warehouse.store import KEYS, Warehouse, first_row
 
 LOG_TABLES: dict[str, str] = {
@@ -414,10 +414,10 @@ def _sync_noted_orders(
             f"SELECT DISTINCT {ORDER_KEY} FROM ({keyed_orders(f'({changed})')})"
         )
         keys = [ORDER_KEY]
-        # Each side's rows are found within their span: the source is not changed by a
+        # Each side's rows are found within their rowid ranges: the source is not changed by a
         # publish, and the copy's table not before this delete.
-        within = rowid_span(con, f'"{source}"."{table}"', "_noted")
-        gone = rowid_span(con, f'{_COPY}."{table}"', "_noted")
+        within = rowid_spans(con, f'"{source}"."{table}"', "_noted")
+        gone = rowid_spans(con, f'{_COPY}."{table}"', "_noted")
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _noted AS {changed}")
         keys = list(ORDER_COLUMNS)

@@ -1,56 +1,87 @@
-"""Order keys: a span of rowids that bounds a lookup by key without losing any row."""
+"""Order keys: rowid ranges that bound a lookup by key without losing any row."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from pipeline.warehouse.order_keys import keyed_orders, rowid_span
+from pipeline.warehouse import order_keys
+from pipeline.warehouse.order_keys import ROW_GROUP_ROWS, keyed_orders, rowid_spans
+
+G = ROW_GROUP_ROWS
 
 
-def _table(con: duckdb.DuckDBPyConnection) -> None:
+def _table(con: duckdb.DuckDBPyConnection, row_groups: int) -> None:
+    """Table `rows` of `row_groups` full row groups, an order per row: order `o<i>` at rowid i."""
     con.execute(
-        "CREATE TABLE rows AS SELECT 'p' AS provider, 'o' || (i % 5000) AS order_id, "
-        "hash('p', 'o' || (i % 5000)) AS order_key, i FROM range(20000) t(i)"
+        "CREATE TABLE rows AS SELECT 'p' AS provider, 'o' || i AS order_id, "
+        f"hash('p', 'o' || i) AS order_key, i FROM range({row_groups * G}) t(i)"
     )
 
 
-def test_the_span_holds_every_row_of_the_orders_asked_for_and_bounds_the_rest() -> None:
-    """Orders written last sit in the last rows: their span covers them and nothing before;
-    orders with rows spread over the table span it; orders without rows span nothing."""
+def _ask(con: duckdb.DuckDBPyConnection, rowids: list[int]) -> str:
+    """The ranges of the orders at `rowids` (keyed as a refresh keys them), checked to find
+    exactly their rows."""
+    ids = ", ".join(f"('o{i}')" for i in rowids)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE asked AS "
+        + keyed_orders(f"(SELECT 'p' AS provider, order_id FROM (VALUES {ids}) v(order_id))")
+    )
+    condition = rowid_spans(con, "rows", "asked")
+    found = con.execute(
+        f"SELECT list(i ORDER BY i) FROM rows t SEMI JOIN asked USING (order_key) WHERE {condition}"
+    ).fetchone()
+    assert found == (sorted(rowids),)
+    return condition
+
+
+def _ranges(condition: str) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in re.findall(r"BETWEEN (\d+) AND (\d+)", condition)]
+
+
+def test_each_run_of_row_groups_holding_the_orders_asked_for_gets_one_range() -> None:
+    """Orders in row groups 0, 2 and 3 (neighbours: one range) and 5 of six: three ranges,
+    each from the first to the last row asked for, none over row groups 1 and 4."""
     con = duckdb.connect()
-    _table(con)
-    con.execute(
-        "INSERT INTO rows SELECT 'p', 'late' || i, hash('p', 'late' || i), i FROM range(3) t(i)"
-    )
-    for asked, expect_rows in (("('late0'), ('late2')", 2), ("('o7'), ('o4999')", 8)):
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE asked AS "
-            + keyed_orders(f"(SELECT 'p' AS provider, order_id FROM (VALUES {asked}) v(order_id))")
-        )
-        span = rowid_span(con, "rows", "asked")
-        found = con.execute(
-            f"SELECT count(*) FROM rows t SEMI JOIN asked USING (order_key) WHERE {span}"
-        ).fetchone()
-        assert found == (expect_rows,)
-        low, high = (int(v) for v in span.removeprefix("t.rowid BETWEEN ").split(" AND "))
-        if expect_rows == 2:
-            assert low >= 20000  # only the late rows' row group
-        else:
-            assert low <= 7 and high >= 19999 - 1
+    _table(con, 6)
+    condition = _ask(con, [5, 2 * G + 10, 3 * G + 5, 6 * G - 1])
+    assert _ranges(condition) == [(5, 5), (2 * G + 10, 3 * G + 5), (6 * G - 1, 6 * G - 1)]
+
+
+def test_orders_in_every_row_group_span_the_table() -> None:
+    con = duckdb.connect()
+    _table(con, 3)
+    assert _ranges(_ask(con, [7, G + 1, 2 * G + 3, 3 * G - 2])) == [(7, 3 * G - 2)]
+
+
+def test_past_the_most_ranges_the_closest_are_joined(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three runs (row group 0, 2, and 4 with 5) with two ranges allowed: the two runs with
+    the smaller gap between them become one range; every row is still found."""
+    monkeypatch.setattr(order_keys, "MAX_SPANS", 2)
+    con = duckdb.connect()
+    _table(con, 6)
+    condition = _ask(con, [G - 1, 2 * G + 100, 4 * G + 7, 5 * G + 9])
+    assert _ranges(condition) == [(G - 1, 2 * G + 100), (4 * G + 7, 5 * G + 9)]
+
+
+def test_orders_without_rows_match_nothing() -> None:
+    con = duckdb.connect()
+    _table(con, 1)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE asked AS "
         + keyed_orders("(SELECT 'p' AS provider, 'nowhere' AS order_id)")
     )
-    assert rowid_span(con, "rows", "asked") == "false"
+    assert rowid_spans(con, "rows", "asked") == "false"
 
 
-def test_a_lookup_bounded_by_its_span_is_exact_after_deletes_and_inserts(tmp_path: Path) -> None:
-    """The span is a literal condition, so DuckDB 2.0's wrong rows for `rowid IN (subquery)`
+def test_a_lookup_bounded_by_its_ranges_is_exact_after_deletes_and_inserts(tmp_path: Path) -> None:
+    """The ranges are a literal condition, so DuckDB 2.0's wrong rows for `rowid IN (subquery)`
     on a table its transaction has changed do not reach it: on a file table of several row
     groups, after scattered deletes and appended inserts in the same transaction, a lookup
-    and a `DELETE ... RETURNING` bounded by the span give the rows the unbounded ones do."""
+    and a `DELETE ... RETURNING` bounded by the ranges give the rows the unbounded ones do."""
     con = duckdb.connect(str(tmp_path / "span.duckdb"))
     con.execute(
         "CREATE TABLE h AS SELECT 'p' || (i % 4) AS provider, 'o' || (hash(i // 8) % 1000003) "
@@ -73,12 +104,12 @@ def test_a_lookup_bounded_by_its_span_is_exact_after_deletes_and_inserts(tmp_pat
     )
     con.execute("CREATE TEMP TABLE k AS SELECT DISTINCT order_key FROM d")
     expected = sorted(con.execute("SELECT * FROM h t SEMI JOIN k USING (order_key)").fetchall())
-    span = rowid_span(con, "h", "k")
-    bounded = f"SELECT * FROM h t SEMI JOIN k USING (order_key) WHERE {span}"
+    spans = rowid_spans(con, "h", "k")
+    bounded = f"SELECT * FROM h t SEMI JOIN k USING (order_key) WHERE {spans}"
     assert sorted(con.execute(bounded).fetchall()) == expected
     con.execute(
         "CREATE TEMP TABLE gone AS WITH x AS (DELETE FROM h t USING k "
-        f"WHERE t.order_key = k.order_key AND {span} RETURNING t.*) SELECT * FROM x"
+        f"WHERE t.order_key = k.order_key AND {spans} RETURNING t.*) SELECT * FROM x"
     )
     assert sorted(con.execute("SELECT * FROM gone").fetchall()) == expected
     assert con.execute("SELECT count(*) FROM h SEMI JOIN k USING (order_key)").fetchone() == (0,)
