@@ -19,6 +19,8 @@ version that keyed the rows is kept in `derived_state` and another one keys them
 
 from __future__ import annotations
 
+import itertools
+
 import duckdb
 
 from pipeline.warehouse.changes import note_rewritten
@@ -116,19 +118,28 @@ def rowid_spans(con: duckdb.DuckDBPyConnection, table: str, keys: str) -> str:
         f"SELECT t.rowid // {ROW_GROUP_ROWS} AS g, min(t.rowid), max(t.rowid) FROM {table} t "
         f"SEMI JOIN {keys} USING ({ORDER_KEY}) GROUP BY g ORDER BY g"
     ).fetchall()
-    spans: list[list[int]] = []
-    for group, low, high in groups:
-        if spans and spans[-1][2] == group - 1:
-            spans[-1][1:] = [int(high), int(group)]
-        else:
-            spans.append([int(low), int(high), int(group)])
-    while len(spans) > MAX_SPANS:
-        gaps = [spans[i + 1][0] - spans[i][1] for i in range(len(spans) - 1)]
-        i = gaps.index(min(gaps))
-        spans[i : i + 2] = [[spans[i][0], spans[i + 1][1], spans[i + 1][2]]]
-    if not spans:
+    ranges = _ranges_by_run(groups)
+    if not ranges:
         return "false"
-    return "(" + " OR ".join(f"t.rowid BETWEEN {low} AND {high}" for low, high, _ in spans) + ")"
+    return "(" + " OR ".join(f"t.rowid BETWEEN {low} AND {high}" for low, high in ranges) + ")"
+
+
+def _ranges_by_run(groups: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """(first, last) rowid per run of neighbouring row groups, from each group's (number,
+    first, last) in order; past `MAX_SPANS` ranges, the two closest are joined."""
+    ranges: list[tuple[int, int]] = []
+    previous = -2
+    for group, low, high in groups:
+        if group == previous + 1:
+            ranges[-1] = (ranges[-1][0], int(high))
+        else:
+            ranges.append((int(low), int(high)))
+        previous = group
+    while len(ranges) > MAX_SPANS:
+        gaps = [later[0] - earlier[1] for earlier, later in itertools.pairwise(ranges)]
+        i = gaps.index(min(gaps))
+        ranges[i : i + 2] = [(ranges[i][0], ranges[i + 1][1])]
+    return ranges
 
 
 def keyed_here(con: duckdb.DuckDBPyConnection, database: str) -> bool:
