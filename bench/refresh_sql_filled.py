@@ -8,7 +8,7 @@ published copy's tables of order rows) dominate. For each size:
 
 1. `fill`: a fresh warehouse (migrations applied) filled by two `INSERT ... SELECT` statements:
    orders made evenly over 18 months, each polled 12 times 15 s apart (pending, processing,
-   then completed, expired or still open); their ids are hex digests in no order, as
+   then completed, expired or still open; `--polls-per-order` for another count, at least 6); their ids are hex digests in no order, as
    providers' ids are (ids in registration order let DuckDB skip row groups by their bounds);
 2. `full`: `pipeline refresh` as its own process (the first one: history, rollups, records,
    analytics, alerts, the first publish and the report);
@@ -24,6 +24,8 @@ Usage:
     .venv/bin/python bench/refresh_sql_filled.py --orders 8300000 \\
         --out bench/results/refresh_sql_filled_100m.json                 # 100 M observations
     .venv/bin/python bench/refresh_sql_filled.py --orders 20000 --keep kept  # in kept/20000
+    .venv/bin/python bench/refresh_sql_filled.py --orders 16600000 --polls-per-order 6 \
+        --out bench/results/refresh_sql_filled_100m_6_polls.json       # twice the orders
 """
 
 from __future__ import annotations
@@ -46,14 +48,15 @@ RESULTS = Path(__file__).with_name("results") / "refresh_sql_filled.json"
 ORDERS = (170_000, 1_700_000)
 """Orders per run: 2.04 M and 20.4 M observations."""
 POLLS_PER_ORDER = 12
+"""Polls per order by default (`--polls-per-order`, at least 6: four pending, then processing)."""
 SPAN_S = 548 * 86_400
 """Orders are made evenly over 18 months, as at the 100 M target (200 k polls a day)."""
 POLL_EVERY_S = 15
 TICK_POLLS = 1_000
 
 
-def fill(data_dir: Path, n_orders: int) -> dict[str, float]:
-    """A new warehouse in `data_dir` holding `n_orders` orders and their polls."""
+def fill(data_dir: Path, n_orders: int, polls: int = POLLS_PER_ORDER) -> dict[str, float]:
+    """A new warehouse in `data_dir` holding `n_orders` orders and `polls` polls of each."""
     Warehouse(data_dir / "warehouse.duckdb").initialise()
     providers = [(slug, default_kind(slug)) for slug in PROVIDERS]
     started = time.perf_counter()
@@ -72,7 +75,7 @@ def fill(data_dir: Path, n_orders: int) -> dict[str, float]:
         """,
         [n_orders],
     )
-    last = POLLS_PER_ORDER - 1
+    last = polls - 1
     # One order in ten stays open; of the rest, one in seven expires and the others complete.
     con.execute(
         f"""
@@ -87,7 +90,7 @@ def fill(data_dir: Path, n_orders: int) -> dict[str, float]:
                 CASE WHEN k < 4 THEN 'pending' WHEN k < {last} OR open THEN 'processing'
                      WHEN hash(order_id) % 7 = 0 THEN 'expired' ELSE 'completed' END AS state
             FROM (SELECT *, hash(order_id) % 10 = 0 AS open FROM orders) o,
-                 range({POLLS_PER_ORDER}) r(k)
+                 range({polls}) r(k)
         )
         """
     )
@@ -143,13 +146,15 @@ def refresh(data_dir: Path) -> dict[str, float]:
     )
 
 
-def run(n_orders: int, keep: Path | None = None) -> dict[str, dict[str, float]]:
+def run(
+    n_orders: int, keep: Path | None = None, polls: int = POLLS_PER_ORDER
+) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         if keep is not None:  # a new folder, so no earlier run's files are counted
             data_dir = keep / str(n_orders)
             data_dir.mkdir(parents=True)
-        results = {"fill": fill(data_dir, n_orders)}
+        results = {"fill": fill(data_dir, n_orders, polls)}
         print(n_orders, "fill", results["fill"], flush=True)
         results["full"] = refresh(data_dir)
         print(n_orders, "full", results["full"], flush=True)
@@ -174,8 +179,11 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="build each warehouse in DIR/<orders> and leave it there"
     )
+    parser.add_argument("--polls-per-order", type=int, default=POLLS_PER_ORDER)
     args = parser.parse_args()
-    results = {str(n): run(n, args.keep) for n in args.orders}
+    if args.polls_per_order < 6:
+        parser.error("--polls-per-order: at least 6 (four pending, then processing)")
+    results = {str(n): run(n, args.keep, args.polls_per_order) for n in args.orders}
     # Where a kept warehouse went is this machine's business, not the result's.
     command = "python " + " ".join(
         "DIR" if args.keep and arg == str(args.keep) else arg for arg in sys.argv
