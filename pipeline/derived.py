@@ -123,13 +123,15 @@ them (the Dagster assets, the refresh command and the report read it)."""
 # Columns the analytics read from the observation log; `attempt` orders polls in one instant.
 ANALYTICS_OBSERVATION_COLUMNS = ", ".join((*OBSERVATION_FIELDS, "attempt"))
 _DELTA_VIEW = "_history_delta"
-RECORDS_BUILD_MEMORY_LIMIT = "1GB"
-"""DuckDB's memory while every record is rebuilt, beside the polars frames of each share of
-orders (`RECORDS_BUILD_ROWS`). With the warehouse's own limit (4 GB) DuckDB kept what it had
-cached of the history, and the whole first refresh at 8.3 M orders peaked at 4.2-4.4 GB in the
-records build; alone, the records build peaked at 3.2 GB with 2 M rows a share and DuckDB
-at 1.5 GB, and at 2.2 GB with 1 M rows and 1 GB (in 170 s against 118 s). With these the
-whole first refresh peaked at 3.0-3.1 GB (`bench/refresh_memory.py`)."""
+BUILD_MEMORY_LIMIT = "1GB"
+"""DuckDB's memory while the history and every record are built from the whole log, beside the
+polars frames of each slice of polls (`FULL_BUILD_ROWS`) and each share of orders
+(`RECORDS_BUILD_ROWS`). With the warehouse's own limit (4 GB) DuckDB kept what it had cached of
+the history as it grew: the first refresh of 8.3 M orders peaked at 4.2-4.4 GB in the records
+build and, once that was held to 1 GB, that of 16.6 M orders (6 polls each) at 4.5 GB in the
+history's fold. Alone, the records build peaked at 3.2 GB with 2 M rows a share and DuckDB at
+1.5 GB, and at 2.2 GB with 1 M rows and 1 GB (in 170 s against 118 s)
+(`bench/refresh_memory.py`)."""
 RECORDS_BUILD_ROWS = 1_000_000
 """History rows per share of orders in the records build (a share's frames take several times
 what its rows do)."""
@@ -291,7 +293,8 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
 
     Each slice of about `FULL_BUILD_ROWS` observations is folded in as a refresh folds new
     polls (`_fold`), oldest first: the log is read once, each slice found through the row
-    groups' `polled_at` bounds, and memory follows the slice, not the log.
+    groups' `polled_at` bounds, and memory follows the slice, not the log (DuckDB held to
+    `BUILD_MEMORY_LIMIT`, so its cache of the growing history gives way to the slices).
     """
     _refuse_if_pruned(con, HISTORY_TABLE)
     replace_table(
@@ -300,17 +303,18 @@ def _build_status_history(con: duckdb.DuckDBPyConnection) -> HistoryUpdate:
     _set_watermark(con, None)  # committed with the first slice: a build cut short starts over
     note_rewritten(con, [HISTORY_TABLE])  # before and after the build (`note_rewritten`)
     read = written = 0
-    for start, end in _time_slices(con):
-        new = query(
-            con,
-            f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations "
-            "WHERE polled_at >= ? AND polled_at < ?",
-            [start, end],
-        )
-        read += new.height
-        stored, found, spans = _stored_history(con, new, current_only=True)
-        written += _fold(con, new, stored, found, spans).height
-        _commit_part(con)
+    with memory_limit(con, BUILD_MEMORY_LIMIT):
+        for start, end in _time_slices(con):
+            new = query(
+                con,
+                f"SELECT {ANALYTICS_OBSERVATION_COLUMNS} FROM observations "
+                "WHERE polled_at >= ? AND polled_at < ?",
+                [start, end],
+            )
+            read += new.height
+            stored, found, spans = _stored_history(con, new, current_only=True)
+            written += _fold(con, new, stored, found, spans).height
+            _commit_part(con)
     _build_records(con)
     note_rewritten(con, [HISTORY_TABLE])
     newest = first_row(con, "SELECT max(polled_at) FROM observations")[0]
@@ -393,12 +397,12 @@ def _order_rows(con: duckdb.DuckDBPyConnection, touched: pl.DataFrame) -> pl.Dat
 
 def _build_records(con: duckdb.DuckDBPyConnection) -> None:
     """Every order's records from the stored status history, a share of the orders at a time,
-    with DuckDB's memory held to `RECORDS_BUILD_MEMORY_LIMIT` beside each share's frames."""
+    with DuckDB's memory held to `BUILD_MEMORY_LIMIT` beside each share's frames."""
     unmark_records_built(con)  # committed with the first part: a build cut short starts over
     note_rewritten(con, RECORD_TABLES)  # before and after the build (`note_rewritten`)
     total = int(first_row(con, f"SELECT count(*) FROM {HISTORY_TABLE}")[0])
     parts = max(1, -(-total // RECORDS_BUILD_ROWS))
-    with memory_limit(con, RECORDS_BUILD_MEMORY_LIMIT):
+    with memory_limit(con, BUILD_MEMORY_LIMIT):
         history, orders = _sorted_into_shares(con, parts)
         for part in range(parts):
             write_records(

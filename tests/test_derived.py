@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -431,30 +432,40 @@ def test_a_full_build_lays_each_record_table_out_by_last_poll(
         assert last_polls.is_sorted(), table
 
 
-def test_the_records_build_holds_duckdb_memory_low(
+def test_the_build_holds_duckdb_memory_low(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every share of the records is written with DuckDB held to the build's limit (its cache
-    of the history gives way to the shares' frames), and the limit is set back after."""
+    """Every slice of the history's fold and every share of the records are written with
+    DuckDB held to the build's limit (its cache of the growing history gives way to their
+    frames), and the limit is set back after."""
     orders, observations = _log()
     _append(warehouse, "orders", orders)
     _append(warehouse, "observations", observations)
+    monkeypatch.setattr(derived, "FULL_BUILD_ROWS", 500)
     monkeypatch.setattr(derived, "RECORDS_BUILD_ROWS", 50)
-    monkeypatch.setattr(derived, "RECORDS_BUILD_MEMORY_LIMIT", "300MB")
-    real_write, limits = derived.write_records, []
+    monkeypatch.setattr(derived, "BUILD_MEMORY_LIMIT", "300MB")
+    real_fold, real_write = derived._fold, derived.write_records
+    folds: list[str] = []
+    writes: list[str] = []
+
+    def fold_noting_the_limit(con: duckdb.DuckDBPyConnection, *args: Any) -> pl.DataFrame:
+        folds.append(_memory_limit(con))
+        return real_fold(con, *args)
 
     def write_noting_the_limit(
         con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame], *, replace: bool
     ) -> int:
-        limits.append(_memory_limit(con))
+        writes.append(_memory_limit(con))
         return real_write(con, frames, replace=replace)
 
+    monkeypatch.setattr(derived, "_fold", fold_noting_the_limit)
     monkeypatch.setattr(derived, "write_records", write_noting_the_limit)
     with warehouse.transaction() as con:
         before = _memory_limit(con)
         derived.refresh_status_history(con)
         after = _memory_limit(con)
-    assert len(limits) > 1 and set(limits) == {"286.1 MiB"}  # 300 MB as DuckDB shows it
+    assert len(folds) > 1 and set(folds) == {"286.1 MiB"}  # 300 MB as DuckDB shows it
+    assert len(writes) > 1 and set(writes) == {"286.1 MiB"}
     assert after == before != "286.1 MiB"
 
 
