@@ -8,8 +8,9 @@ published copy's tables of order rows) dominate. For each size:
 
 1. `fill`: a fresh warehouse (migrations applied) filled by two `INSERT ... SELECT` statements:
    orders made evenly over 18 months, each polled 12 times 15 s apart (pending, processing,
-   then completed, expired or still open; `--polls-per-order` for another count, at least 6); their ids are hex digests in no order, as
-   providers' ids are (ids in registration order let DuckDB skip row groups by their bounds);
+   then completed, expired or still open; `--polls-per-order` for another count, at least
+   6); their ids are hex digests in no order, as providers' ids are (ids in registration
+   order let DuckDB skip row groups by their bounds);
 2. `full`: `pipeline refresh` as its own process (the first one: history, rollups, records,
    analytics, alerts, the first publish and the report);
 3. `tick`: 1,000 polls newer than the newest arrive by SQL, then `pipeline refresh` again;
